@@ -1,0 +1,32 @@
+# The front door. `make run` benchmarks the offline default; `make test` runs every test.
+VENV := .venv
+PY := $(VENV)/bin/python
+CONFIG ?= bench.yaml
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/install.sh | sha1sum | cut -c1-12)
+
+.PHONY: install install-dev run test lint typecheck check clean
+
+$(VENV)/.installed-%:
+	EXTRAS=dev bash scripts/install.sh
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install install-dev: $(STAMP)
+
+run: $(STAMP)
+	$(PY) run.py --config $(CONFIG) $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf results .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,484 @@
+"""Benchmark configuration: schema and loading.
+
+Everything is validated up front, before ZenML or any model is touched: a bad config fails
+fast with a :class:`~llmbench.errors.ConfigError` naming the file and field. Relative paths
+are resolved against the file that declares them, so a config runs from any directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from llmbench.errors import ConfigError
+from llmbench.scoring.extract import EXTRACTOR_TYPES, ExtractorSpec
+from llmbench.scoring.metrics import METRICS
+from llmbench.suggest import did_you_mean
+from llmbench.types import GenerationParams
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PRICES_FILE = PROJECT_ROOT / "configs" / "prices.yaml"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+DATA_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- prices
+
+
+class PriceEntry(_Strict):
+    """USD per 1M tokens for APIs, or USD per hour of compute for local models."""
+
+    input_per_1m: float | None = Field(default=None, ge=0)
+    output_per_1m: float | None = Field(default=None, ge=0)
+    per_hour: float | None = Field(default=None, ge=0)
+    context_window: int | None = Field(default=None, ge=1)
+    source: str
+    date: str
+
+    @model_validator(mode="after")
+    def _one_basis(self) -> PriceEntry:
+        tokens = self.input_per_1m is not None and self.output_per_1m is not None
+        if tokens == (self.per_hour is not None):
+            raise ValueError(
+                "give either input_per_1m and output_per_1m (API pricing) or per_hour "
+                "(compute-time pricing for local models), not both or neither"
+            )
+        return self
+
+    def cost(self, input_tokens: int, output_tokens: int, compute_s: float) -> float:
+        if self.per_hour is not None:
+            return self.per_hour * compute_s / 3600.0
+        assert self.input_per_1m is not None and self.output_per_1m is not None
+        return (input_tokens * self.input_per_1m + output_tokens * self.output_per_1m) / 1e6
+
+
+class PriceTable(_Strict):
+    models: dict[str, PriceEntry]
+
+
+# ---------------------------------------------------------------- tasks
+
+
+class SourceSpec(_Strict):
+    """Where a task's rows come from: a local file or a Hugging Face Hub dataset."""
+
+    path: str | None = None
+    hf: str | None = None
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    field: str | None = Field(
+        default=None, description="JSON files only: the key holding the list of rows"
+    )
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> SourceSpec:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("set exactly one of 'path' (local file) or 'hf' (Hub dataset id)")
+        if self.path is not None:
+            suffix = Path(self.path).suffix.lower()
+            if suffix not in DATA_FORMATS:
+                raise ValueError(
+                    f"unsupported file type {suffix!r} for {self.path}; "
+                    f"use one of {', '.join(sorted(DATA_FORMATS))}"
+                )
+        return self
+
+    def describe(self) -> str:
+        if self.path is not None:
+            return self.path
+        return f"hf:{self.hf}" + (f"/{self.config}" if self.config else "") + f"[{self.split}]"
+
+
+class FewShotSpec(_Strict):
+    """Worked examples prepended to every prompt, taken from another split or file."""
+
+    source: SourceSpec
+    n: int = Field(ge=1, le=64)
+    separator: str = "\n\n"
+    target_delimiter: str = " "
+
+
+def _metric_shorthand(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _extractor_shorthand(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value
+
+
+class MetricSpec(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known(self) -> MetricSpec:
+        if self.name not in METRICS:
+            raise ValueError(f"unknown metric {self.name!r}; {did_you_mean(self.name, METRICS)}")
+        allowed = METRICS[self.name].options
+        for option in self.options:
+            if option not in allowed:
+                known = did_you_mean(option, allowed) if allowed else "it takes no options"
+                raise ValueError(f"metric {self.name!r} has no option {option!r}; {known}")
+        return self
+
+
+class SampleSpec(_Strict):
+    """The part of a task that decides what each model is asked: data and prompt.
+
+    ``target``, ``sample_id`` and ``choices`` are Jinja2 *expressions* over a row
+    (``answer``, ``'ABCD'[answer]``, ``[choice0, choice1]``); ``template`` and ``system`` are
+    Jinja2 *templates* that can use the row's columns plus ``choices`` and ``letters``.
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    source: SourceSpec
+    target: str = Field(description="Jinja2 expression: the reference answer (str or list)")
+    sample_id: str | None = Field(default=None, description="Jinja2 expression; default: row index")
+    choices: str | None = Field(default=None, description="Jinja2 expression giving a list")
+    system: str | None = None
+    template: str
+    fewshot: FewShotSpec | None = None
+
+
+class TaskSpec(SampleSpec):
+    """A benchmark task (lm-eval style): data and prompt, then generation limits, answer
+    extraction and metrics. Adding a benchmark needs YAML only."""
+
+    description: str = ""
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = Field(default=None, ge=1)
+    extract: list[Annotated[ExtractorSpec, BeforeValidator(_extractor_shorthand)]] = Field(
+        default_factory=list
+    )
+    metrics: list[Annotated[MetricSpec, BeforeValidator(_metric_shorthand)]] = Field(min_length=1)
+
+    def sample_spec(self) -> SampleSpec:
+        """Only what determines the rendered samples: changing metrics or extractors then
+        re-scores without reloading data or regenerating."""
+        return SampleSpec.model_validate(self.model_dump(include=set(SampleSpec.model_fields)))
+
+    @field_validator("extract", mode="before")
+    @classmethod
+    def _known_extractors(cls, value: Any) -> Any:
+        for item in value if isinstance(value, list) else []:
+            kind = (
+                item
+                if isinstance(item, str)
+                else item.get("type")
+                if isinstance(item, dict)
+                else None
+            )
+            if isinstance(kind, str) and kind not in EXTRACTOR_TYPES:
+                raise ValueError(
+                    f"unknown extractor {kind!r}; {did_you_mean(kind, EXTRACTOR_TYPES)}"
+                )
+        return value
+
+
+# ---------------------------------------------------------------- models and the benchmark
+
+
+class ModelSpec(_Strict):
+    """One model under test. ``model`` is the provider's id, or a GGUF path for llamacpp."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    provider: str
+    model: str
+    mode: Literal["chat", "completion"] | None = Field(
+        default=None, description="llamacpp: chat template or plain completion; default per model"
+    )
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="provider-specific settings (e.g. n_ctx, n_threads)"
+    )
+    price: PriceEntry | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, provider: str) -> str:
+        from llmbench.providers.registry import PROVIDERS
+
+        if provider not in PROVIDERS:
+            raise ValueError(f"unknown provider {provider!r}; {did_you_mean(provider, PROVIDERS)}")
+        return provider
+
+    @model_validator(mode="after")
+    def _known_options(self) -> ModelSpec:
+        from llmbench.providers.registry import provider_class
+
+        try:
+            provider_class(self.provider).options_model.model_validate(self.options)
+        except ValidationError as exc:
+            loc, message = format_validation_error(exc)
+            raise ValueError(f"options.{loc}: {message}") from None
+        return self
+
+    def generation_identity(self) -> dict[str, Any]:
+        """What determines the outputs: everything but the price."""
+        return self.model_dump(mode="json", exclude={"price"})
+
+
+class ExecutionSpec(_Strict):
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    limit: int | None = Field(default=None, ge=1, description="first N samples of each task")
+    seed: int = 1234
+
+
+class TrackingSpec(_Strict):
+    experiment: str = "llmbench"
+    uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else a local sqlite store",
+    )
+    artifact_location: str | None = None
+
+
+class BenchConfig(_Strict):
+    name: str = Field(default="bench", pattern=NAME_PATTERN)
+    models: list[ModelSpec] = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> BenchConfig:
+        for kind, names in (
+            ("model", [m.name for m in self.models]),
+            ("task", [t.name for t in self.tasks]),
+        ):
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise ValueError(f"two {kind}s are named {name!r}; {kind} names must be unique")
+                seen.add(name)
+        return self
+
+    def fingerprint(self) -> str:
+        """A stable hash of the resolved config, logged with every run."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def select(self, models: list[str] | None, tasks: list[str] | None) -> BenchConfig:
+        """A copy restricted to the named models and tasks (the CLI's --models/--tasks)."""
+        update: dict[str, Any] = {}
+        for kind, wanted, items in (("models", models, self.models), ("tasks", tasks, self.tasks)):
+            if not wanted:
+                continue
+            by_name = {item.name: item for item in items}
+            for name in wanted:
+                if name not in by_name:
+                    raise ConfigError(
+                        f"no {kind[:-1]} named {name!r} in the config",
+                        field=f"--{kind}",
+                        hint=did_you_mean(name, by_name),
+                    )
+            update[kind] = [by_name[name] for name in wanted]
+        return self.model_copy(update=update)
+
+    def with_limit(self, limit: int | None) -> BenchConfig:
+        if limit is None:
+            return self
+        return self.model_copy(
+            update={"execution": self.execution.model_copy(update={"limit": limit})}
+        )
+
+
+# ---------------------------------------------------------------- loading
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, turning every failure into a ConfigError that names the file."""
+    if not path.is_file():
+        raise ConfigError(
+            "file not found",
+            source=str(path),
+            hint="check the path (relative paths are resolved against the file that names them)",
+        )
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"not valid YAML: {where}{problem}", source=str(path), hint="fix the YAML syntax"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text: {exc}", source=str(path)) from None
+
+
+def format_validation_error(exc: ValidationError) -> tuple[str, str]:
+    """(field path, message) of the first error, readable by someone who wrote the YAML."""
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"] if not _is_union_tag(part))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field; remove it or check its spelling"
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    count = len(exc.errors())
+    if count > 1:
+        message += f" (and {count - 1} more problem{'s' if count > 2 else ''})"
+    return loc, message
+
+
+def _is_union_tag(part: Any) -> bool:
+    return (isinstance(part, str) and part in EXTRACTOR_TYPES) or part in ("str", "dict[str,any]")
+
+
+def _validate(model: type[_Strict], data: Any, source: Path, hint: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        loc, message = format_validation_error(exc)
+        raise ConfigError(message, source=str(source), field=loc or None, hint=hint) from None
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        # A source is replaced whole: a file path and a Hub id must not be mixed.
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "source":
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
+    for holder in (task.get("source"), (task.get("fewshot") or {}).get("source")):
+        if isinstance(holder, dict) and isinstance(holder.get("path"), str):
+            holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
+
+
+def _read_task_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A task file as a dict, with ``include:`` merged in and source paths made absolute."""
+    if path in chain:
+        raise ConfigError("include cycle: " + " -> ".join(str(p) for p in (*chain, path)))
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError("a task file must be a mapping of fields", source=str(path))
+    _resolve_source_paths(data, path.parent)
+    include = data.pop("include", None)
+    if include is None:
+        return data
+    if not isinstance(include, str):
+        raise ConfigError("must be a path to another task file", source=str(path), field="include")
+    parent = _read_task_mapping((path.parent / include).resolve(), (*chain, path))
+    return _deep_merge(parent, data)
+
+
+def load_task_file(path: Path) -> TaskSpec:
+    data = _read_task_mapping(path.resolve())
+    task: TaskSpec = _validate(
+        TaskSpec, data, path, "see the task reference in README.md (Config reference)"
+    )
+    return task
+
+
+def load_prices(path: Path) -> PriceTable:
+    data = read_yaml(path)
+    table: PriceTable = _validate(
+        PriceTable, data, path, "each entry needs source, date and token or hourly prices"
+    )
+    return table
+
+
+def _resolve_price(model: ModelSpec, table: PriceTable, prices_file: Path) -> ModelSpec:
+    if model.price is not None:
+        return model
+    entry = table.models.get(model.model) or table.models.get(model.name)
+    if entry is None:
+        raise ConfigError(
+            f"model {model.name!r} ({model.model}) has no price",
+            source=str(prices_file),
+            hint=f"add an entry for {model.model!r} to {prices_file} or set 'price:' "
+            "on the model in the config (use per_hour for local models)",
+        )
+    return model.model_copy(update={"price": entry})
+
+
+def _tracking_defaults(tracking: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    tracking = dict(tracking)
+    uri = tracking.get("uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        uri = f"sqlite:///{(base_dir / 'mlruns' / 'mlflow.db').resolve()}"
+    elif re.match(r"^sqlite:///(?!/)", uri):
+        uri = f"sqlite:///{(base_dir / uri.removeprefix('sqlite:///')).resolve()}"
+    tracking["uri"] = uri
+    if not tracking.get("artifact_location") and uri.startswith("sqlite:///"):
+        db_dir = Path(uri.removeprefix("sqlite:///")).parent
+        tracking["artifact_location"] = str(db_dir / "artifacts")
+    return tracking
+
+
+def load(path: str | Path) -> BenchConfig:
+    """Read, resolve and validate a benchmark config and everything it references."""
+    config_path = Path(path).resolve()
+    raw = read_yaml(config_path)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            "the config must be a mapping with 'models' and 'tasks'", source=str(config_path)
+        )
+    base_dir = config_path.parent
+    raw = dict(raw)
+    prices_file = Path(raw.pop("prices", None) or DEFAULT_PRICES_FILE)
+    if not prices_file.is_absolute():
+        prices_file = (base_dir / prices_file).resolve()
+
+    for model in raw.get("models") or []:
+        model_file = model.get("model") if isinstance(model, dict) else None
+        if (
+            isinstance(model_file, str)
+            and model_file.endswith(".gguf")
+            and not Path(model_file).is_absolute()
+        ):
+            model["model"] = str((base_dir / model_file).resolve())
+
+    tasks: list[Any] = []
+    entries = raw.get("tasks")
+    for index, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, str):
+            tasks.append(load_task_file(base_dir / entry))
+        elif isinstance(entry, dict):
+            entry = dict(entry)
+            _resolve_source_paths(entry, base_dir)
+            tasks.append(
+                _validate(TaskSpec, entry, config_path, f"fix the inline task at tasks.{index}")
+            )
+        else:
+            raise ConfigError(
+                "each task must be a path to a task YAML file or an inline task mapping",
+                source=str(config_path),
+                field=f"tasks.{index}",
+            )
+    if isinstance(entries, list):
+        raw["tasks"] = tasks
+    raw["tracking"] = _tracking_defaults(raw.get("tracking") or {}, base_dir)
+
+    config: BenchConfig = _validate(
+        BenchConfig, raw, config_path, "see the config reference in README.md"
+    )
+    table = load_prices(prices_file)
+    models = [_resolve_price(m, table, prices_file) for m in config.models]
+    return config.model_copy(update={"models": models})

@@ -1,0 +1,55 @@
+"""The provider contract: one async ``generate`` per backend (the inspect_ai shape).
+
+Request failures are returned to the runner as exceptions and recorded there as error
+rows; a provider only decides whether a failure is worth retrying.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from llmbench.types import Completion, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from llmbench.config import ModelSpec
+
+
+class NoOptions(BaseModel):
+    """Providers without provider-specific settings accept no ``options``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Provider(abc.ABC):
+    """A model backend. Subclasses implement :meth:`generate`; the rest has defaults."""
+
+    name: ClassVar[str]
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> None:
+        """Fail before the run starts if this model cannot be used (files, packages, keys)."""
+        return None
+
+    @abc.abstractmethod
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        """Send one request. ``cost_usd`` is filled in by the runner from the price table."""
+
+    def retryable(self, error: BaseException) -> bool:
+        """Whether a failed request may succeed if sent again (429/5xx/timeouts: yes)."""
+        return False
+
+    def connection_key(self) -> str:
+        """Requests with the same key share a concurrency and rate limit."""
+        return f"{self.name}:{self.spec.model}"
+
+    def close(self) -> None:
+        """Release clients or model memory."""
+        return None

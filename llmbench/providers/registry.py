@@ -1,0 +1,33 @@
+"""Provider names as written in YAML, mapped lazily to their classes.
+
+A provider's SDK is imported only when a model of that provider is built, so validating a
+config or running local models never imports a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from llmbench.errors import ConfigError
+from llmbench.suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from llmbench.config import ModelSpec
+    from llmbench.providers.base import Provider
+
+PROVIDERS: dict[str, str] = {
+    "llamacpp": "llmbench.providers.llamacpp:LlamaCppProvider",
+}
+
+
+def provider_class(name: str) -> type[Provider]:
+    if name not in PROVIDERS:
+        raise ConfigError(f"unknown provider {name!r}", hint=did_you_mean(name, PROVIDERS))
+    module_name, _, class_name = PROVIDERS[name].partition(":")
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+def build_provider(spec: ModelSpec) -> Provider:
+    return provider_class(spec.provider)(spec)

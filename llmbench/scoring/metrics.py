@@ -1,0 +1,91 @@
+"""Registry of metrics, each a Hugging Face ``evaluate`` module under ``metrics/``.
+
+Modules are loaded with ``evaluate.load(<local path>)``, so scoring works offline (loading
+``"rouge"`` by Hub name needs the network). ``evaluate`` is imported only when a metric is
+computed, so validating a config stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import evaluate
+
+METRICS_DIR = Path(__file__).resolve().parents[2] / "metrics"
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    """What a metric is called in YAML, which values it reports and which options it takes."""
+
+    name: str
+    keys: tuple[str, ...]
+    options: frozenset[str] = field(default_factory=frozenset)
+    higher_is_better: bool = True
+    scale: float = 1.0  # the value of a perfect score (sacrebleu reports 0-100)
+
+    def output_keys(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        if self.name == "rouge" and options.get("rouge_types"):
+            return tuple(options["rouge_types"])
+        return self.keys
+
+
+METRICS: dict[str, MetricDef] = {
+    m.name: m
+    for m in (
+        MetricDef(
+            "exact_match",
+            ("exact_match",),
+            frozenset({"ignore_case", "ignore_punctuation", "squad_normalize"}),
+        ),
+        MetricDef("accuracy", ("accuracy",)),
+        MetricDef("token_f1", ("token_f1",)),
+        MetricDef(
+            "rouge",
+            ("rouge1", "rouge2", "rougeL", "rougeLsum"),
+            frozenset({"rouge_types", "use_stemmer"}),
+        ),
+        MetricDef("bleu", ("bleu",), scale=100.0),
+        MetricDef("chrf", ("chrf",), scale=100.0),
+    )
+}
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    aggregate: dict[str, float]
+    per_sample: dict[str, list[float]]
+
+
+@functools.cache
+def load_module(name: str) -> evaluate.EvaluationModule:
+    import evaluate
+
+    return evaluate.load(str(METRICS_DIR / name))
+
+
+def compute_metric(
+    name: str,
+    options: Mapping[str, Any],
+    predictions: Sequence[str],
+    references: Sequence[Sequence[str]],
+) -> MetricResult:
+    """Score predictions; an empty input gives NaN aggregates (nothing was scorable)."""
+    definition = METRICS[name]
+    keys = definition.output_keys(options)
+    if not predictions:
+        return MetricResult({k: math.nan for k in keys}, {k: [] for k in keys})
+    raw = load_module(name).compute(
+        predictions=list(predictions),
+        references=[list(r) for r in references],
+        **dict(options),
+    )
+    assert raw is not None
+    per_sample = {k: [float(v) for v in raw["per_sample"][k]] for k in keys}
+    return MetricResult({k: float(raw[k]) for k in keys}, per_sample)

@@ -1,0 +1,52 @@
+"""Score one model's completions on one task: extract answers, then run the metrics.
+
+A failed request is unscored (NaN) and left out of every aggregate; an answer that could
+not be extracted is scored as wrong.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from llmbench.config import TaskSpec
+from llmbench.scoring.extract import extract
+from llmbench.scoring.metrics import compute_metric
+from llmbench.types import Completion, Sample
+
+SCORE_PREFIX = "score."
+
+
+def score_completions(
+    task: TaskSpec, samples: list[Sample], completions: list[Completion]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-sample scores, aggregates) — aggregates hold one row per metric value."""
+    answers = [extract(c.text, task.extract) if c.error is None else None for c in completions]
+    scorable = [i for i, c in enumerate(completions) if c.error is None]
+    per_sample: dict[str, list[float]] = {}
+    aggregate_rows = []
+    for metric in task.metrics:
+        result = compute_metric(
+            metric.name,
+            metric.options,
+            [answers[i] or "" for i in scorable],
+            [samples[i].references for i in scorable],
+        )
+        for key, values in result.per_sample.items():
+            column = [math.nan] * len(samples)
+            for i, value in zip(scorable, values, strict=True):
+                column[i] = value
+            per_sample[SCORE_PREFIX + key] = column
+            aggregate_rows.append(
+                {
+                    "metric": key,
+                    "value": result.aggregate[key],
+                    "scored": len(scorable),
+                    "samples": len(samples),
+                }
+            )
+    scores = pd.DataFrame(
+        {"sample_id": [s.sample_id for s in samples], "answer": answers, **per_sample}
+    )
+    return scores, pd.DataFrame(aggregate_rows, columns=["metric", "value", "scored", "samples"])

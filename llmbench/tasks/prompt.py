@@ -1,0 +1,131 @@
+"""Render a task's rows into samples with Jinja2 (sandboxed, StrictUndefined).
+
+``target``, ``choices`` and ``sample_id`` are expressions evaluated against a row;
+``template`` and ``system`` are templates that also see ``choices`` and ``letters``.
+A missing variable is an error naming the task, the row and the columns the data has.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from llmbench.config import SampleSpec
+from llmbench.errors import ConfigError, DatasetError
+from llmbench.types import Sample
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+def _as_strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+class TaskRenderer:
+    """Compiled templates of one task; turns raw rows into :class:`Sample` objects."""
+
+    def __init__(self, task: SampleSpec) -> None:
+        self.task = task
+        self.template = self._compile("template", task.template)
+        self.system = self._compile("system", task.system) if task.system else None
+        self.target = self._expression("target", task.target)
+        self.choices = self._expression("choices", task.choices) if task.choices else None
+        self.sample_id = self._expression("sample_id", task.sample_id) if task.sample_id else None
+
+    def _compile(self, field: str, text: str) -> Any:
+        try:
+            return _ENV.from_string(text)
+        except TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"Jinja2 syntax error on line {exc.lineno}: {exc.message}",
+                source=f"task {self.task.name}",
+                field=field,
+            ) from None
+
+    def _expression(self, field: str, text: str) -> Any:
+        try:
+            return _ENV.compile_expression(text, undefined_to_none=False)
+        except TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"not a valid Jinja2 expression: {exc.message}",
+                source=f"task {self.task.name}",
+                field=field,
+                hint="fields hold expressions like: answer, 'ABCD'[label], [choice0, choice1]",
+            ) from None
+
+    def _fail(self, field: str, row: Mapping[str, Any], index: int, exc: Exception) -> DatasetError:
+        columns = row.get("row", row) if isinstance(row.get("row"), Mapping) else row
+        return DatasetError(
+            f"row {index}: {exc} (the data has columns: {', '.join(sorted(columns))})",
+            source=f"task {self.task.name} ({self.task.source.describe()})",
+            field=field,
+            hint="use one of the data's columns in the task's templates, or fix the data",
+        )
+
+    def _evaluate(self, field: str, expression: Any, row: Mapping[str, Any], index: int) -> Any:
+        try:
+            value = expression(**{**row, "row": row})
+        except (UndefinedError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise self._fail(field, row, index, exc) from None
+        if isinstance(value, Undefined):
+            raise self._fail(
+                field, row, index, ValueError(f"{value._undefined_name!r} is undefined")
+            )
+        if value is None:
+            raise self._fail(field, row, index, ValueError("expression gave no value (None)"))
+        return value
+
+    def context(self, row: Mapping[str, Any], index: int) -> dict[str, Any]:
+        choices: tuple[str, ...] = ()
+        if self.choices is not None:
+            choices = _as_strings(self._evaluate("choices", self.choices, row, index))
+        return {
+            **row,
+            "row": row,
+            "choices": list(choices),
+            "letters": string.ascii_uppercase[: len(choices)],
+        }
+
+    def render(self, template: Any, field: str, context: Mapping[str, Any], index: int) -> str:
+        try:
+            return str(template.render(**context)).strip()
+        except (UndefinedError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise self._fail(field, context, index, exc) from None
+
+    def references(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        return tuple(
+            s.strip() for s in _as_strings(self._evaluate("target", self.target, row, index))
+        )
+
+    def fewshot_block(self, rows: Sequence[Mapping[str, Any]]) -> str:
+        spec = self.task.fewshot
+        if spec is None or not rows:
+            return ""
+        shots = []
+        for index, row in enumerate(rows[: spec.n]):
+            question = self.render(
+                self.template, "template (few-shot)", self.context(row, index), index
+            )
+            shots.append(question + spec.target_delimiter + self.references(row, index)[0])
+        return spec.separator.join(shots) + spec.separator
+
+    def sample(self, row: Mapping[str, Any], index: int, fewshot: str = "") -> Sample:
+        context = self.context(row, index)
+        sample_id = (
+            str(self._evaluate("sample_id", self.sample_id, row, index))
+            if self.sample_id is not None
+            else str(index)
+        )
+        return Sample(
+            sample_id=sample_id,
+            prompt=fewshot + self.render(self.template, "template", context, index),
+            system=self.render(self.system, "system", context, index) if self.system else None,
+            references=self.references(row, index),
+            choices=tuple(context["choices"]),
+        )

@@ -1,0 +1,170 @@
+"""Log a finished benchmark to MLflow: a parent run, one child run per model.
+
+Called once, from the pipeline's last step: ZenML's MLflow tracker is not safe with
+parallel steps, and one writer keeps the runs consistent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from llmbench.config import PROJECT_ROOT, BenchConfig
+
+TRACKED_PACKAGES = (
+    "llmbench",
+    "zenml",
+    "mlflow",
+    "llama-cpp-python",
+    "datasets",
+    "evaluate",
+    "openai",
+    "anthropic",
+    "google-genai",
+    "ollama",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_sha() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def ensure_experiment(config: BenchConfig) -> str:
+    """Create the experiment with the configured artifact location if it does not exist."""
+    import mlflow
+
+    assert config.tracking.uri, "load() always resolves the tracking URI"
+    mlflow.set_tracking_uri(config.tracking.uri)
+    experiment = mlflow.get_experiment_by_name(config.tracking.experiment)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(
+        mlflow.create_experiment(
+            config.tracking.experiment, artifact_location=config.tracking.artifact_location
+        )
+    )
+
+
+def price_snapshot(config: BenchConfig) -> dict[str, Any]:
+    return {
+        m.model: m.price.model_dump(exclude_none=True) for m in config.models if m.price is not None
+    }
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and not math.isnan(float(v))}
+
+
+def _model_metrics(board_row: pd.Series) -> dict[str, float]:
+    skip = {"model", "provider", "model_id"}
+    return _finite({k: v for k, v in board_row.items() if k not in skip})
+
+
+def log_benchmark(
+    config: BenchConfig,
+    leaderboard: pd.DataFrame,
+    results: pd.DataFrame,
+    *,
+    run_name: str,
+    extra_params: dict[str, str] | None = None,
+) -> str:
+    """Log everything; returns the parent run id. Reuses an active run as the parent."""
+    import mlflow
+
+    experiment_id = ensure_experiment(config)
+    active = mlflow.active_run()  # ZenML's experiment tracker starts one for the step
+    parent_ctx = (
+        contextlib.nullcontext(active)
+        if active is not None
+        else mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+    )
+    versions = package_versions()
+    with parent_ctx as parent, tempfile.TemporaryDirectory() as tmp:
+        params = {
+            "config_hash": config.fingerprint(),
+            "config_name": config.name,
+            "models": ",".join(m.name for m in config.models),
+            "model_ids": ",".join(m.model for m in config.models),
+            "tasks": ",".join(t.name for t in config.tasks),
+            "limit": str(config.execution.limit),
+            "seed": str(config.execution.seed),
+            "git_sha": git_sha(),
+            **{f"version.{k}": v for k, v in versions.items()},
+            **(extra_params or {}),
+        }
+        mlflow.log_params(params)
+        mlflow.set_tags({"llmbench.kind": "benchmark", "llmbench.run_name": run_name})
+        folder = Path(tmp)
+        leaderboard.to_csv(folder / "leaderboard.csv", index=False)
+        (folder / "config.resolved.yaml").write_text(
+            yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+        )
+        (folder / "prices.snapshot.yaml").write_text(
+            yaml.safe_dump(price_snapshot(config), sort_keys=True)
+        )
+        for name in ("leaderboard.csv", "config.resolved.yaml", "prices.snapshot.yaml"):
+            mlflow.log_artifact(str(folder / name))
+        for model in config.models:
+            board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
+            mine = results[results["model"] == model.name]
+            with mlflow.start_run(
+                experiment_id=parent.info.experiment_id, run_name=model.name, nested=True
+            ):
+                versions_seen = sorted(set(mine["model_version"].dropna()))
+                mlflow.log_params(
+                    {
+                        "model": model.name,
+                        "provider": model.provider,
+                        "model_id": model.model,
+                        "model_version": ",".join(versions_seen) or "unknown",
+                        "params": json.dumps(model.params.model_dump(mode="json"), sort_keys=True),
+                        "options": json.dumps(model.options, sort_keys=True),
+                        "price": json.dumps(
+                            model.price.model_dump(exclude_none=True) if model.price else {},
+                            sort_keys=True,
+                        ),
+                    }
+                )
+                mlflow.set_tags({"llmbench.kind": "model", "llmbench.model": model.name})
+                mlflow.log_metrics(_model_metrics(board_row))
+                table = mine.copy()
+                table["references"] = table["references"].map(lambda r: json.dumps(list(r)))
+                mlflow.log_table(table, artifact_file="samples.json")
+        return str(parent.info.run_id)

@@ -1,0 +1,66 @@
+"""Plain data passed between the stages of a benchmark.
+
+Errors, cost and latency are fields of a :class:`Completion`, not exceptions: a failed
+request is a row like any other, so a run never loses the samples that did succeed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+FinishReason = Literal["stop", "length", "error", "other"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role
+    content: str
+
+
+class GenerationParams(BaseModel):
+    """Sampling parameters sent with a request; the model's defaults merged with the task's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=256, ge=1, le=131072)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+class Sample(BaseModel):
+    """One prompt of a task, rendered and ready to send, with what counts as a right answer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sample_id: str
+    prompt: str
+    system: str | None = None
+    references: tuple[str, ...]
+    choices: tuple[str, ...] = ()
+
+    def messages(self) -> list[Message]:
+        head = [Message(role="system", content=self.system)] if self.system else []
+        return [*head, Message(role="user", content=self.prompt)]
+
+
+class Completion(BaseModel):
+    """What one request produced. ``error`` set means the request failed and is unscored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s: float = 0.0
+    ttft_s: float | None = None
+    finish_reason: FinishReason = "stop"
+    model_version: str | None = None
+    cost_usd: float = 0.0
+    cached: bool = False
+    error: str | None = None

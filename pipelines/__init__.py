@@ -1,0 +1,1 @@
+"""ZenML pipelines (thin: the flow is wired here, the work is done in llmbench/)."""

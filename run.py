@@ -1,0 +1,142 @@
+"""llmbench command line: benchmark the models of a config on its tasks.
+
+    python run.py --config bench.yaml [--no-cache] [--limit N] [--models a,b] [--tasks x,y]
+
+The config is validated (and every task rendered against its data) before ZenML is
+touched; bad input exits with code 2 and one message naming the file and field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from llmbench.config import BenchConfig, load
+from llmbench.environment import configure_environment
+from llmbench.errors import BenchError
+from llmbench.preflight import preflight
+from llmbench.report.output import print_leaderboard, write_outputs
+
+RESULTS_DIR = Path("results")
+
+
+def _names(value: str) -> list[str]:
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more names separated by commas")
+    return names
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Benchmark LLMs on your tasks (ZenML pipeline, MLflow tracking)."
+    )
+    parser.add_argument(
+        "--config", required=True, type=Path, help="benchmark YAML (e.g. bench.yaml)"
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="rerun every step (ZenML cache off)"
+    )
+    parser.add_argument("--limit", type=_positive, help="use only the first N samples of each task")
+    parser.add_argument("--models", type=_names, help="comma-separated model names to run")
+    parser.add_argument("--tasks", type=_names, help="comma-separated task names to run")
+    parser.add_argument(
+        "--output-dir", type=Path, help="where results go (default: results/<run-name>/)"
+    )
+    parser.add_argument("--run-name", help="name of the run (default: <config name>-<UTC time>)")
+    return parser.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> tuple[BenchConfig, dict[str, str]]:
+    config = load(args.config).select(args.models, args.tasks).with_limit(args.limit)
+    return config, preflight(config)
+
+
+def browse_hint(config: BenchConfig) -> str:
+    uri = config.tracking.uri or ""
+    return (
+        "Browse the results:\n"
+        "  ZenML dashboard:  zenml login --local\n"
+        f"  MLflow UI:        mlflow ui --backend-store-uri '{uri}'"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_environment()
+    progress_log = logging.getLogger("llmbench")
+    if not progress_log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        progress_log.addHandler(handler)
+    progress_log.setLevel(logging.INFO)
+    progress_log.propagate = False  # ZenML's root handler would print every line twice
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    try:
+        config, fingerprints = prepare(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+    run_name = args.run_name or f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    output_dir = args.output_dir or RESULTS_DIR / run_name
+    latest = None if args.output_dir else RESULTS_DIR / "latest"
+    console.print(
+        f"llmbench: {len(config.models)} model(s) x {len(config.tasks)} task(s), run {run_name}"
+    )
+
+    from pipelines.execute import run_benchmark  # imports ZenML: only after validation
+
+    try:
+        outcome = run_benchmark(config, fingerprints, run_name, use_cache=not args.no_cache)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # a failed step: say which run, keep the traceback out of the way
+        print(
+            f"error: the pipeline run {run_name} failed: {type(exc).__name__}: {exc}\n"
+            "  see the step logs in the ZenML dashboard (zenml login --local) or rerun: "
+            "finished steps are cached",
+            file=sys.stderr,
+        )
+        return 1
+
+    write_outputs(config, outcome.leaderboard, outcome.results, output_dir, latest_link=latest)
+    print_leaderboard(config, outcome.leaderboard, f"llmbench leaderboard — {run_name}", console)
+    if outcome.generations_cached == outcome.generations:
+        console.print(
+            f"All {outcome.generations} generation steps were cached: no model was called."
+        )
+    else:
+        console.print(
+            f"Generated {outcome.generations - outcome.generations_cached} of "
+            f"{outcome.generations} (model, task) pairs; {outcome.generations_cached} were cached."
+        )
+    console.print(
+        f"Results: {output_dir}/ (leaderboard.csv, samples.jsonl)"
+        + (f"; also {latest}/" if latest else "")
+    )
+    console.print(
+        f"MLflow run: {outcome.mlflow_run_id} in experiment {config.tracking.experiment!r}"
+    )
+    console.print(browse_hint(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

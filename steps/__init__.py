@@ -1,0 +1,1 @@
+"""ZenML steps: thin wrappers over llmbench.stages (all logic lives in llmbench/)."""

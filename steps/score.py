@@ -1,0 +1,22 @@
+"""Step: extract answers, compute metrics and cost for one model on one task."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import step
+
+from llmbench import stages
+from llmbench.config import ModelSpec, TaskSpec
+
+
+@step
+def score(
+    samples: pd.DataFrame, completions: pd.DataFrame, model: dict[str, Any], task: dict[str, Any]
+) -> tuple[Annotated[pd.DataFrame, "results"], Annotated[pd.DataFrame, "aggregates"]]:
+    # ZenML reads the output count from a literal tuple in the return statement.
+    results, aggregates = stages.score(
+        ModelSpec.model_validate(model), TaskSpec.model_validate(task), samples, completions
+    )
+    return results, aggregates

@@ -1,0 +1,31 @@
+"""Step: log the finished benchmark to MLflow, once, at the end of the run.
+
+Never cached (every run is logged) and the only step bound to the MLflow experiment
+tracker: ZenML's tracker is not safe with steps running in parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import get_step_context, step
+
+from llmbench.config import BenchConfig
+from llmbench.tracking.mlflow_log import log_benchmark
+
+TRACKER_NAME = "llmbench-mlflow"
+
+
+@step(enable_cache=False, experiment_tracker=TRACKER_NAME)
+def track(
+    config: dict[str, Any], leaderboard: pd.DataFrame, all_results: pd.DataFrame, run_name: str
+) -> Annotated[str, "mlflow_run_id"]:
+    context = get_step_context()
+    return log_benchmark(
+        BenchConfig.model_validate(config),
+        leaderboard,
+        all_results,
+        run_name=run_name,
+        extra_params={"zenml_run_id": str(context.pipeline_run.id)},
+    )
