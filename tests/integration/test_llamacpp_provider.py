@@ -1,0 +1,78 @@
+"""The embedded llama.cpp provider against the real local models (slow: loads GGUFs)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from llmbench.config import ModelSpec, PriceEntry
+from llmbench.errors import ProviderError
+from llmbench.providers.llamacpp import LlamaCppProvider, resolve_model_file
+from llmbench.types import GenerationParams, Message
+
+pytestmark = pytest.mark.slow
+
+PRICE = PriceEntry(per_hour=0.085, source="test", date="2026-11-29")
+QUESTION = [Message(role="user", content="What is the capital of France? Answer in one word.")]
+
+
+def provider(model: str, **fields: object) -> LlamaCppProvider:
+    spec = ModelSpec.model_validate(
+        {"name": "m", "provider": "llamacpp", "model": model, "price": PRICE, **fields}
+    )
+    return LlamaCppProvider(spec)
+
+
+def run(p: LlamaCppProvider, messages: list[Message], **params: object):  # type: ignore[no-untyped-def]
+    return asyncio.run(p.generate(messages, GenerationParams.model_validate(params)))
+
+
+def test_smollm2_chat_is_greedy_and_deterministic() -> None:
+    p = provider("smollm2-135m-instruct")
+    first = run(p, QUESTION, max_tokens=16, seed=1)
+    second = run(p, QUESTION, max_tokens=16, seed=1)
+    assert p.mode == "chat"
+    assert "Paris" in first.text
+    assert first.text == second.text
+    assert first.input_tokens > 10 and 0 < first.output_tokens <= 16
+    assert first.latency_s > 0
+    assert first.finish_reason == "stop"
+    assert first.model_version is not None and "@" in first.model_version
+    assert first.error is None
+
+
+def test_max_tokens_gives_length_finish() -> None:
+    p = provider("smollm2-135m-instruct")
+    long = [Message(role="user", content="Write a long story about a dragon.")]
+    completion = run(p, long, max_tokens=5)
+    assert completion.output_tokens == 5
+    assert completion.finish_reason == "length"
+
+
+def test_gemma_base_model_uses_completion_with_stop() -> None:
+    p = provider("gemma-3-270m")
+    prompt = [Message(role="user", content="Question: What is the capital of France?\nAnswer:")]
+    completion = run(p, prompt, max_tokens=24, stop=("\n",))
+    assert p.mode == "completion"
+    assert "\n" not in completion.text
+    assert "Paris" in completion.text
+
+
+def test_any_gguf_path_and_concurrent_requests() -> None:
+    path = resolve_model_file("smollm2-135m-instruct")
+    p = provider(str(path), mode="chat")
+
+    async def many() -> list[str]:
+        params = GenerationParams(max_tokens=8)
+        results = await asyncio.gather(*(p.generate(QUESTION, params) for _ in range(4)))
+        return [r.text for r in results]
+
+    texts = asyncio.run(many())
+    assert len(set(texts)) == 1  # serialised and greedy: identical answers
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ProviderError, match="model file not found"):
+        provider(str(tmp_path / "missing.gguf"))
