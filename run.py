@@ -19,8 +19,9 @@ from rich.console import Console
 from llmbench.config import BenchConfig, load
 from llmbench.environment import configure_environment
 from llmbench.errors import BenchError
+from llmbench.estimate import estimate
 from llmbench.preflight import preflight
-from llmbench.report.output import print_leaderboard, write_outputs
+from llmbench.report.output import print_estimates, print_leaderboard, write_outputs
 
 RESULTS_DIR = Path("results")
 
@@ -59,12 +60,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output-dir", type=Path, help="where results go (default: results/<run-name>/)"
     )
     parser.add_argument("--run-name", help="name of the run (default: <config name>-<UTC time>)")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, count prompt tokens and print the estimated cost; call no model",
+    )
     return parser.parse_args(argv)
 
 
-def prepare(args: argparse.Namespace) -> tuple[BenchConfig, dict[str, str]]:
+def prepare(
+    args: argparse.Namespace, missing_keys: list[str] | None = None
+) -> tuple[BenchConfig, dict[str, str]]:
     config = load(args.config).select(args.models, args.tasks).with_limit(args.limit)
-    return config, preflight(config)
+    return config, preflight(config, missing_keys=missing_keys)
 
 
 def browse_hint(config: BenchConfig) -> str:
@@ -87,11 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     progress_log.setLevel(logging.INFO)
     progress_log.propagate = False  # ZenML's root handler would print every line twice
     console = Console(width=None if sys.stdout.isatty() else 120)
+    missing_keys: list[str] | None = [] if args.dry_run else None
     try:
-        config, fingerprints = prepare(args)
+        config, fingerprints = prepare(args, missing_keys)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+    if args.dry_run:
+        print_estimates(estimate(config), console)
+        for message in missing_keys or []:
+            console.print(f"note: {message}: a real run would stop here", markup=False)
+        return 0
 
     run_name = args.run_name or f"{config.name}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     output_dir = args.output_dir or RESULTS_DIR / run_name

@@ -49,6 +49,9 @@ class PriceEntry(_Strict):
 
     input_per_1m: float | None = Field(default=None, ge=0)
     output_per_1m: float | None = Field(default=None, ge=0)
+    cached_input_per_1m: float | None = Field(
+        default=None, ge=0, description="prompt-cache hits, where the provider discounts them"
+    )
     per_hour: float | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, ge=1)
     source: str
@@ -64,11 +67,22 @@ class PriceEntry(_Strict):
             )
         return self
 
-    def cost(self, input_tokens: int, output_tokens: int, compute_s: float) -> float:
+    def cost(
+        self, input_tokens: int, output_tokens: int, compute_s: float, cached_tokens: int = 0
+    ) -> float:
+        """USD for one request: tokens x price, or compute seconds x hourly rate."""
         if self.per_hour is not None:
             return self.per_hour * compute_s / 3600.0
         assert self.input_per_1m is not None and self.output_per_1m is not None
-        return (input_tokens * self.input_per_1m + output_tokens * self.output_per_1m) / 1e6
+        cached_rate = self.cached_input_per_1m
+        if cached_rate is None:
+            cached_tokens, cached_rate = 0, 0.0
+        fresh = input_tokens - cached_tokens
+        return (
+            fresh * self.input_per_1m
+            + cached_tokens * cached_rate
+            + output_tokens * self.output_per_1m
+        ) / 1e6
 
 
 class PriceTable(_Strict):
@@ -211,6 +225,15 @@ class ModelSpec(_Strict):
     options: dict[str, Any] = Field(
         default_factory=dict, description="provider-specific settings (e.g. n_ctx, n_threads)"
     )
+    base_url: str | None = Field(
+        default=None, description="API endpoint; default: the provider's (or its env variable)"
+    )
+    api_key_env: str | None = Field(
+        default=None, description="environment variable holding the key (default: standard)"
+    )
+    stream: bool = Field(
+        default=False, description="stream responses; measures time to first token"
+    )
     price: PriceEntry | None = None
 
     @field_validator("provider")
@@ -226,11 +249,17 @@ class ModelSpec(_Strict):
     def _known_options(self) -> ModelSpec:
         from llmbench.providers.registry import provider_class
 
+        cls = provider_class(self.provider)
         try:
-            provider_class(self.provider).options_model.model_validate(self.options)
+            cls.options_model.model_validate(self.options)
         except ValidationError as exc:
             loc, message = format_validation_error(exc)
             raise ValueError(f"options.{loc}: {message}") from None
+        if not cls.remote and (self.base_url or self.api_key_env or self.stream):
+            raise ValueError(
+                f"provider {self.provider!r} runs in-process: base_url, api_key_env and "
+                "stream do not apply"
+            )
         return self
 
     def generation_identity(self) -> dict[str, Any]:

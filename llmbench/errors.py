@@ -47,5 +47,9 @@ class MissingDependencyError(BenchError):
     """An optional package or model file needed by the configuration is not installed."""
 
 
+class MissingKeyError(BenchError):
+    """A provider's API key is not set; raised before any request is sent."""
+
+
 class ProviderError(BenchError):
     """A provider could not be set up (model file, client). Request failures are data, not this."""

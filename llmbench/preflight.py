@@ -8,17 +8,26 @@ failed pipeline step minutes later.
 from __future__ import annotations
 
 from llmbench.config import BenchConfig
+from llmbench.errors import MissingKeyError
 from llmbench.providers.registry import provider_class
 from llmbench.tasks.build import build_samples
 from llmbench.tasks.loader import source_fingerprint
 
 
-def preflight(config: BenchConfig) -> dict[str, str]:
-    """Validate data, templates and models; returns each task's data fingerprint."""
+def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> dict[str, str]:
+    """Validate data, templates and models; returns each task's data fingerprint.
+
+    With ``missing_keys`` given (a dry run), a missing API key is collected there instead
+    of stopping the check."""
     fingerprints = {}
     for task in config.tasks:
         fingerprints[task.name] = source_fingerprint(task.source)
         build_samples(task, config.execution.limit)
     for model in config.models:
-        provider_class(model.provider).preflight(model)
+        try:
+            provider_class(model.provider).preflight(model)
+        except MissingKeyError as exc:
+            if missing_keys is None:
+                raise
+            missing_keys.append(exc.message)
     return fingerprints

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
-FinishReason = Literal["stop", "length", "error", "other"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
 
 
 class Message(BaseModel):
@@ -55,8 +55,11 @@ class Completion(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = ""
-    input_tokens: int = 0
-    output_tokens: int = 0
+    reasoning: str | None = None  # reasoning/thinking text, kept apart from the answer
+    input_tokens: int = 0  # all prompt tokens, cached ones included
+    output_tokens: int = 0  # all generated tokens, reasoning ones included
+    cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
+    reasoning_tokens: int = 0
     latency_s: float = 0.0
     ttft_s: float | None = None
     finish_reason: FinishReason = "stop"

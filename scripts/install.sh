@@ -12,7 +12,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-}
 WHEEL_DIR=${LLMBENCH_WHEEL_DIR:-$HOME/.cache/llmbench/wheels}
-LLAMA_VERSION=$(sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
+LLAMA_VERSION=$(sed -n 's/.*"llama-cpp-python\(\[[a-z,]*\]\)\{0,1\}==\([0-9.]*\)".*/\2/p' pyproject.toml)
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 
 if [ ! -x "$VENV/bin/python" ]; then

@@ -29,6 +29,7 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     options_model: ClassVar[type[BaseModel]] = NoOptions
+    remote: ClassVar[bool] = True  # talks to a server: base_url, keys and streaming apply
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -42,6 +43,10 @@ class Provider(abc.ABC):
     async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """Send one request. ``cost_usd`` is filled in by the runner from the price table."""
 
+    def secrets(self) -> list[str]:
+        """Values that must never appear in an error message or log (API keys)."""
+        return []
+
     def retryable(self, error: BaseException) -> bool:
         """Whether a failed request may succeed if sent again (429/5xx/timeouts: yes)."""
         return False
@@ -53,3 +58,7 @@ class Provider(abc.ABC):
     def close(self) -> None:
         """Release clients or model memory."""
         return None
+
+    async def aclose(self) -> None:
+        """Release async clients, on the event loop that used them."""
+        self.close()

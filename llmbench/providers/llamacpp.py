@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import importlib.util
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -132,6 +133,29 @@ def file_digest(path: Path) -> str:
     return _DIGESTS[key]
 
 
+_LOG_CALLBACK: Any = None
+
+
+def quiet_llama_logs() -> None:
+    """llama.cpp prints its own informational lines to stderr; keep only its errors."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    error_level = 4  # GGML_LOG_LEVEL_ERROR
+
+    @llama_cpp.llama_log_callback  # type: ignore[untyped-decorator]
+    def _callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        if level == error_level:
+            sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+    _LOG_CALLBACK = _callback
+    llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
 def _finish_reason(raw: str | None) -> FinishReason:
     if raw == "length":
         return "length"
@@ -140,6 +164,7 @@ def _finish_reason(raw: str | None) -> FinishReason:
 
 class LlamaCppProvider(Provider):
     name: ClassVar[str] = "llamacpp"
+    remote: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]] = LlamaCppOptions
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -175,6 +200,7 @@ class LlamaCppProvider(Provider):
                     hint="run 'make install' (it builds the portable wheel once per machine)",
                 ) from None
             key = (str(self.path), self.options)
+            quiet_llama_logs()
             with _LOAD_LOCK:
                 if key not in _LOADED:
                     _LOADED[key] = Llama(

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 
 PROVIDERS: dict[str, str] = {
     "llamacpp": "llmbench.providers.llamacpp:LlamaCppProvider",
+    "openai": "llmbench.providers.openai:OpenAIProvider",
+    "openai_compatible": "llmbench.providers.openai:OpenAICompatibleProvider",
+    "deepseek": "llmbench.providers.openai:DeepSeekProvider",
+    "groq": "llmbench.providers.openai:GroqProvider",
+    "xai": "llmbench.providers.openai:XAIProvider",
+    "together": "llmbench.providers.openai:TogetherProvider",
+    "openrouter": "llmbench.providers.openai:OpenRouterProvider",
+    "anthropic": "llmbench.providers.anthropic:AnthropicProvider",
+    "gemini": "llmbench.providers.gemini:GeminiProvider",
+    "ollama": "llmbench.providers.ollama:OllamaProvider",
 }
 
 

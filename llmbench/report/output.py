@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from llmbench.config import BenchConfig
+from llmbench.estimate import Estimate
 from llmbench.report.leaderboard import primary_metric
 from llmbench.scoring.metrics import METRICS
 from llmbench.tracking.mlflow_log import price_snapshot
@@ -106,3 +107,36 @@ def print_leaderboard(
     config: BenchConfig, leaderboard: pd.DataFrame, title: str, console: Console
 ) -> None:
     console.print(leaderboard_table(config, leaderboard, title))
+
+
+def print_estimates(estimates: list[Estimate], console: Console) -> None:
+    table = Table(title="llmbench dry run — nothing was sent")
+    for header in (
+        "model",
+        "provider",
+        "samples",
+        "prompt tokens",
+        "counted by",
+        "max output tokens",
+        "max cost USD",
+    ):
+        table.add_column(
+            header, justify="left" if header in ("model", "provider", "counted by") else "right"
+        )
+    for e in estimates:
+        cost = "by compute time" if e.max_cost_usd is None else f"${e.max_cost_usd:.4f}"
+        table.add_row(
+            e.model,
+            e.provider,
+            str(e.samples),
+            str(e.prompt_tokens),
+            e.counted_by,
+            str(e.max_output_tokens),
+            cost,
+        )
+    console.print(table)
+    known = [e.max_cost_usd for e in estimates if e.max_cost_usd is not None]
+    if known:
+        console.print(
+            f"At most ${sum(known):.4f} for the token-priced models (every answer at max_tokens)."
+        )

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from llmbench.config import ModelSpec, PriceEntry, TaskSpec
 from llmbench.providers.base import Provider
+from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.types import Completion, GenerationParams, Sample
@@ -26,7 +27,12 @@ def request_params(model: ModelSpec, task: TaskSpec, seed: int) -> GenerationPar
 
 
 def price_completion(completion: Completion, price: PriceEntry) -> Completion:
-    cost = price.cost(completion.input_tokens, completion.output_tokens, completion.latency_s)
+    cost = price.cost(
+        completion.input_tokens,
+        completion.output_tokens,
+        completion.latency_s,
+        completion.cached_tokens,
+    )
     return completion.model_copy(update={"cost_usd": cost})
 
 
@@ -43,7 +49,8 @@ async def _one(
             completion = await provider.generate(sample.messages(), params)
         except Exception as exc:  # a failed request is a row, never a crashed run
             message = str(exc).splitlines()[0] if str(exc) else ""
-            completion = Completion(finish_reason="error", error=f"{type(exc).__name__}: {message}")
+            error = redact(f"{type(exc).__name__}: {message}", provider.secrets())
+            completion = Completion(finish_reason="error", error=error)
     completion = price_completion(completion, price)
     progress.advance(error=completion.error is not None, cost=completion.cost_usd)
     return completion
@@ -60,7 +67,10 @@ async def run_samples(
 ) -> list[Completion]:
     gate = asyncio.Semaphore(concurrency)
     jobs = [_one(provider, s, params, gate, price, progress) for s in samples]
-    return list(await asyncio.gather(*jobs))
+    try:
+        return list(await asyncio.gather(*jobs))
+    finally:
+        await provider.aclose()
 
 
 def generate(
@@ -89,4 +99,3 @@ def generate(
         )
     finally:
         progress.close()
-        provider.close()

@@ -1,0 +1,134 @@
+"""Anthropic Messages API: system prompt as the top-level field, max_tokens required,
+usage including prompt-cache reads and writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llmbench.providers.remote import (
+    Endpoint,
+    RemoteProvider,
+    Stopwatch,
+    finish_reason,
+    sampling,
+    split_system,
+)
+from llmbench.types import Completion, FinishReason, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+    from llmbench.config import ModelSpec
+
+FINISH: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+    "tool_use": "tool_calls",
+}
+
+
+class AnthropicProvider(RemoteProvider):
+    name: ClassVar[str] = "anthropic"
+    endpoint: ClassVar[Endpoint] = Endpoint(None, ("ANTHROPIC_API_KEY",), "ANTHROPIC_BASE_URL")
+    # The Messages API has no seed; asking for one is a config error, not a silent no-op.
+    unsupported_params: ClassVar[frozenset[str]] = frozenset({"seed"})
+
+    @classmethod
+    def resolve_base_url(cls, spec: ModelSpec) -> str | None:
+        return super().resolve_base_url(spec) or "https://api.anthropic.com"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        from anthropic import AsyncAnthropic
+
+        self.client: AsyncAnthropic = AsyncAnthropic(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            max_retries=0,
+            timeout=self.options.timeout_s,
+        )
+
+    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+        system, rest = split_system(messages)
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "max_tokens": params.max_tokens,
+            "messages": [{"role": m.role, "content": m.content} for m in rest],
+            **sampling(params),
+        }
+        if system:
+            body["system"] = system
+        if params.stop:
+            body["stop_sequences"] = list(params.stop)
+        return body
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        body = self.request(messages, params)
+        clock = Stopwatch()
+        if self.spec.stream:
+            return await self._stream(body, clock)
+        response = await self.client.messages.create(**body)
+        text = "".join(block.text for block in response.content if block.type == "text")
+        return self._completion(
+            text, response.stop_reason, response.usage, response.model, clock.elapsed, None
+        )
+
+    async def _stream(self, body: dict[str, Any], clock: Stopwatch) -> Completion:
+        stream = await self.client.messages.create(**body, stream=True)
+        text: list[str] = []
+        usage: Any = None
+        stop: str | None = None
+        model = self.spec.model
+        finished = False
+        async for event in stream:
+            if event.type == "message_start":
+                usage = event.message.usage
+                model = event.message.model
+            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                clock.token()
+                text.append(event.delta.text)
+            elif event.type == "message_delta":
+                stop = event.delta.stop_reason
+                if usage is not None:
+                    usage.output_tokens = event.usage.output_tokens
+            elif event.type == "message_stop":
+                finished = True
+        if usage is None or not finished:
+            raise ConnectionError("the stream ended before message_stop (dropped)")
+        return self._completion("".join(text), stop, usage, model, clock.elapsed, clock.first_token)
+
+    def _completion(
+        self,
+        text: str,
+        stop: str | None,
+        usage: Any,
+        model: str,
+        latency: float,
+        ttft: float | None,
+    ) -> Completion:
+        cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+        cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+        return Completion(
+            text=text,
+            input_tokens=usage.input_tokens + cache_read + cache_write,
+            output_tokens=usage.output_tokens,
+            cached_tokens=cache_read,
+            latency_s=latency,
+            ttft_s=ttft,
+            finish_reason=finish_reason(stop, FINISH),
+            model_version=model,
+        )
+
+    def retryable(self, error: BaseException) -> bool:
+        import anthropic
+
+        if isinstance(error, (anthropic.RateLimitError, anthropic.APIConnectionError)):
+            return True
+        return isinstance(error, anthropic.APIStatusError) and error.status_code >= 500
+
+    async def aclose(self) -> None:
+        await self.client.close()

@@ -1,0 +1,155 @@
+"""Google Gemini through google-genai: generate_content with a system instruction.
+
+A prompt or answer blocked by safety filters, or an empty candidate list, is an error row
+(with its token usage), not a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llmbench.providers.remote import (
+    Endpoint,
+    RemoteProvider,
+    Stopwatch,
+    finish_reason,
+    split_system,
+)
+from llmbench.types import Completion, FinishReason, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from google.genai import Client
+
+    from llmbench.config import ModelSpec
+
+FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "max_tokens": "length",
+    "safety": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "spii": "content_filter",
+    "image_safety": "content_filter",
+}
+BLOCKED = {"safety", "recitation", "blocklist", "prohibited_content", "spii", "image_safety"}
+
+
+def _enum_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value)).lower()
+
+
+class GeminiProvider(RemoteProvider):
+    name: ClassVar[str] = "gemini"
+    endpoint: ClassVar[Endpoint] = Endpoint(
+        None, ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "GEMINI_BASE_URL"
+    )
+
+    @classmethod
+    def resolve_base_url(cls, spec: ModelSpec) -> str | None:
+        return super().resolve_base_url(spec) or "https://generativelanguage.googleapis.com"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        from google import genai
+        from google.genai import types
+
+        self.client: Client = genai.Client(
+            api_key=self.api_key,
+            http_options=types.HttpOptions(
+                base_url=self.base_url, timeout=int(self.options.timeout_s * 1000)
+            ),
+        )
+
+    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+        from google.genai import types
+
+        system, rest = split_system(messages)
+        contents = [
+            types.Content(
+                role="model" if m.role == "assistant" else "user",
+                parts=[types.Part(text=m.content)],
+            )
+            for m in rest
+        ]
+        config = types.GenerateContentConfig(
+            system_instruction=system,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_output_tokens=params.max_tokens,
+            stop_sequences=list(params.stop) or None,
+            seed=params.seed,
+            response_mime_type="application/json" if self.options.json_mode else None,
+        )
+        return {"model": self.spec.model, "contents": contents, "config": config}
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        body = self.request(messages, params)
+        clock = Stopwatch()
+        if not self.spec.stream:
+            response = await self.client.aio.models.generate_content(**body)
+            return self._completion([response], clock.elapsed, None)
+        chunks = []
+        async for chunk in await self.client.aio.models.generate_content_stream(**body):
+            if _text(chunk):
+                clock.token()
+            chunks.append(chunk)
+        return self._completion(chunks, clock.elapsed, clock.first_token)
+
+    def _completion(self, chunks: list[Any], latency: float, ttft: float | None) -> Completion:
+        text = "".join(_text(c) for c in chunks)
+        last = chunks[-1] if chunks else None
+        usage = next((c.usage_metadata for c in reversed(chunks) if c.usage_metadata), None)
+        candidates = [cand for c in chunks for cand in (c.candidates or [])]
+        finish = next(
+            (_enum_name(cand.finish_reason) for cand in reversed(candidates) if cand.finish_reason),
+            None,
+        )
+        feedback = getattr(last, "prompt_feedback", None)
+        block = _enum_name(getattr(feedback, "block_reason", None))
+        error = None
+        if block:
+            error = f"blocked: prompt blocked by the provider ({block})"
+        elif finish in BLOCKED:
+            error = f"blocked: answer stopped by the provider's filter ({finish})"
+        elif not candidates:
+            error = "empty response: no candidates"
+        thoughts = getattr(usage, "thoughts_token_count", None) or 0
+        return Completion(
+            text=text,
+            input_tokens=getattr(usage, "prompt_token_count", None) or 0,
+            output_tokens=(getattr(usage, "candidates_token_count", None) or 0) + thoughts,
+            cached_tokens=getattr(usage, "cached_content_token_count", None) or 0,
+            reasoning_tokens=thoughts,
+            latency_s=latency,
+            ttft_s=ttft,
+            finish_reason="content_filter" if block else finish_reason(finish, FINISH),
+            model_version=getattr(last, "model_version", None) or self.spec.model,
+            error=error,
+        )
+
+    def retryable(self, error: BaseException) -> bool:
+        import httpx
+        from google.genai import errors
+
+        if isinstance(error, errors.ServerError):
+            return True
+        if isinstance(error, errors.ClientError):
+            return error.code in (408, 429)
+        return isinstance(error, httpx.TransportError)
+
+    async def aclose(self) -> None:
+        await self.client.aio.aclose()
+
+
+def _text(chunk: Any) -> str:
+    parts = []
+    for candidate in chunk.candidates or []:
+        content = candidate.content
+        for part in content.parts if content and content.parts else []:
+            if part.text and not getattr(part, "thought", False):
+                parts.append(part.text)
+    return "".join(parts)

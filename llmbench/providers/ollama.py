@@ -1,0 +1,102 @@
+"""Ollama's /api/chat through ollama.AsyncClient; host from the model or OLLAMA_HOST."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from llmbench.providers.remote import Endpoint, RemoteProvider, Stopwatch, finish_reason
+from llmbench.types import Completion, FinishReason, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from ollama import AsyncClient
+
+    from llmbench.config import ModelSpec
+
+FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "load": "other"}
+
+
+class OllamaProvider(RemoteProvider):
+    name: ClassVar[str] = "ollama"
+    endpoint: ClassVar[Endpoint] = Endpoint(
+        "http://127.0.0.1:11434", (), "OLLAMA_HOST", key_required=False
+    )
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        from ollama import AsyncClient
+
+        self.client: AsyncClient = AsyncClient(host=self.base_url, timeout=self.options.timeout_s)
+
+    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "temperature": params.temperature,
+            "num_predict": params.max_tokens,
+        }
+        if params.top_p is not None:
+            options["top_p"] = params.top_p
+        if params.stop:
+            options["stop"] = list(params.stop)
+        if params.seed is not None:
+            options["seed"] = params.seed
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "options": options,
+        }
+        if self.options.json_mode:
+            body["format"] = "json"
+        return body
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        body = self.request(messages, params)
+        clock = Stopwatch()
+        if not self.spec.stream:
+            response = await self.client.chat(**body, stream=False)
+            return self._completion(
+                response.message.content or "",
+                response.message.thinking,
+                response,
+                clock.elapsed,
+                None,
+            )
+        text: list[str] = []
+        thinking: list[str] = []
+        final: Any = None
+        async for part in await self.client.chat(**body, stream=True):
+            if part.message.content or part.message.thinking:
+                clock.token()
+            text.append(part.message.content or "")
+            thinking.append(part.message.thinking or "")
+            if part.done:
+                final = part
+        if final is None:
+            raise ConnectionError("the stream ended before its final message (dropped)")
+        return self._completion(
+            "".join(text), "".join(thinking) or None, final, clock.elapsed, clock.first_token
+        )
+
+    def _completion(
+        self, text: str, thinking: str | None, final: Any, latency: float, ttft: float | None
+    ) -> Completion:
+        return Completion(
+            text=text,
+            reasoning=thinking or None,
+            input_tokens=final.prompt_eval_count or 0,
+            output_tokens=final.eval_count or 0,
+            latency_s=latency,
+            ttft_s=ttft,
+            finish_reason=finish_reason(final.done_reason, FINISH),
+            model_version=final.model or self.spec.model,
+        )
+
+    def retryable(self, error: BaseException) -> bool:
+        import httpx
+        from ollama import ResponseError
+
+        if isinstance(error, ResponseError):
+            return error.status_code in (408, 429) or error.status_code >= 500
+        return isinstance(error, httpx.TransportError)
+
+    async def aclose(self) -> None:
+        await self.client.close()  # type: ignore[no-untyped-call]

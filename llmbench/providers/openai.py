@@ -1,0 +1,231 @@
+"""OpenAI Chat Completions, and the hosts that speak the same API.
+
+Presets give each OpenAI-compatible host its endpoint and key variable: DeepSeek (V3 is
+``deepseek-chat``, R1 ``deepseek-reasoner``, whose reasoning is kept apart from the answer),
+Groq, xAI, Together, OpenRouter; ``openai_compatible`` takes any ``base_url`` (vLLM, the
+llama.cpp server, LM Studio). Reasoning models (o1/o3/o4, gpt-5) get
+``max_completion_tokens`` and no sampling parameters; their reasoning tokens are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from llmbench.providers.remote import (
+    Endpoint,
+    RemoteOptions,
+    RemoteProvider,
+    Stopwatch,
+    finish_reason,
+    sampling,
+)
+from llmbench.types import Completion, FinishReason, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+
+    from llmbench.config import ModelSpec
+
+FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+class OpenAIOptions(RemoteOptions):
+    reasoning: bool | None = Field(
+        default=None, description="treat as a reasoning model (default: by model id)"
+    )
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fields a compatible server takes beyond the OpenAI API "
+        "(e.g. llama.cpp's repeat_penalty, vLLM's top_k)",
+    )
+
+
+def is_reasoning_model(model: str) -> bool:
+    return model.split("/")[-1].startswith(REASONING_PREFIXES)
+
+
+def _field(obj: Any, name: str) -> Any:
+    """A response field, including the extras a compatible host adds (reasoning_content)."""
+    value = getattr(obj, name, None)
+    if value is None and getattr(obj, "model_extra", None):
+        value = obj.model_extra.get(name)
+    return value
+
+
+class OpenAIProvider(RemoteProvider):
+    name: ClassVar[str] = "openai"
+    endpoint: ClassVar[Endpoint] = Endpoint(
+        "https://api.openai.com/v1", ("OPENAI_API_KEY",), "OPENAI_BASE_URL"
+    )
+    options_model = OpenAIOptions
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        from openai import AsyncOpenAI
+
+        self.client: AsyncOpenAI = AsyncOpenAI(
+            api_key=self.api_key or "not-needed",
+            base_url=self.base_url,
+            max_retries=0,  # one retry layer: llmbench's own
+            timeout=self.options.timeout_s,
+        )
+
+    @property
+    def reasoning(self) -> bool:
+        options = OpenAIOptions.model_validate(self.spec.options)
+        return (
+            options.reasoning
+            if options.reasoning is not None
+            else is_reasoning_model(self.spec.model)
+        )
+
+    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+        options = OpenAIOptions.model_validate(self.spec.options)
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        }
+        if self.reasoning:
+            body["max_completion_tokens"] = params.max_tokens
+            if options.reasoning_effort:
+                body["reasoning_effort"] = options.reasoning_effort
+        else:
+            body["max_tokens"] = params.max_tokens
+            body.update(sampling(params))
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if options.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        if options.extra_body:
+            body["extra_body"] = dict(options.extra_body)
+        return body
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        body = self.request(messages, params)
+        clock = Stopwatch()
+        if self.spec.stream:
+            return await self._stream(body, clock)
+        response = await self.client.chat.completions.create(**body)
+        choice = response.choices[0]
+        return self._completion(
+            text=choice.message.content or "",
+            reasoning=_field(choice.message, "reasoning_content"),
+            finish=choice.finish_reason,
+            usage=response.usage,
+            model=response.model,
+            latency=clock.elapsed,
+            ttft=None,
+        )
+
+    async def _stream(self, body: dict[str, Any], clock: Stopwatch) -> Completion:
+        stream = await self.client.chat.completions.create(
+            **body, stream=True, stream_options={"include_usage": True}
+        )
+        text: list[str] = []
+        reasoning: list[str] = []
+        finish: str | None = None
+        usage: Any = None
+        model = self.spec.model
+        async for chunk in stream:
+            model = chunk.model or model
+            if chunk.usage is not None:
+                usage = chunk.usage
+            for choice in chunk.choices:
+                delta = choice.delta
+                piece = delta.content or ""
+                thought = _field(delta, "reasoning_content") or ""
+                if piece or thought:
+                    clock.token()
+                text.append(piece)
+                reasoning.append(thought)
+                finish = choice.finish_reason or finish
+        if usage is None:
+            raise ConnectionError("the stream ended without usage (dropped before the end)")
+        return self._completion(
+            text="".join(text),
+            reasoning="".join(reasoning) or None,
+            finish=finish,
+            usage=usage,
+            model=model,
+            latency=clock.elapsed,
+            ttft=clock.first_token,
+        )
+
+    def _completion(
+        self,
+        *,
+        text: str,
+        reasoning: str | None,
+        finish: str | None,
+        usage: Any,
+        model: str,
+        latency: float,
+        ttft: float | None,
+    ) -> Completion:
+        details = getattr(usage, "completion_tokens_details", None)
+        prompt_details = getattr(usage, "prompt_tokens_details", None)
+        cached = getattr(prompt_details, "cached_tokens", None) or _field(
+            usage,
+            "prompt_cache_hit_tokens",  # DeepSeek's name for prompt-cache hits
+        )
+        return Completion(
+            text=text,
+            reasoning=reasoning,
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            cached_tokens=int(cached or 0),
+            reasoning_tokens=int(getattr(details, "reasoning_tokens", None) or 0),
+            latency_s=latency,
+            ttft_s=ttft,
+            finish_reason=finish_reason(finish, FINISH),
+            model_version=model,
+        )
+
+    def retryable(self, error: BaseException) -> bool:
+        import openai
+
+        if isinstance(error, (openai.RateLimitError, openai.APIConnectionError)):
+            return True  # APITimeoutError is an APIConnectionError
+        return isinstance(error, openai.APIStatusError) and error.status_code >= 500
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def _preset(
+    preset: str, base_url: str | None, key: str, *, key_required: bool = True
+) -> type[OpenAIProvider]:
+    endpoint = Endpoint(
+        base_url,
+        (key,) if key else (),
+        f"{preset.upper()}_BASE_URL",
+        key_required=key_required,
+    )
+    return type(
+        f"{preset.title().replace('_', '')}Provider",
+        (OpenAIProvider,),
+        {"name": preset, "endpoint": endpoint, "__module__": __name__},
+    )
+
+
+DeepSeekProvider = _preset("deepseek", "https://api.deepseek.com", "DEEPSEEK_API_KEY")
+GroqProvider = _preset("groq", "https://api.groq.com/openai/v1", "GROQ_API_KEY")
+XAIProvider = _preset("xai", "https://api.x.ai/v1", "XAI_API_KEY")
+TogetherProvider = _preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY")
+OpenRouterProvider = _preset("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY")
+# Any server that speaks the API (vLLM, llama.cpp's server, LM Studio): base_url required,
+# a key only when the model names api_key_env.
+OpenAICompatibleProvider = _preset("openai_compatible", None, "", key_required=False)

@@ -1,0 +1,138 @@
+"""What every HTTP provider shares: endpoint and key resolution, options, timing, finish reasons."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmbench.errors import ConfigError
+from llmbench.providers.base import Provider
+from llmbench.providers.keys import read_key
+from llmbench.types import FinishReason, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from llmbench.config import ModelSpec
+
+
+class RemoteOptions(BaseModel):
+    """Settings every HTTP provider accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(default=120.0, gt=0, description="per-request timeout")
+    json_mode: bool = Field(default=False, description="ask for a JSON object as the answer")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a provider lives by default and which variables override it."""
+
+    base_url: str | None
+    key_variables: tuple[str, ...]
+    base_url_variable: str | None = None
+    key_required: bool = True
+
+
+class RemoteProvider(Provider):
+    """A provider that calls an HTTP API through its vendor's official SDK."""
+
+    endpoint: ClassVar[Endpoint]
+    unsupported_params: ClassVar[frozenset[str]] = frozenset()
+    options_model: ClassVar[type[BaseModel]] = RemoteOptions
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.preflight(spec)
+        self.api_key = self.resolve_key(spec)
+        self.base_url = self.resolve_base_url(spec)
+
+    @classmethod
+    def key_variables(cls, spec: ModelSpec) -> tuple[str, ...]:
+        return (spec.api_key_env,) if spec.api_key_env else cls.endpoint.key_variables
+
+    @classmethod
+    def resolve_key(cls, spec: ModelSpec) -> str | None:
+        variables = cls.key_variables(spec)
+        if not variables:
+            return None
+        if not cls.endpoint.key_required and not spec.api_key_env:
+            return next((os.environ[v] for v in variables if os.environ.get(v)), None)
+        return read_key(variables, model=spec.name)
+
+    @classmethod
+    def resolve_base_url(cls, spec: ModelSpec) -> str | None:
+        variable = cls.endpoint.base_url_variable
+        from_env = os.environ.get(variable, "").strip() if variable else ""
+        return spec.base_url or from_env or cls.endpoint.base_url
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> None:
+        """Key present, base URL known, no parameter the API lacks — before any call."""
+        explicit = spec.params.model_fields_set & cls.unsupported_params
+        if explicit:
+            raise ConfigError(
+                f"{cls.name} does not support {', '.join(sorted(explicit))}",
+                field=f"models.{spec.name}.params",
+                hint=f"remove {', '.join(sorted(explicit))} from the model's params",
+            )
+        if cls.resolve_base_url(spec) is None:
+            raise ConfigError(
+                f"model {spec.name!r} needs a base_url",
+                field=f"models.{spec.name}.base_url",
+                hint="set base_url to the server's endpoint, e.g. http://127.0.0.1:8000/v1",
+            )
+        cls.resolve_key(spec)
+
+    def secrets(self) -> list[str]:
+        return [self.api_key] if self.api_key else []
+
+    @property
+    def options(self) -> RemoteOptions:
+        options = self.options_model.model_validate(self.spec.options)
+        assert isinstance(options, RemoteOptions)
+        return options
+
+    def connection_key(self) -> str:
+        return f"{self.name}:{self.base_url}"
+
+
+def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Message]]:
+    """APIs that take the system prompt as a separate field get it joined here."""
+    system = [m.content for m in messages if m.role == "system"]
+    rest = [m for m in messages if m.role != "system"]
+    return ("\n\n".join(system) if system else None), rest
+
+
+def finish_reason(raw: str | None, mapping: dict[str, FinishReason]) -> FinishReason:
+    if raw is None:
+        return "stop"
+    return mapping.get(raw.lower(), "other")
+
+
+class Stopwatch:
+    """Latency of a request and, when streaming, time to the first token."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first_token: float | None = None
+
+    def token(self) -> None:
+        if self.first_token is None:
+            self.first_token = time.perf_counter() - self.started
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def sampling(params: GenerationParams) -> dict[str, object]:
+    """The sampling parameters that are set, under their common names."""
+    out: dict[str, object] = {"temperature": params.temperature}
+    if params.top_p is not None:
+        out["top_p"] = params.top_p
+    return out
