@@ -234,6 +234,11 @@ class ModelSpec(_Strict):
     stream: bool = Field(
         default=False, description="stream responses; measures time to first token"
     )
+    secret: str | None = Field(
+        default=None,
+        description="ZenML secret whose keys (e.g. OPENAI_API_KEY) become environment "
+        "variables for this model's steps",
+    )
     price: PriceEntry | None = None
 
     @field_validator("provider")
@@ -255,10 +260,10 @@ class ModelSpec(_Strict):
         except ValidationError as exc:
             loc, message = format_validation_error(exc)
             raise ValueError(f"options.{loc}: {message}") from None
-        if not cls.remote and (self.base_url or self.api_key_env or self.stream):
+        if not cls.remote and (self.base_url or self.api_key_env or self.stream or self.secret):
             raise ValueError(
-                f"provider {self.provider!r} runs in-process: base_url, api_key_env and "
-                "stream do not apply"
+                f"provider {self.provider!r} runs in-process: base_url, api_key_env, "
+                "stream and secret do not apply"
             )
         return self
 

@@ -43,7 +43,9 @@ def benchmark(config: dict[str, Any], fingerprints: dict[str, str], run_name: st
                 extra={
                     "concurrency": bench.execution.concurrency,
                     "price": model.price.model_dump(mode="json"),
-                }
+                },
+                # A secret's keys become environment variables during this step only.
+                secrets=[model.secret] if model.secret else None,
             ).submit(
                 samples=samples[task.name],
                 model=model.generation_identity(),

@@ -8,6 +8,9 @@ import pandas as pd
 from zenml.enums import ExecutionStatus
 
 from llmbench.config import BenchConfig
+from llmbench.errors import ConfigError
+from llmbench.providers.registry import provider_class
+from llmbench.providers.remote import RemoteProvider
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
 from pipelines.stack import ensure_local_stack
@@ -24,10 +27,38 @@ class RunOutcome:
     generations_cached: int
 
 
+def check_secrets(config: BenchConfig) -> None:
+    """Every ZenML secret a model names exists and holds its key variable."""
+    from zenml.client import Client
+
+    client = Client()
+    for model in config.models:
+        if not model.secret:
+            continue
+        cls = provider_class(model.provider)
+        try:
+            secret = client.get_secret(model.secret)
+        except KeyError:
+            raise ConfigError(
+                f"ZenML secret {model.secret!r} not found",
+                field=f"models.{model.name}.secret",
+                hint=f"zenml secret create {model.secret} --<KEY_VARIABLE>=<value>",
+            ) from None
+        variables = cls.key_variables(model) if issubclass(cls, RemoteProvider) else ()
+        present = set(secret.secret_values)
+        if variables and not present & set(variables):
+            raise ConfigError(
+                f"ZenML secret {model.secret!r} has no {' or '.join(variables)}",
+                field=f"models.{model.name}.secret",
+                hint=f"zenml secret update {model.secret} --{variables[0]}=<value>",
+            )
+
+
 def run_benchmark(
     config: BenchConfig, fingerprints: dict[str, str], run_name: str, *, use_cache: bool = True
 ) -> RunOutcome:
     ensure_local_stack(config.tracking.uri or "")
+    check_secrets(config)
     ensure_experiment(config)
     pipeline = benchmark.with_options(run_name=run_name, enable_cache=use_cache)
     run = pipeline(

@@ -58,7 +58,9 @@ class AnthropicProvider(RemoteProvider):
             "model": self.spec.model,
             "max_tokens": params.max_tokens,
             "messages": [{"role": m.role, "content": m.content} for m in rest],
-            **sampling(params),
+            # This SDK generation dropped temperature/top_p from create()'s arguments; the
+            # Messages API still takes them in the body for the models that support them.
+            "extra_body": sampling(params),
         }
         if system:
             body["system"] = system

@@ -73,20 +73,25 @@ class RemoteProvider(Provider):
     @classmethod
     def preflight(cls, spec: ModelSpec) -> None:
         """Key present, base URL known, no parameter the API lacks — before any call."""
-        explicit = spec.params.model_fields_set & cls.unsupported_params
+        explicit = {
+            name
+            for name in spec.params.model_fields_set & cls.unsupported_params
+            if getattr(spec.params, name) is not None
+        }
         if explicit:
             raise ConfigError(
                 f"{cls.name} does not support {', '.join(sorted(explicit))}",
                 field=f"models.{spec.name}.params",
                 hint=f"remove {', '.join(sorted(explicit))} from the model's params",
             )
-        if cls.resolve_base_url(spec) is None:
+        if cls.resolve_base_url(spec) is None and not spec.secret:
             raise ConfigError(
                 f"model {spec.name!r} needs a base_url",
                 field=f"models.{spec.name}.base_url",
                 hint="set base_url to the server's endpoint, e.g. http://127.0.0.1:8000/v1",
             )
-        cls.resolve_key(spec)
+        if not spec.secret:  # a ZenML secret is checked when the pipeline starts
+            cls.resolve_key(spec)
 
     def secrets(self) -> list[str]:
         return [self.api_key] if self.api_key else []

@@ -1,0 +1,132 @@
+"""configs/cloud.yaml end to end, offline: every cloud model through its official SDK against
+the loopback fake, one model's key from a ZenML secret, and no key anywhere it should not be."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fakes.provider_server import ProviderServer
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "sk-cloud-e2e-7b3d9a51-never-logged"
+SECRET_KEY = "sk-from-zenml-secret-2c8e4f10"
+LIMIT = 2
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ProviderServer]:
+    with ProviderServer() as running:
+        yield running
+
+
+def cloud_config(folder: Path) -> Path:
+    config = yaml.safe_load((ROOT / "configs" / "cloud.yaml").read_text())
+    config["tasks"] = [str((ROOT / "configs" / t).resolve()) for t in config["tasks"]]
+    config["tracking"] = {"experiment": "cloud-e2e"}
+    for model in config["models"]:
+        if model["name"] == "gpt-4o-mini":
+            model["secret"] = "openai-from-zenml"  # its key comes from a ZenML secret
+    path = folder / "cloud.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_cloud_config_runs_end_to_end(server: ProviderServer, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "PYTHONPATH": str(ROOT),
+        "OPENAI_BASE_URL": server.url + "/v1",
+        "DEEPSEEK_BASE_URL": server.url + "/v1",
+        "GROQ_BASE_URL": server.url + "/v1",
+        "ANTHROPIC_BASE_URL": server.url,
+        "GEMINI_BASE_URL": server.url,
+        "OLLAMA_HOST": server.url,
+        "ANTHROPIC_API_KEY": KEY,
+        "GEMINI_API_KEY": KEY,
+        "DEEPSEEK_API_KEY": KEY,
+        "GROQ_API_KEY": KEY,
+    }
+    for name in ("MLFLOW_TRACKING_URI", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
+        env.pop(name, None)
+    create_secret = (
+        "from zenml.client import Client; Client().create_secret("
+        f"'openai-from-zenml', values={{'OPENAI_API_KEY': {SECRET_KEY!r}}})"
+    )
+    subprocess.run([sys.executable, "-c", create_secret], env=env, check=True, timeout=300)
+    config = cloud_config(tmp_path)
+
+    # gpt-4o (same provider, no secret) needs OPENAI_API_KEY from the environment.
+    env["OPENAI_API_KEY"] = KEY
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "--config",
+            str(config),
+            "--limit",
+            str(LIMIT),
+            "--output-dir",
+            "out",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    expected = yaml.safe_load((ROOT / "configs" / "cloud.yaml").read_text())["models"]
+    prices = yaml.safe_load((ROOT / "configs" / "prices.yaml").read_text())["models"]
+    board = {r["model"]: r for r in csv.DictReader((tmp_path / "out" / "leaderboard.csv").open())}
+    assert set(board) == {m["name"] for m in expected}
+    samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").open()]
+    for model in expected:
+        mine = [s for s in samples if s["model"] == model["name"]]
+        assert len(mine) == 4 * LIMIT
+        price = prices[model["model"]]
+        for row in mine:
+            assert row["error"] is None, row["error"]
+            assert row["output"].startswith("echo:")
+            if "per_hour" in price:
+                want = price["per_hour"] * row["latency_s"] / 3600
+            else:
+                want = (
+                    row["input_tokens"] * price["input_per_1m"]
+                    + row["output_tokens"] * price["output_per_1m"]
+                ) / 1e6
+            assert row["cost_usd"] == pytest.approx(want, rel=1e-12)
+        assert float(board[model["name"]]["cost_usd"]) == pytest.approx(
+            sum(r["cost_usd"] for r in mine), rel=1e-12
+        )
+        assert int(board[model["name"]]["errors"]) == 0
+
+    # The secret's key was used for gpt-4o-mini, the environment's for gpt-4o.
+    openai_requests = [r for r in server.requests if r.vendor == "openai"]
+    by_model = {r.model: r.headers.get("authorization", "") for r in openai_requests}
+    assert SECRET_KEY in by_model["gpt-4o-mini"] and KEY in by_model["gpt-4o"]
+
+    # No key in the output, the results, MLflow's store or ZenML's artifacts.
+    assert KEY not in result.stdout + result.stderr
+    assert SECRET_KEY not in result.stdout + result.stderr
+    leaked = []
+    for path in tmp_path.rglob("*"):
+        if not path.is_file() or path.name == "zenml.db":  # the secrets store itself
+            continue
+        data = path.read_bytes()
+        if KEY.encode() in data or SECRET_KEY.encode() in data:
+            leaked.append(str(path))
+    assert leaked == []

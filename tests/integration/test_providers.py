@@ -1,0 +1,288 @@
+"""Every cloud/server provider through its official SDK, over HTTP, against the loopback fake.
+
+Asserts what the SDK sent (model, messages, system placement, parameters, auth) and what the
+provider made of the answer (text, tokens, cost, finish reason, TTFT, errors as data).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from llmbench.config import ModelSpec, PriceEntry
+from llmbench.errors import ConfigError, MissingKeyError
+from llmbench.providers.registry import build_provider
+from llmbench.runtime.progress import GenerationProgress
+from llmbench.runtime.runner import run_samples
+from llmbench.types import Completion, GenerationParams, Message, Sample
+from tests.fakes.provider_server import Fault, ProviderServer, Reply
+
+KEY = "sk-test-4f9c1e7d-do-not-leak"
+PRICE = PriceEntry(
+    input_per_1m=1.0, output_per_1m=2.0, cached_input_per_1m=0.5, source="t", date="d"
+)
+MESSAGES = [
+    Message(role="system", content="Answer briefly."),
+    Message(role="user", content="What is the capital of France?"),
+]
+PARAMS = GenerationParams(temperature=0.0, max_tokens=16, stop=("\n",), seed=7)
+
+# provider name -> (model id, key variable, base-url variable, suffix the SDK needs)
+PROVIDERS: dict[str, tuple[str, str, str, str]] = {
+    "openai": ("gpt-4o-mini", "OPENAI_API_KEY", "OPENAI_BASE_URL", "/v1"),
+    "deepseek": ("deepseek-chat", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL", "/v1"),
+    "groq": ("llama-3.3-70b-versatile", "GROQ_API_KEY", "GROQ_BASE_URL", "/v1"),
+    "anthropic": ("claude-3-haiku-20240307", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", ""),
+    "gemini": ("gemini-2.0-flash", "GEMINI_API_KEY", "GEMINI_BASE_URL", ""),
+    "ollama": ("llama3.2", "", "OLLAMA_HOST", ""),
+}
+AUTH_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ProviderServer]:
+    with ProviderServer() as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server.clear()
+    for _model, key_var, url_var, suffix in PROVIDERS.values():
+        if key_var:
+            monkeypatch.setenv(key_var, KEY)
+        monkeypatch.setenv(url_var, server.url + suffix)
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
+
+
+def make(provider: str, **fields: Any) -> Any:
+    spec = ModelSpec.model_validate(
+        {
+            "name": f"{provider}-m",
+            "provider": provider,
+            "model": PROVIDERS[provider][0],
+            "price": PRICE,
+            **fields,
+        }
+    )
+    return build_provider(spec)
+
+
+def generate(provider: Any, messages: list[Message] = MESSAGES, **params: Any) -> Completion:
+    merged = PARAMS.model_copy(update=params)
+
+    async def call() -> Completion:
+        try:
+            return await provider.generate(messages, merged)  # type: ignore[no-any-return]
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(call())
+
+
+def rows(provider: Any, n: int = 1) -> list[Completion]:
+    samples = [Sample(sample_id=str(i), prompt="hi", references=("x",)) for i in range(n)]
+    return asyncio.run(
+        run_samples(
+            provider,
+            samples,
+            PARAMS,
+            concurrency=2,
+            price=PRICE,
+            progress=GenerationProgress("t", n, live=False),
+        )
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+@pytest.mark.parametrize("stream", [False, True])
+def test_answer_usage_and_request(server: ProviderServer, name: str, stream: bool) -> None:
+    server.script(
+        Reply(
+            text="Paris is the capital.",
+            input_tokens=21,
+            output_tokens=6,
+            model_version=f"{PROVIDERS[name][0]}-2025",
+            ttft_delay_s=0.05 if stream else 0,
+        )
+    )
+    completion = generate(make(name, stream=stream))
+    assert completion.text == "Paris is the capital."
+    assert completion.error is None
+    assert (completion.input_tokens, completion.output_tokens) == (21, 6)
+    assert completion.finish_reason == "stop"
+    assert completion.model_version == f"{PROVIDERS[name][0]}-2025"
+    assert completion.latency_s > 0
+    if stream:
+        assert completion.ttft_s is not None and 0.05 <= completion.ttft_s <= completion.latency_s
+    else:
+        assert completion.ttft_s is None
+
+    [request] = server.requests
+    assert request.model == PROVIDERS[name][0]
+    assert request.stream is stream
+    assert request.max_tokens == 16
+    assert request.temperature == 0.0
+    assert request.system_text == "Answer briefly."
+    assert request.last_user_text == "What is the capital of France?"
+    body = request.body
+    if name == "anthropic":
+        assert body["system"] == "Answer briefly."  # top-level, not a message
+        assert [m["role"] for m in body["messages"]] == ["user"]
+        assert body["stop_sequences"] == ["\n"] and "seed" not in body
+    elif name == "gemini":
+        assert "systemInstruction" in body
+        assert body["generationConfig"]["stopSequences"] == ["\n"]
+        assert body["generationConfig"]["seed"] == 7
+    elif name == "ollama":
+        assert body["options"]["num_predict"] == 16 and body["options"]["seed"] == 7
+        assert body["options"]["stop"] == ["\n"]
+    else:
+        assert body["messages"][0] == {"role": "system", "content": "Answer briefly."}
+        assert body["stop"] == ["\n"] and body["seed"] == 7
+        if stream:
+            assert body["stream_options"] == {"include_usage": True}
+    if name != "ollama":
+        assert any(KEY in request.headers.get(h, "") for h in AUTH_HEADERS)
+    assert KEY not in repr(completion)
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_length_finish_is_normalised(server: ProviderServer, name: str) -> None:
+    server.script(Reply(text="Paris is", finish="length"))
+    assert generate(make(name)).finish_reason == "length"
+
+
+def test_openai_reasoning_model_parameters(server: ProviderServer) -> None:
+    server.script(Reply(text="42", input_tokens=9, output_tokens=50, reasoning_tokens=40))
+    provider = make("openai", model="o3-mini")
+    completion = generate(provider)
+    body = server.requests[0].body
+    assert body["max_completion_tokens"] == 16
+    assert "max_tokens" not in body and "temperature" not in body
+    assert completion.reasoning_tokens == 40 and completion.output_tokens == 50
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_deepseek_reasoner_keeps_reasoning_apart(server: ProviderServer, stream: bool) -> None:
+    server.script(
+        Reply(
+            text="Paris",
+            reasoning="The user asks about France...",
+            reasoning_tokens=12,
+            output_tokens=14,
+        )
+    )
+    completion = generate(make("deepseek", model="deepseek-reasoner", stream=stream))
+    assert completion.text == "Paris"
+    assert completion.reasoning == "The user asks about France..."
+
+
+def test_anthropic_cache_tokens_and_cost(server: ProviderServer) -> None:
+    server.script(
+        Reply(
+            text="ok",
+            input_tokens=160,
+            output_tokens=4,
+            cached_input_tokens=100,
+            cache_creation_tokens=50,
+        )
+    )
+    completion = generate(make("anthropic"))
+    assert completion.input_tokens == 160 and completion.cached_tokens == 100
+    # 60 fresh x $1 + 100 cached x $0.5 + 4 out x $2, per million
+    assert PRICE.cost(160, 4, 0.0, 100) == pytest.approx((60 + 50 + 8) / 1e6)
+
+
+@pytest.mark.parametrize("scope", ["response", "prompt"])
+def test_gemini_safety_block_is_an_error_row(server: ProviderServer, scope: str) -> None:
+    server.script(Reply(text="", finish="safety", safety_scope=scope))  # type: ignore[arg-type]
+    [row] = rows(make("gemini"))
+    assert row.error is not None and row.error.startswith("blocked")
+    assert row.finish_reason == "content_filter"
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDERS))
+def test_rate_limit_is_retryable_and_auth_is_not(server: ProviderServer, name: str) -> None:
+    provider = make(name)
+    server.script(Fault(status=429, retry_after=1))
+    with pytest.raises(Exception) as limited:
+        generate(provider)
+    assert provider.retryable(limited.value)
+    server.script(Fault(status=503))
+    with pytest.raises(Exception) as unavailable:
+        generate(make(name))
+    assert provider.retryable(unavailable.value)
+    server.script(Fault(status=401 if name != "ollama" else 400))
+    with pytest.raises(Exception) as denied:
+        generate(make(name))
+    assert not provider.retryable(denied.value)
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini"])
+def test_errors_are_rows_and_never_show_the_key(server: ProviderServer, name: str) -> None:
+    echoed = {
+        "openai": {
+            "error": {
+                "message": f"Incorrect API key provided: {KEY}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        },
+        "anthropic": {
+            "type": "error",
+            "error": {"type": "authentication_error", "message": f"invalid x-api-key {KEY}"},
+        },
+        "gemini": {
+            "error": {
+                "code": 400,
+                "message": f"API key not valid: {KEY}",
+                "status": "INVALID_ARGUMENT",
+            }
+        },
+    }[name]
+    server.script(Fault(status=401 if name != "gemini" else 400, body=echoed))
+    [row] = rows(make(name))
+    assert row.error is not None and row.finish_reason == "error"
+    assert KEY not in row.error and "***" in row.error
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
+def test_malformed_and_dropped_streams_are_error_rows(server: ProviderServer, name: str) -> None:
+    server.script(Fault(malformed=True))
+    [bad] = rows(make(name))
+    assert bad.error is not None
+    server.script(Fault(drop_stream_after=2))
+    [dropped] = rows(make(name, stream=True))
+    assert dropped.error is not None
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "deepseek", "groq"])
+def test_missing_key_fails_before_any_request(
+    server: ProviderServer, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.delenv(PROVIDERS[name][1])
+    with pytest.raises(MissingKeyError) as info:
+        make(name)
+    assert PROVIDERS[name][1] in info.value.message
+    assert server.requests == []
+
+
+def test_unsupported_parameter_is_rejected_clearly() -> None:
+    with pytest.raises(ConfigError, match="anthropic does not support seed"):
+        make("anthropic", params={"seed": 3})
+
+
+def test_json_mode_is_requested(server: ProviderServer) -> None:
+    server.script(Reply(text='{"a": 1}'), Reply(text='{"a": 1}'), Reply(text='{"a": 1}'))
+    generate(make("openai", options={"json_mode": True}))
+    generate(make("gemini", options={"json_mode": True}))
+    generate(make("ollama", options={"json_mode": True}))
+    openai_req, gemini_req, ollama_req = server.requests
+    assert openai_req.body["response_format"] == {"type": "json_object"}
+    assert gemini_req.body["generationConfig"]["responseMimeType"] == "application/json"
+    assert ollama_req.body["format"] == "json"
