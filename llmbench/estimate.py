@@ -35,14 +35,14 @@ def _estimated_tokens(sample: Sample) -> int:
 
 def _token_counter(model: ModelSpec) -> tuple[str, object | None]:
     if model.provider != "llamacpp":
-        return "estimate: ~4 chars/token", None
+        return "estimated", None
     from llama_cpp import Llama
 
     from llmbench.providers.llamacpp import quiet_llama_logs, resolve_model_file
 
     quiet_llama_logs()
     vocab = Llama(model_path=str(resolve_model_file(model.model)), vocab_only=True, verbose=False)
-    return "model tokenizer", vocab
+    return "tokenizer", vocab
 
 
 def estimate(config: BenchConfig) -> list[Estimate]:

@@ -135,6 +135,8 @@ def print_estimates(estimates: list[Estimate], console: Console) -> None:
             cost,
         )
     console.print(table)
+    if any(e.counted_by == "estimated" for e in estimates):
+        console.print("estimated: ~4 characters per token (no offline tokenizer for that API)")
     known = [e.max_cost_usd for e in estimates if e.max_cost_usd is not None]
     if known:
         console.print(

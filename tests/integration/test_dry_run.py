@@ -1,0 +1,67 @@
+"""--dry-run: validates, counts prompt tokens, prices the run, calls nothing, writes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import run as cli
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY_VARIABLES = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "GROQ_API_KEY",
+)
+
+
+def test_cloud_dry_run_without_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    code = cli.main(["--config", str(ROOT / "configs" / "cloud.yaml"), "--dry-run", "--limit", "3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    for model in (
+        "gpt-4o-mini",
+        "claude-3-haiku",
+        "gemini-2.0-flash",
+        "deepseek-r1",
+        "llama-3.3-70b-groq",
+        "llama3.2-ollama",
+    ):
+        assert model in out
+    assert "estimated: ~4 characters per token" in out
+    assert "no API key for model 'gpt-4o-mini': OPENAI_API_KEY is not set" in out
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_estimate_prices_tokens_exactly() -> None:
+    from llmbench.config import load
+    from llmbench.estimate import estimate
+
+    config = load(ROOT / "configs" / "cloud.yaml").select(["gpt-4o-mini"], ["arithmetic"])
+    [row] = estimate(config.with_limit(4))
+    assert row.samples == 4 and row.max_output_tokens == 4 * 48  # the task's max_tokens
+    price = config.models[0].price
+    assert price is not None and price.input_per_1m is not None and price.output_per_1m is not None
+    expected = row.prompt_tokens * price.input_per_1m + row.max_output_tokens * price.output_per_1m
+    assert row.max_cost_usd == pytest.approx(expected / 1e6)
+
+
+@pytest.mark.slow
+def test_local_models_are_counted_with_their_tokenizer() -> None:
+    from llmbench.config import load
+    from llmbench.estimate import estimate
+
+    config = load(ROOT / "bench.yaml").with_limit(2)
+    rows = estimate(config)
+    assert {r.counted_by for r in rows} == {"tokenizer"}
+    assert all(r.max_cost_usd is None and r.prompt_tokens > 0 for r in rows)
