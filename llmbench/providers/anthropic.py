@@ -11,6 +11,7 @@ from llmbench.providers.remote import (
     RemoteProvider,
     Stopwatch,
     finish_reason,
+    is_transport_error,
     sampling,
     split_system,
 )
@@ -130,7 +131,9 @@ class AnthropicProvider(RemoteProvider):
 
         if isinstance(error, (anthropic.RateLimitError, anthropic.APIConnectionError)):
             return True
-        return isinstance(error, anthropic.APIStatusError) and error.status_code >= 500
+        if isinstance(error, anthropic.APIStatusError):
+            return error.status_code >= 500  # 529 overloaded included
+        return is_transport_error(error)  # a stream cut mid-answer surfaces unwrapped
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -14,6 +14,7 @@ from llmbench.providers.remote import (
     RemoteProvider,
     Stopwatch,
     finish_reason,
+    is_transport_error,
     split_system,
 )
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
@@ -60,7 +61,11 @@ class GeminiProvider(RemoteProvider):
         self.client: Client = genai.Client(
             api_key=self.api_key,
             http_options=types.HttpOptions(
-                base_url=self.base_url, timeout=int(self.options.timeout_s * 1000)
+                base_url=self.base_url,
+                timeout=int(self.options.timeout_s * 1000),
+                # google-genai retries connection errors by itself unless told not to;
+                # llmbench keeps one retry layer.
+                retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
 
@@ -132,14 +137,13 @@ class GeminiProvider(RemoteProvider):
         )
 
     def retryable(self, error: BaseException) -> bool:
-        import httpx
         from google.genai import errors
 
         if isinstance(error, errors.ServerError):
             return True
         if isinstance(error, errors.ClientError):
             return error.code in (408, 429)
-        return isinstance(error, httpx.TransportError)
+        return is_transport_error(error)
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from llmbench.providers.remote import Endpoint, RemoteProvider, Stopwatch, finish_reason
+from llmbench.providers.remote import (
+    Endpoint,
+    RemoteProvider,
+    Stopwatch,
+    finish_reason,
+    is_transport_error,
+)
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
 
 if TYPE_CHECKING:
@@ -91,12 +97,11 @@ class OllamaProvider(RemoteProvider):
         )
 
     def retryable(self, error: BaseException) -> bool:
-        import httpx
         from ollama import ResponseError
 
         if isinstance(error, ResponseError):
             return error.status_code in (408, 429) or error.status_code >= 500
-        return isinstance(error, httpx.TransportError)
+        return is_transport_error(error)
 
     async def aclose(self) -> None:
         await self.client.close()  # type: ignore[no-untyped-call]

@@ -20,6 +20,7 @@ from llmbench.providers.remote import (
     RemoteProvider,
     Stopwatch,
     finish_reason,
+    is_transport_error,
     sampling,
 )
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
@@ -199,7 +200,9 @@ class OpenAIProvider(RemoteProvider):
 
         if isinstance(error, (openai.RateLimitError, openai.APIConnectionError)):
             return True  # APITimeoutError is an APIConnectionError
-        return isinstance(error, openai.APIStatusError) and error.status_code >= 500
+        if isinstance(error, openai.APIStatusError):
+            return error.status_code >= 500
+        return is_transport_error(error)  # a stream cut mid-answer surfaces unwrapped
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -141,3 +141,26 @@ def sampling(params: GenerationParams) -> dict[str, object]:
     if params.top_p is not None:
         out["top_p"] = params.top_p
     return out
+
+
+_TRANSPORT_ERRORS = (
+    ("httpx", "TransportError"),  # ollama
+    ("httpx2", "TransportError"),  # openai 3.x and anthropic 2.x are built on this fork
+    ("aiohttp", "ClientError"),  # google-genai's async transport
+)
+
+
+def is_transport_error(error: BaseException) -> bool:
+    """A connection that failed, timed out or was cut mid-answer, whatever the HTTP stack."""
+    import importlib
+
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    for module_name, class_name in _TRANSPORT_ERRORS:
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            continue
+        if isinstance(error, cls):
+            return True
+    return False

@@ -286,3 +286,21 @@ def test_json_mode_is_requested(server: ProviderServer) -> None:
     assert openai_req.body["response_format"] == {"type": "json_object"}
     assert gemini_req.body["generationConfig"]["responseMimeType"] == "application/json"
     assert ollama_req.body["format"] == "json"
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
+def test_cut_connections_are_retryable(server: ProviderServer, name: str) -> None:
+    streaming = make(name, stream=True)
+    server.script(Fault(drop_stream_after=2))
+    with pytest.raises(Exception) as dropped:
+        generate(streaming)
+    assert streaming.retryable(dropped.value), repr(dropped.value)
+    plain = make(name)
+    server.script(Fault(reset_connection=True))
+    with pytest.raises(Exception) as reset:
+        generate(plain)
+    assert plain.retryable(reset.value), repr(reset.value)
+    server.script(Fault(malformed=True))
+    with pytest.raises(Exception) as malformed:
+        generate(make(name))
+    assert not plain.retryable(malformed.value)
