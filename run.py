@@ -118,7 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.execute import run_benchmark  # imports ZenML: only after validation
 
     try:
-        outcome = run_benchmark(config, fingerprints, run_name, use_cache=not args.no_cache)
+        outcome = run_benchmark(
+            config,
+            fingerprints,
+            run_name,
+            use_cache=not (args.no_cache or args.refresh),
+            refresh=args.refresh,
+        )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from llmbench.errors import ConfigError
+from llmbench.runtime.retry import RetryPolicy
 from llmbench.scoring.extract import EXTRACTOR_TYPES, ExtractorSpec
 from llmbench.scoring.metrics import METRICS
 from llmbench.suggest import did_you_mean
@@ -276,6 +277,11 @@ class ExecutionSpec(_Strict):
     concurrency: int = Field(default=4, ge=1, le=1024)
     limit: int | None = Field(default=None, ge=1, description="first N samples of each task")
     seed: int = 1234
+    retries: RetryPolicy = Field(default_factory=RetryPolicy)
+    response_cache: bool = Field(default=True, description="reuse answers already paid for")
+    cache_dir: str | None = Field(
+        default=None, description="response cache folder; default ~/.cache/llmbench/responses"
+    )
 
 
 class TrackingSpec(_Strict):

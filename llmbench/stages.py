@@ -31,11 +31,11 @@ def generate(
     samples: pd.DataFrame,
     params: GenerationParams,
     *,
-    concurrency: int,
+    settings: runner.RunSettings,
     label: str,
 ) -> pd.DataFrame:
     items = frame_to_samples(samples)
-    completions = runner.generate(model, items, params, concurrency=concurrency, label=label)
+    completions = runner.generate(model, items, params, settings=settings, label=label)
     return completions_to_frame([s.sample_id for s in items], completions)
 
 

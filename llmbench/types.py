@@ -65,5 +65,7 @@ class Completion(BaseModel):
     finish_reason: FinishReason = "stop"
     model_version: str | None = None
     cost_usd: float = 0.0
-    cached: bool = False
+    cached: bool = False  # served by the response cache: no request was sent this run
+    attempts: int = 0  # requests sent for this sample (0 when cached)
+    retry_wait_s: float = 0.0  # time spent waiting between attempts
     error: str | None = None

@@ -22,7 +22,9 @@ from steps.track import track
 
 
 @pipeline(dynamic=True, enable_cache=True)
-def benchmark(config: dict[str, Any], fingerprints: dict[str, str], run_name: str) -> None:
+def benchmark(
+    config: dict[str, Any], fingerprints: dict[str, str], run_name: str, refresh: bool = False
+) -> None:
     bench = BenchConfig.model_validate(config)
     limit = bench.execution.limit
     samples = {
@@ -43,6 +45,10 @@ def benchmark(config: dict[str, Any], fingerprints: dict[str, str], run_name: st
                 extra={
                     "concurrency": bench.execution.concurrency,
                     "price": model.price.model_dump(mode="json"),
+                    "retries": bench.execution.retries.model_dump(mode="json"),
+                    "response_cache": bench.execution.response_cache,
+                    "cache_dir": bench.execution.cache_dir,
+                    "refresh": refresh,
                 },
                 # A secret's keys become environment variables during this step only.
                 secrets=[model.secret] if model.secret else None,

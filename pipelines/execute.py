@@ -55,14 +55,22 @@ def check_secrets(config: BenchConfig) -> None:
 
 
 def run_benchmark(
-    config: BenchConfig, fingerprints: dict[str, str], run_name: str, *, use_cache: bool = True
+    config: BenchConfig,
+    fingerprints: dict[str, str],
+    run_name: str,
+    *,
+    use_cache: bool = True,
+    refresh: bool = False,
 ) -> RunOutcome:
     ensure_local_stack(config.tracking.uri or "")
     check_secrets(config)
     ensure_experiment(config)
     pipeline = benchmark.with_options(run_name=run_name, enable_cache=use_cache)
     run = pipeline(
-        config=config.model_dump(mode="json"), fingerprints=fingerprints, run_name=run_name
+        config=config.model_dump(mode="json"),
+        fingerprints=fingerprints,
+        run_name=run_name,
+        refresh=refresh,
     )
     assert run is not None
     steps = run.steps

@@ -9,6 +9,8 @@ from zenml import get_step_context, step
 
 from llmbench import stages
 from llmbench.config import ModelSpec, PriceEntry
+from llmbench.runtime.retry import RetryPolicy
+from llmbench.runtime.runner import RunSettings, open_cache
 from llmbench.types import GenerationParams
 
 
@@ -17,14 +19,21 @@ def generate(
     samples: pd.DataFrame, model: dict[str, Any], params: dict[str, Any], label: str
 ) -> Annotated[pd.DataFrame, "completions"]:
     """``model`` holds only what shapes the outputs (no price): a price change re-scores,
-    it never regenerates. Concurrency and the price used for the live spend figure arrive
-    through the step's ``extra`` settings, which are not part of the cache key."""
+    it never regenerates. How requests are sent (concurrency, retries, response cache,
+    the price for the live spend figure) arrives through the step's ``extra`` settings,
+    which are not part of ZenML's cache key."""
     extra = get_step_context().step_run.config.extra
     spec = ModelSpec.model_validate({**model, "price": PriceEntry.model_validate(extra["price"])})
-    return stages.generate(
-        spec,
-        samples,
-        GenerationParams.model_validate(params),
+    settings = RunSettings(
         concurrency=int(extra["concurrency"]),
-        label=label,
+        retries=RetryPolicy.model_validate(extra["retries"]),
+        cache=open_cache(bool(extra["response_cache"]), extra["cache_dir"]),
+        refresh=bool(extra["refresh"]),
     )
+    try:
+        return stages.generate(
+            spec, samples, GenerationParams.model_validate(params), settings=settings, label=label
+        )
+    finally:
+        if settings.cache is not None:
+            settings.cache.close()

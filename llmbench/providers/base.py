@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +42,15 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         """Send one request. ``cost_usd`` is filled in by the runner from the price table."""
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What, besides the request, determines an answer (never a key)."""
+        options = {k: v for k, v in self.spec.options.items() if k != "timeout_s"}
+        return {"provider": self.name, "model": self.spec.model, "options": options}
+
+    def request_timeout_s(self) -> float | None:
+        """A request still running after this long is cut (and retried)."""
+        return None
 
     def secrets(self) -> list[str]:
         """Values that must never appear in an error message or log (API keys)."""

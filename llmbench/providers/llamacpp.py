@@ -265,5 +265,13 @@ class LlamaCppProvider(Provider):
     def connection_key(self) -> str:
         return f"llamacpp:{self.path}"
 
+    def cache_identity(self) -> dict[str, Any]:
+        # The file's content, not its path, decides the answers; the mode decides the prompt.
+        return {
+            **super().cache_identity(),
+            "file": file_digest(self.path),
+            "mode": self._mode or self.mode,
+        }
+
     def close(self) -> None:
         self._llm = None  # the loaded model stays shared for later steps in this process

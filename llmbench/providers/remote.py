@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -104,6 +104,12 @@ class RemoteProvider(Provider):
 
     def connection_key(self) -> str:
         return f"{self.name}:{self.base_url}"
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {**super().cache_identity(), "base_url": self.base_url}
+
+    def request_timeout_s(self) -> float | None:
+        return self.options.timeout_s
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str | None, list[Message]]:

@@ -18,9 +18,12 @@ RESULT_COLUMNS = [
     "system",
     "references",
     "output",
+    "reasoning",
     "answer",
     "input_tokens",
     "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
     "cost_usd",
     "latency_s",
     "ttft_s",
@@ -28,6 +31,8 @@ RESULT_COLUMNS = [
     "model_version",
     "error",
     "cached",
+    "attempts",
+    "retry_wait_s",
 ]
 
 
@@ -78,6 +83,10 @@ def build_leaderboard(
                 "input_tokens": int(mine["input_tokens"].sum()),
                 "output_tokens": int(mine["output_tokens"].sum()),
                 "cost_usd": float(mine["cost_usd"].sum()),
+                # What this run paid: answers from the response cache cost nothing again.
+                "spend_usd": float(mine.loc[~mine["cached"].astype(bool), "cost_usd"].sum()),
+                "cache_hits": int(mine["cached"].astype(bool).sum()),
+                "retries": int((mine["attempts"] - 1).clip(lower=0).sum()),
                 "latency_p50_s": _percentile(live["latency_s"], 50),
                 "latency_p95_s": _percentile(live["latency_s"], 95),
             }
@@ -92,6 +101,9 @@ def build_leaderboard(
         "input_tokens",
         "output_tokens",
         "cost_usd",
+        "spend_usd",
+        "cache_hits",
+        "retries",
         "latency_p50_s",
         "latency_p95_s",
     ]

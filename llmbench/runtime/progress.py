@@ -23,7 +23,7 @@ class GenerationProgress:
 
     def __init__(self, label: str, total: int, *, live: bool | None = None) -> None:
         self.label, self.total = label, total
-        self.done = self.errors = 0
+        self.done = self.errors = self.retries = self.cached = 0
         self.spend = 0.0
         self.started = time.perf_counter()
         self._next_log = 0
@@ -48,11 +48,16 @@ class GenerationProgress:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = self.done / elapsed
         eta = (self.total - self.done) / rate if rate else float("inf")
-        return f"{rate:.2f}/s errors={self.errors} spend=${self.spend:.6f} eta={eta:.0f}s"
+        return (
+            f"{rate:.2f}/s errors={self.errors} retries={self.retries} cached={self.cached} "
+            f"spend=${self.spend:.6f} eta={eta:.0f}s"
+        )
 
-    def advance(self, *, error: bool, cost: float) -> None:
+    def advance(self, *, error: bool, cost: float, retries: int = 0, cached: bool = False) -> None:
         self.done += 1
         self.errors += int(error)
+        self.retries += retries
+        self.cached += int(cached)
         self.spend += cost
         if self._bar is not None:
             self._bar.update(self._task, advance=1, extra=self._summary())

@@ -1,15 +1,21 @@
-"""Run one model over one task's samples: bounded async fan-out, errors kept as rows."""
+"""Run one model over one task's samples: bounded async fan-out, the response cache first,
+then requests with retries; every sample ends as a completion or a recorded error."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from llmbench.config import ModelSpec, PriceEntry, TaskSpec
 from llmbench.providers.base import Provider
 from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
+from llmbench.runtime.cache import ResponseCache, cache_key
 from llmbench.runtime.progress import GenerationProgress
+from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
 from llmbench.types import Completion, GenerationParams, Sample
 
 
@@ -36,23 +42,75 @@ def price_completion(completion: Completion, price: PriceEntry) -> Completion:
     return completion.model_copy(update={"cost_usd": cost})
 
 
+@dataclass
+class RunSettings:
+    """How requests are sent; none of it changes what a model answers."""
+
+    concurrency: int = 4
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    cache: ResponseCache | None = None
+    refresh: bool = False  # ignore cached answers (still store new ones)
+    sleep: Sleep | None = None  # tests pass a scaled clock
+    rng: random.Random = field(default_factory=random.Random)
+
+
+async def _request(
+    provider: Provider, sample: Sample, params: GenerationParams, settings: RunSettings
+) -> Completion:
+    attempts = Attempts()
+    timeout = provider.request_timeout_s()
+
+    async def once() -> Completion:
+        async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
+            return await provider.generate(sample.messages(), params)
+
+    try:
+        completion = await with_retries(
+            once,
+            retryable=provider.retryable,
+            policy=settings.retries,
+            attempts=attempts,
+            sleep=settings.sleep,
+            rng=settings.rng,
+        )
+    except Exception as exc:  # a failed request is a row, never a crashed run
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        error = redact(f"{type(exc).__name__}: {message}", provider.secrets())
+        completion = Completion(finish_reason="error", error=error)
+    return completion.model_copy(
+        update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
+    )
+
+
 async def _one(
     provider: Provider,
+    index: int,
     sample: Sample,
     params: GenerationParams,
     gate: asyncio.Semaphore,
     price: PriceEntry,
     progress: GenerationProgress,
+    settings: RunSettings,
 ) -> Completion:
     async with gate:
-        try:
-            completion = await provider.generate(sample.messages(), params)
-        except Exception as exc:  # a failed request is a row, never a crashed run
-            message = str(exc).splitlines()[0] if str(exc) else ""
-            error = redact(f"{type(exc).__name__}: {message}", provider.secrets())
-            completion = Completion(finish_reason="error", error=error)
+        key = None
+        cached = None
+        if settings.cache is not None:
+            key = cache_key(provider.cache_identity(), sample.messages(), params, index)
+            cached = None if settings.refresh else settings.cache.get(key)
+        if cached is not None:
+            completion = cached.model_copy(update={"cached": True, "attempts": 0})
+        else:
+            completion = await _request(provider, sample, params, settings)
+            if settings.cache is not None and key is not None:
+                settings.cache.put(key, completion)
     completion = price_completion(completion, price)
-    progress.advance(error=completion.error is not None, cost=completion.cost_usd)
+    progress.advance(
+        error=completion.error is not None,
+        cost=0.0 if completion.cached else completion.cost_usd,
+        retries=max(completion.attempts - 1, 0),
+        cached=completion.cached,
+    )
     return completion
 
 
@@ -61,12 +119,16 @@ async def run_samples(
     samples: Sequence[Sample],
     params: GenerationParams,
     *,
-    concurrency: int,
     price: PriceEntry,
     progress: GenerationProgress,
+    settings: RunSettings | None = None,
+    concurrency: int | None = None,
 ) -> list[Completion]:
-    gate = asyncio.Semaphore(concurrency)
-    jobs = [_one(provider, s, params, gate, price, progress) for s in samples]
+    settings = settings or RunSettings()
+    gate = asyncio.Semaphore(concurrency or settings.concurrency)
+    jobs = [
+        _one(provider, i, s, params, gate, price, progress, settings) for i, s in enumerate(samples)
+    ]
     try:
         return list(await asyncio.gather(*jobs))
     finally:
@@ -78,7 +140,7 @@ def generate(
     samples: Sequence[Sample],
     params: GenerationParams,
     *,
-    concurrency: int,
+    settings: RunSettings,
     label: str,
 ) -> list[Completion]:
     """Completions for every sample, in sample order."""
@@ -89,13 +151,14 @@ def generate(
     try:
         return asyncio.run(
             run_samples(
-                provider,
-                samples,
-                params,
-                concurrency=concurrency,
-                price=model.price,
-                progress=progress,
+                provider, samples, params, price=model.price, progress=progress, settings=settings
             )
         )
     finally:
         progress.close()
+
+
+def open_cache(enabled: bool, cache_dir: str | None) -> ResponseCache | None:
+    if not enabled:
+        return None
+    return ResponseCache(Path(cache_dir).expanduser() if cache_dir else None)

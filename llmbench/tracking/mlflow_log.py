@@ -141,6 +141,17 @@ def log_benchmark(
         )
         for name in ("leaderboard.csv", "config.resolved.yaml", "prices.snapshot.yaml"):
             mlflow.log_artifact(str(folder / name))
+        cached = results["cached"].astype(bool)
+        mlflow.log_metrics(
+            {
+                "cost_usd": float(results["cost_usd"].sum()),
+                "spend_usd": float(results.loc[~cached, "cost_usd"].sum()),
+                "saved_usd": float(results.loc[cached, "cost_usd"].sum()),
+                "cache_hits": int(cached.sum()),
+                "cache_misses": int((~cached).sum()),
+                "errors": int(results["error"].notna().sum()),
+            }
+        )
         for model in config.models:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]

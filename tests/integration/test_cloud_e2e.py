@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.cli_runs import isolated_env, run_cli
 from tests.fakes.provider_server import ProviderServer
 
 pytestmark = pytest.mark.slow
@@ -43,23 +43,20 @@ def cloud_config(folder: Path) -> Path:
 
 
 def test_cloud_config_runs_end_to_end(server: ProviderServer, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        "PYTHONPATH": str(ROOT),
-        "OPENAI_BASE_URL": server.url + "/v1",
-        "DEEPSEEK_BASE_URL": server.url + "/v1",
-        "GROQ_BASE_URL": server.url + "/v1",
-        "ANTHROPIC_BASE_URL": server.url,
-        "GEMINI_BASE_URL": server.url,
-        "OLLAMA_HOST": server.url,
-        "ANTHROPIC_API_KEY": KEY,
-        "GEMINI_API_KEY": KEY,
-        "DEEPSEEK_API_KEY": KEY,
-        "GROQ_API_KEY": KEY,
-    }
-    for name in ("MLFLOW_TRACKING_URI", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
+    env = isolated_env(
+        tmp_path,
+        OPENAI_BASE_URL=server.url + "/v1",
+        DEEPSEEK_BASE_URL=server.url + "/v1",
+        GROQ_BASE_URL=server.url + "/v1",
+        ANTHROPIC_BASE_URL=server.url,
+        GEMINI_BASE_URL=server.url,
+        OLLAMA_HOST=server.url,
+        ANTHROPIC_API_KEY=KEY,
+        GEMINI_API_KEY=KEY,
+        DEEPSEEK_API_KEY=KEY,
+        GROQ_API_KEY=KEY,
+    )
+    for name in ("GOOGLE_API_KEY", "OPENAI_API_KEY"):
         env.pop(name, None)
     create_secret = (
         "from zenml.client import Client; Client().create_secret("
@@ -70,24 +67,9 @@ def test_cloud_config_runs_end_to_end(server: ProviderServer, tmp_path: Path) ->
 
     # gpt-4o (same provider, no secret) needs OPENAI_API_KEY from the environment.
     env["OPENAI_API_KEY"] = KEY
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "run.py"),
-            "--config",
-            str(config),
-            "--limit",
-            str(LIMIT),
-            "--output-dir",
-            "out",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    result = run_cli(
+        tmp_path, env, "--config", str(config), "--limit", str(LIMIT), "--output-dir", "out"
     )
-    assert result.returncode == 0, result.stdout + result.stderr
 
     expected = yaml.safe_load((ROOT / "configs" / "cloud.yaml").read_text())["models"]
     prices = yaml.safe_load((ROOT / "configs" / "prices.yaml").read_text())["models"]

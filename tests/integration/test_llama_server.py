@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from llmbench.providers.llamacpp import resolve_model_file
+from tests.cli_runs import isolated_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -104,22 +104,7 @@ def test_server_scores_match_in_process(llama_server: str, tmp_path: Path) -> No
         "execution": {"limit": 4, "concurrency": 1},
     }
     (tmp_path / "bench.yaml").write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "ZENML_CONFIG_PATH": str(tmp_path / "zenml"),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--config", "bench.yaml", "--output-dir", "out"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_cli(tmp_path, isolated_env(tmp_path), "--config", "bench.yaml", "--output-dir", "out")
     board = {r["model"]: r for r in csv.DictReader((tmp_path / "out" / "leaderboard.csv").open())}
     for column in ("arithmetic/exact_match", "multiple_choice/accuracy", "score"):
         assert board["server"][column] == board["inprocess"][column], column

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.cli_runs import isolated_env, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -56,17 +57,8 @@ def write_config(folder: Path, models: list[dict[str, object]]) -> Path:
     return path
 
 
-def run_cli(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), "--config", str(folder / "bench.yaml"), *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
+def run_bench(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(folder, env, "--config", str(folder / "bench.yaml"), *args)
 
 
 def zenml_steps(env: dict[str, str], run_name: str) -> dict[str, str]:
@@ -85,14 +77,7 @@ def zenml_steps(env: dict[str, str], run_name: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("e2e")
-    env = {
-        **os.environ,
-        "ZENML_CONFIG_PATH": str(folder / "zenml"),
-        "ZENML_ANALYTICS_OPT_IN": "false",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    return folder, env
+    return folder, isolated_env(folder)
 
 
 def test_first_run_cached_rerun_and_added_model(workspace: tuple[Path, dict[str, str]]) -> None:
@@ -102,7 +87,7 @@ def test_first_run_cached_rerun_and_added_model(workspace: tuple[Path, dict[str,
     write_config(folder, BASE_MODELS)
 
     # 1. First run: every (model, task) pair generated.
-    first = run_cli(folder, env, "--run-name", "e2e-1")
+    first = run_bench(folder, env, "--run-name", "e2e-1")
     assert "Generated 4 of 4 (model, task) pairs; 0 were cached." in first.stdout
     assert "mlflow ui --backend-store-uri" in first.stdout
     out = folder / "results" / "latest"
@@ -202,7 +187,7 @@ def test_first_run_cached_rerun_and_added_model(workspace: tuple[Path, dict[str,
     assert set(steps.values()) == {"completed"}
 
     # 2. Unchanged rerun: no model is called, results identical, logged again.
-    second = run_cli(folder, env, "--run-name", "e2e-2")
+    second = run_bench(folder, env, "--run-name", "e2e-2")
     assert "All 4 generation steps were cached: no model was called." in second.stdout
     board2 = list(csv.DictReader((folder / "results" / "e2e-2" / "leaderboard.csv").open()))
     assert board2 == board
@@ -213,7 +198,7 @@ def test_first_run_cached_rerun_and_added_model(workspace: tuple[Path, dict[str,
 
     # 3. One more model: only its steps run.
     write_config(folder, [*BASE_MODELS, EXTRA_MODEL])
-    third = run_cli(folder, env, "--run-name", "e2e-3")
+    third = run_bench(folder, env, "--run-name", "e2e-3")
     assert "Generated 2 of 6 (model, task) pairs; 4 were cached." in third.stdout
     steps = zenml_steps(env, "e2e-3")
     for name, status in steps.items():

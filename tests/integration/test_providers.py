@@ -16,7 +16,8 @@ from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import ConfigError, MissingKeyError
 from llmbench.providers.registry import build_provider
 from llmbench.runtime.progress import GenerationProgress
-from llmbench.runtime.runner import run_samples
+from llmbench.runtime.retry import RetryPolicy
+from llmbench.runtime.runner import RunSettings, run_samples
 from llmbench.types import Completion, GenerationParams, Message, Sample
 from tests.fakes.provider_server import Fault, ProviderServer, Reply
 
@@ -84,16 +85,12 @@ def generate(provider: Any, messages: list[Message] = MESSAGES, **params: Any) -
 
 
 def rows(provider: Any, n: int = 1) -> list[Completion]:
+    """One attempt per sample (retries are tested in test_reliability.py)."""
     samples = [Sample(sample_id=str(i), prompt="hi", references=("x",)) for i in range(n)]
+    settings = RunSettings(concurrency=2, retries=RetryPolicy(max_attempts=1))
+    progress = GenerationProgress("t", n, live=False)
     return asyncio.run(
-        run_samples(
-            provider,
-            samples,
-            PARAMS,
-            concurrency=2,
-            price=PRICE,
-            progress=GenerationProgress("t", n, live=False),
-        )
+        run_samples(provider, samples, PARAMS, price=PRICE, progress=progress, settings=settings)
     )
 
 

@@ -1,0 +1,75 @@
+"""Persistent response cache below ZenML's step cache: never pay twice for the same answer.
+
+Content-addressed on what determines an answer — provider, model, endpoint, model file,
+messages, generation parameters and seed — never on the API key. Sampling without a seed
+(temperature > 0) is keyed with the sample's position too, so n samples stay n samples.
+One sqlite file in WAL mode, written once per completed request: a killed run loses at most
+the requests in flight, and concurrent writers (threads or processes) are safe. Failed
+requests are not stored, so a rerun tries them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from llmbench.types import Completion, GenerationParams, Message
+
+DEFAULT_DIR = Path(os.environ.get("LLMBENCH_CACHE_DIR", Path.home() / ".cache" / "llmbench"))
+
+
+def cache_key(
+    identity: dict[str, Any], messages: list[Message], params: GenerationParams, index: int
+) -> str:
+    sampled = params.temperature > 0 and params.seed is None
+    payload = {
+        "model": identity,
+        "messages": [m.model_dump() for m in messages],
+        "params": params.model_dump(mode="json"),
+        "draw": index if sampled else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class ResponseCache:
+    """A thread-safe sqlite key -> completion store."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.path = (directory or DEFAULT_DIR / "responses") / "responses.sqlite3"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses"
+                " (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
+            )
+            self._db.commit()
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT completion FROM responses WHERE key = ?", (key,)
+            ).fetchone()
+        return Completion.model_validate_json(row[0]) if row else None
+
+    def put(self, key: str, completion: Completion) -> None:
+        if completion.error is not None:
+            return
+        stored = completion.model_copy(update={"cached": False}).model_dump_json()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)", (key, stored)
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
