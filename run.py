@@ -1,6 +1,7 @@
 """llmbench command line: benchmark the models of a config on its tasks.
 
-    python run.py --config bench.yaml [--no-cache] [--limit N] [--models a,b] [--tasks x,y]
+    python run.py --config bench.yaml [--no-cache] [--refresh] [--limit N] [--models a,b]
+                  [--tasks x,y] [--output-dir DIR] [--run-name NAME] [--dry-run]
 
 The config is validated (and every task rendered against its data) before ZenML is
 touched; bad input exits with code 2 and one message naming the file and field.
@@ -52,6 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="rerun every step (ZenML cache off)"
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask the models again instead of reusing cached answers (implies --no-cache)",
     )
     parser.add_argument("--limit", type=_positive, help="use only the first N samples of each task")
     parser.add_argument("--models", type=_names, help="comma-separated model names to run")

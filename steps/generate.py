@@ -27,8 +27,9 @@ def generate(
     settings = RunSettings(
         concurrency=int(extra["concurrency"]),
         retries=RetryPolicy.model_validate(extra["retries"]),
-        cache=open_cache(bool(extra["response_cache"]), extra["cache_dir"]),
-        refresh=bool(extra["refresh"]),
+        # ZenML drops None values from `extra`: absent means "default".
+        cache=open_cache(bool(extra.get("response_cache", True)), extra.get("cache_dir")),
+        refresh=bool(extra.get("refresh", False)),
     )
     try:
         return stages.generate(

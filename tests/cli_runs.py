@@ -11,10 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def isolated_env(folder: Path, **extra: str) -> dict[str, str]:
-    """The current environment with a private ZenML store under ``folder``."""
+    """The current environment with a private ZenML store and response cache under ``folder``."""
     env = {
         **os.environ,
         "ZENML_CONFIG_PATH": str(folder / "zenml"),
+        "LLMBENCH_CACHE_DIR": str(folder / "cache"),
         "ZENML_ANALYTICS_OPT_IN": "false",
         "PYTHONPATH": str(ROOT),
         **extra,

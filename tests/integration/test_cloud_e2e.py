@@ -112,3 +112,39 @@ def test_cloud_config_runs_end_to_end(server: ProviderServer, tmp_path: Path) ->
         if KEY.encode() in data or SECRET_KEY.encode() in data:
             leaked.append(str(path))
     assert leaked == []
+
+    # Repeating the finished run, even with ZenML's cache off, sends no request: every answer
+    # comes from the response cache, and the run says what that saved.
+    sent = len(server.requests)
+    again = run_cli(
+        tmp_path,
+        env,
+        "--config",
+        str(config),
+        "--limit",
+        str(LIMIT),
+        "--output-dir",
+        "again",
+        "--no-cache",
+    )
+    assert "0 were cached" in again.stdout  # every ZenML step ran ...
+    assert len(server.requests) == sent  # ... and called no model
+    rerun = {r["model"]: r for r in csv.DictReader((tmp_path / "again" / "leaderboard.csv").open())}
+    for name, row in rerun.items():
+        assert int(row["cache_hits"]) == 4 * LIMIT
+        assert float(row["spend_usd"]) == 0.0
+        assert float(row["cost_usd"]) == pytest.approx(float(board[name]["cost_usd"]))
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("cloud-e2e")
+    assert experiment is not None
+    [latest] = client.search_runs(
+        [experiment.experiment_id],
+        "tags.`llmbench.kind` = 'benchmark'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    metrics = latest.data.metrics
+    assert metrics["cache_hits"] == len(expected) * 4 * LIMIT and metrics["cache_misses"] == 0
+    assert metrics["saved_usd"] == pytest.approx(metrics["cost_usd"]) and metrics["spend_usd"] == 0
