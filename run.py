@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
 from llmbench.config import BenchConfig, load
@@ -81,6 +82,31 @@ def prepare(
     return config, preflight(config, missing_keys=missing_keys)
 
 
+def bench_cause(exc: BaseException) -> BenchError | None:
+    """The user-facing error behind a failed step, if one caused it."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, BenchError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def budget_note(config: BenchConfig, results: pd.DataFrame) -> str | None:
+    limit = config.execution.max_cost_usd
+    refused = int(results["error"].fillna("").str.startswith("budget:").sum())
+    if limit is None or not refused:
+        return None
+    spent = float(results.loc[~results["cached"].astype(bool), "cost_usd"].sum())
+    return (
+        f"Budget reached: execution.max_cost_usd is ${limit:g}; this run spent ${spent:.6f}, "
+        f"answered {len(results) - refused} of {len(results)} samples and did not send "
+        f"{refused} requests (they are error rows). Raise the limit to finish."
+    )
+
+
 def browse_hint(config: BenchConfig) -> str:
     uri = config.tracking.uri or ""
     return (
@@ -100,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         progress_log.addHandler(handler)
     progress_log.setLevel(logging.INFO)
     progress_log.propagate = False  # ZenML's root handler would print every line twice
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = Console(width=None if sys.stdout.isatty() else 120, soft_wrap=True)
     missing_keys: list[str] | None = [] if args.dry_run else None
     try:
         config, fingerprints = prepare(args, missing_keys)
@@ -135,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # a failed step: say which run, keep the traceback out of the way
+        cause = bench_cause(exc)
+        if cause is not None:
+            print(f"error: {cause}", file=sys.stderr)
+            return cause.exit_code
         print(
             f"error: the pipeline run {run_name} failed: {type(exc).__name__}: {exc}\n"
             "  see the step logs in the ZenML dashboard (zenml login --local) or rerun: "
@@ -158,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Results: {output_dir}/ (leaderboard.csv, samples.jsonl)"
         + (f"; also {latest}/" if latest else "")
     )
+    note = budget_note(config, outcome.results)
+    if note:
+        console.print(note, markup=False)
     console.print(
         f"MLflow run: {outcome.mlflow_run_id} in experiment {config.tracking.experiment!r}"
     )

@@ -279,6 +279,12 @@ class ExecutionSpec(_Strict):
     seed: int = 1234
     retries: RetryPolicy = Field(default_factory=RetryPolicy)
     response_cache: bool = Field(default=True, description="reuse answers already paid for")
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, description="stop sending requests before this spend is crossed"
+    )
+    max_error_rate: float | None = Field(
+        default=None, ge=0, le=1, description="abort a step once this share of requests failed"
+    )
     cache_dir: str | None = Field(
         default=None, description="response cache folder; default ~/.cache/llmbench/responses"
     )

@@ -7,15 +7,12 @@ table says which. Output is bounded by max_tokens, so the cost shown is an upper
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from llmbench.config import BenchConfig, ModelSpec
+from llmbench.runtime.budget import estimated_prompt_tokens
 from llmbench.runtime.runner import request_params
 from llmbench.tasks.build import build_samples
-from llmbench.types import Sample
-
-CHARS_PER_TOKEN = 4.0
 
 
 @dataclass(frozen=True)
@@ -27,10 +24,6 @@ class Estimate:
     counted_by: str
     max_output_tokens: int
     max_cost_usd: float | None  # None: priced by compute time, unknown before running
-
-
-def _estimated_tokens(sample: Sample) -> int:
-    return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in sample.messages())
 
 
 def _token_counter(model: ModelSpec) -> tuple[str, object | None]:
@@ -55,7 +48,7 @@ def estimate(config: BenchConfig) -> list[Estimate]:
             params = request_params(model, task, config.execution.seed)
             for sample in samples[task.name]:
                 if vocab is None:
-                    prompt += _estimated_tokens(sample)
+                    prompt += estimated_prompt_tokens(sample.messages())
                 else:
                     text = "\n".join(m.content for m in sample.messages())
                     prompt += len(vocab.tokenize(text.encode(), add_bos=True))  # type: ignore[attr-defined]

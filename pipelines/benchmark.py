@@ -49,6 +49,9 @@ def benchmark(
                     "response_cache": bench.execution.response_cache,
                     "cache_dir": bench.execution.cache_dir,
                     "refresh": refresh,
+                    "run": run_name,
+                    "max_cost_usd": bench.execution.max_cost_usd,
+                    "max_error_rate": bench.execution.max_error_rate,
                 },
                 # A secret's keys become environment variables during this step only.
                 secrets=[model.secret] if model.secret else None,

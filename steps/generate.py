@@ -9,6 +9,7 @@ from zenml import get_step_context, step
 
 from llmbench import stages
 from llmbench.config import ModelSpec, PriceEntry
+from llmbench.runtime.budget import budget_for
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import RunSettings, open_cache
 from llmbench.types import GenerationParams
@@ -30,6 +31,10 @@ def generate(
         # ZenML drops None values from `extra`: absent means "default".
         cache=open_cache(bool(extra.get("response_cache", True)), extra.get("cache_dir")),
         refresh=bool(extra.get("refresh", False)),
+        budget=budget_for(extra["run"], float(extra["max_cost_usd"]))
+        if extra.get("max_cost_usd")
+        else None,
+        max_error_rate=extra.get("max_error_rate"),
     )
     try:
         return stages.generate(

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmbench.config import ModelSpec, PriceEntry, TaskSpec
+from llmbench.errors import BenchError
 from llmbench.providers.base import Provider
 from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
+from llmbench.runtime.budget import Budget, worst_case_cost
 from llmbench.runtime.cache import ResponseCache, cache_key
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
@@ -50,8 +52,41 @@ class RunSettings:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     cache: ResponseCache | None = None
     refresh: bool = False  # ignore cached answers (still store new ones)
+    budget: Budget | None = None  # the run's spend limit, shared with its other steps
+    max_error_rate: float | None = None  # abort once this share of requests failed
     sleep: Sleep | None = None  # tests pass a scaled clock
     rng: random.Random = field(default_factory=random.Random)
+
+
+MIN_SAMPLES_FOR_ERROR_RATE = 20
+
+
+class ErrorRateExceeded(BenchError):
+    exit_code = 1
+
+
+@dataclass
+class _Tally:
+    """Live counts of one step, for the error-rate guard."""
+
+    done: int = 0
+    errors: int = 0
+    abort: str | None = None
+
+    def record(self, completion: Completion, settings: RunSettings, label: str) -> None:
+        self.done += 1
+        self.errors += int(completion.error is not None)
+        limit = settings.max_error_rate
+        if (
+            limit is not None
+            and self.abort is None
+            and self.done >= MIN_SAMPLES_FOR_ERROR_RATE
+            and self.errors / self.done > limit
+        ):
+            self.abort = (
+                f"{label}: {self.errors} of the first {self.done} requests failed "
+                f"({self.errors / self.done:.0%}), above execution.max_error_rate {limit:.0%}"
+            )
 
 
 async def _request(
@@ -82,6 +117,30 @@ async def _request(
     )
 
 
+async def _send(
+    provider: Provider,
+    sample: Sample,
+    params: GenerationParams,
+    price: PriceEntry,
+    settings: RunSettings,
+    tally: _Tally,
+) -> Completion:
+    """A request unless the run was aborted or its budget would be crossed."""
+    if tally.abort is not None:
+        return Completion(finish_reason="error", error="aborted: too many errors (not sent)")
+    reserved = worst_case_cost(sample.messages(), params, price)
+    budget = settings.budget
+    if budget is not None and not budget.reserve(reserved):
+        return Completion(
+            finish_reason="error",
+            error=f"budget: not sent (execution.max_cost_usd ${budget.limit_usd:g} reached)",
+        )
+    completion = await _request(provider, sample, params, settings)
+    if budget is not None:
+        budget.settle(reserved, price_completion(completion, price).cost_usd)
+    return completion
+
+
 async def _one(
     provider: Provider,
     index: int,
@@ -91,6 +150,7 @@ async def _one(
     price: PriceEntry,
     progress: GenerationProgress,
     settings: RunSettings,
+    tally: _Tally,
 ) -> Completion:
     async with gate:
         key = None
@@ -101,9 +161,10 @@ async def _one(
         if cached is not None:
             completion = cached.model_copy(update={"cached": True, "attempts": 0})
         else:
-            completion = await _request(provider, sample, params, settings)
+            completion = await _send(provider, sample, params, price, settings, tally)
             if settings.cache is not None and key is not None:
                 settings.cache.put(key, completion)
+    tally.record(completion, settings, progress.label)
     completion = price_completion(completion, price)
     progress.advance(
         error=completion.error is not None,
@@ -126,13 +187,21 @@ async def run_samples(
 ) -> list[Completion]:
     settings = settings or RunSettings()
     gate = asyncio.Semaphore(concurrency or settings.concurrency)
+    tally = _Tally()
     jobs = [
-        _one(provider, i, s, params, gate, price, progress, settings) for i, s in enumerate(samples)
+        _one(provider, i, s, params, gate, price, progress, settings, tally)
+        for i, s in enumerate(samples)
     ]
     try:
-        return list(await asyncio.gather(*jobs))
+        completions = list(await asyncio.gather(*jobs))
     finally:
         await provider.aclose()
+    if tally.abort is not None:
+        raise ErrorRateExceeded(
+            tally.abort,
+            hint="check the errors in the step log; fix the cause or raise max_error_rate",
+        )
+    return completions
 
 
 def generate(

@@ -222,3 +222,32 @@ def test_errors_are_not_cached(server: ProviderServer, tmp_path: Path) -> None:
     assert failed.error is not None
     [retried] = run(provider(), samples(1), RunSettings(cache=cache))
     assert retried.error is None and not retried.cached and len(server.requests) == 2
+
+
+def test_budget_stops_sending_before_the_limit(server: ProviderServer) -> None:
+    from llmbench.runtime.budget import Budget, worst_case_cost
+
+    items = samples(10)
+    worst = worst_case_cost(items[0].messages(), PARAMS, PRICE)
+    budget = Budget(limit_usd=worst * 1.5)  # room for the worst case once, then actual spend
+    results = run(provider(), items, RunSettings(concurrency=1, budget=budget))
+    sent = [r for r in results if r.error is None]
+    refused = [r for r in results if r.error and r.error.startswith("budget:")]
+    assert len(sent) + len(refused) == 10 and refused
+    assert len(server.requests) == len(sent)
+    assert budget.spent_usd <= budget.limit_usd
+    assert budget.spent_usd == pytest.approx(sum(r.cost_usd for r in sent))
+
+
+def test_error_rate_guard_aborts_early(server: ProviderServer) -> None:
+    from llmbench.runtime.runner import ErrorRateExceeded
+
+    server.default = lambda request: Fault(status=401)
+    try:
+        with pytest.raises(ErrorRateExceeded, match=r"above execution\.max_error_rate 50%"):
+            run(provider(), samples(60), RunSettings(concurrency=2, max_error_rate=0.5))
+    finally:
+        from tests.fakes.provider_server import echo_reply
+
+        server.default = echo_reply
+    assert 20 <= len(server.requests) <= 23  # stopped after the first 20, not all 60

@@ -94,3 +94,26 @@ def test_kill_9_then_resume_matches_a_clean_run(server: ProviderServer, tmp_path
     assert comparable(killed / "out" / "samples.jsonl") == comparable(
         clean / "out" / "samples.jsonl"
     )
+
+
+def test_budget_guard_through_the_cli(server: ProviderServer, tmp_path: Path) -> None:
+    write_config(tmp_path, server)
+    config = yaml.safe_load((tmp_path / "bench.yaml").read_text())
+    config["execution"]["max_cost_usd"] = 0.0002  # a few requests' worst case
+    (tmp_path / "bench.yaml").write_text(yaml.safe_dump(config))
+    sent_before = len(server.requests)
+    result = run_cli(
+        tmp_path,
+        isolated_env(tmp_path, OPENAI_API_KEY="sk-budget-test"),
+        "--config",
+        "bench.yaml",
+        "--output-dir",
+        "out",
+    )
+    assert "Budget reached: execution.max_cost_usd is $0.0002" in result.stdout
+    rows = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").open()]
+    refused = [r for r in rows if (r["error"] or "").startswith("budget:")]
+    answered = [r for r in rows if r["error"] is None]
+    assert refused and answered and len(refused) + len(answered) == LIMIT
+    assert len(server.requests) - sent_before == len(answered)
+    assert sum(r["cost_usd"] for r in answered) <= 0.0002
