@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from llmbench.errors import ConfigError
+from llmbench.runtime.limiter import RateLimits
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.scoring.extract import EXTRACTOR_TYPES, ExtractorSpec
 from llmbench.scoring.metrics import METRICS
@@ -240,6 +241,10 @@ class ModelSpec(_Strict):
         description="ZenML secret whose keys (e.g. OPENAI_API_KEY) become environment "
         "variables for this model's steps",
     )
+    limits: RateLimits = Field(
+        default_factory=RateLimits,
+        description="concurrency / RPM / TPM for this model's endpoint (shared by models on it)",
+    )
     price: PriceEntry | None = None
 
     @field_validator("provider")
@@ -269,8 +274,8 @@ class ModelSpec(_Strict):
         return self
 
     def generation_identity(self) -> dict[str, Any]:
-        """What determines the outputs: everything but the price."""
-        return self.model_dump(mode="json", exclude={"price"})
+        """What determines the outputs: everything but the price and the rate limits."""
+        return self.model_dump(mode="json", exclude={"price", "limits"})
 
 
 class ExecutionSpec(_Strict):

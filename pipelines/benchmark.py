@@ -45,6 +45,7 @@ def benchmark(
                 extra={
                     "concurrency": bench.execution.concurrency,
                     "price": model.price.model_dump(mode="json"),
+                    "limits": model.limits.model_dump(mode="json", exclude_none=True),
                     "retries": bench.execution.retries.model_dump(mode="json"),
                     "response_cache": bench.execution.response_cache,
                     "cache_dir": bench.execution.cache_dir,

@@ -8,7 +8,7 @@ import pandas as pd
 from zenml import get_step_context, step
 
 from llmbench import stages
-from llmbench.config import ModelSpec, PriceEntry
+from llmbench.config import ModelSpec
 from llmbench.runtime.budget import budget_for
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import RunSettings, open_cache
@@ -24,7 +24,9 @@ def generate(
     the price for the live spend figure) arrives through the step's ``extra`` settings,
     which are not part of ZenML's cache key."""
     extra = get_step_context().step_run.config.extra
-    spec = ModelSpec.model_validate({**model, "price": PriceEntry.model_validate(extra["price"])})
+    spec = ModelSpec.model_validate(
+        {**model, "price": extra["price"], "limits": extra.get("limits") or {}}
+    )
     settings = RunSettings(
         concurrency=int(extra["concurrency"]),
         retries=RetryPolicy.model_validate(extra["retries"]),

@@ -60,6 +60,10 @@ class Provider(abc.ABC):
         """Whether a failed request may succeed if sent again (429/5xx/timeouts: yes)."""
         return False
 
+    def rate_limited(self, error: BaseException) -> bool:
+        """A 429: the endpoint asks for fewer requests (drives adaptive concurrency)."""
+        return 429 in (getattr(error, "status_code", None), getattr(error, "code", None))
+
     def connection_key(self) -> str:
         """Requests with the same key share a concurrency and rate limit."""
         return f"{self.name}:{self.spec.model}"

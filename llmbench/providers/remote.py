@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Sequence
@@ -103,7 +104,9 @@ class RemoteProvider(Provider):
         return options
 
     def connection_key(self) -> str:
-        return f"{self.name}:{self.base_url}"
+        """Provider, endpoint and (a digest of) the key: what shares a rate limit."""
+        digest = hashlib.sha256((self.api_key or "").encode()).hexdigest()[:8]
+        return f"{self.name}:{self.base_url}:{digest}"
 
     def cache_identity(self) -> dict[str, Any]:
         return {**super().cache_identity(), "base_url": self.base_url}

@@ -14,8 +14,9 @@ from llmbench.errors import BenchError
 from llmbench.providers.base import Provider
 from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
-from llmbench.runtime.budget import Budget, worst_case_cost
+from llmbench.runtime.budget import Budget, estimated_prompt_tokens, worst_case_cost
 from llmbench.runtime.cache import ResponseCache, cache_key
+from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
 from llmbench.types import Completion, GenerationParams, Sample
@@ -53,6 +54,7 @@ class RunSettings:
     cache: ResponseCache | None = None
     refresh: bool = False  # ignore cached answers (still store new ones)
     budget: Budget | None = None  # the run's spend limit, shared with its other steps
+    limiter: ConnectionLimiter | None = None  # the endpoint's limits, shared across steps
     max_error_rate: float | None = None  # abort once this share of requests failed
     sleep: Sleep | None = None  # tests pass a scaled clock
     rng: random.Random = field(default_factory=random.Random)
@@ -95,9 +97,26 @@ async def _request(
     attempts = Attempts()
     timeout = provider.request_timeout_s()
 
+    limiter = settings.limiter
+    sleep = settings.sleep or asyncio.sleep
+
     async def once() -> Completion:
-        async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
-            return await provider.generate(sample.messages(), params)
+        if limiter is None:
+            async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
+                return await provider.generate(sample.messages(), params)
+        await limiter.gate.acquire()
+        try:
+            await limiter.wait_for_budget(estimated_prompt_tokens(sample.messages()), sleep)
+            async with asyncio.timeout(timeout):
+                completion = await provider.generate(sample.messages(), params)
+        except Exception as exc:
+            if provider.rate_limited(exc) and limiter.limits.adaptive:
+                limiter.gate.on_rate_limited()
+            raise
+        finally:
+            limiter.gate.release()
+        limiter.gate.on_success()
+        return completion
 
     try:
         completion = await with_retries(
@@ -216,6 +235,10 @@ def generate(
     if model.price is None:
         raise ValueError(f"model {model.name} has no resolved price")
     provider = build_provider(model)
+    if settings.limiter is None:
+        settings.limiter = limiter_for(
+            provider.connection_key(), model.limits, settings.concurrency
+        )
     progress = GenerationProgress(label, len(samples))
     try:
         return asyncio.run(

@@ -251,3 +251,42 @@ def test_error_rate_guard_aborts_early(server: ProviderServer) -> None:
 
         server.default = echo_reply
     assert 20 <= len(server.requests) <= 23  # stopped after the first 20, not all 60
+
+
+def test_rate_limits_shrink_concurrency(server: ProviderServer) -> None:
+    from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
+
+    limiter = ConnectionLimiter(RateLimits(max_concurrency=8), default_concurrency=8)
+    server.script(*[Fault(status=429, retry_after=0.0)] * 6)
+    clock = Clock()
+    settings = RunSettings(concurrency=8, limiter=limiter, sleep=clock.sleep)
+    results = run(provider(), samples(16), settings)
+    assert all(r.error is None for r in results)
+    assert limiter.gate.limit < 8  # halved by the 429s, regrowing since
+    assert server.peak_in_flight <= 8
+
+
+def test_one_endpoint_limit_is_shared_by_steps_in_threads(server: ProviderServer) -> None:
+    import threading
+
+    from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
+
+    limiter = ConnectionLimiter(RateLimits(max_concurrency=3, adaptive=True), 3)
+    server.latency_s = 0.05
+    try:
+
+        def step(tag: str) -> None:
+            items = [
+                Sample(sample_id=str(i), prompt=f"{tag} {i}", references=("x",)) for i in range(12)
+            ]
+            run(provider(), items, RunSettings(concurrency=8, limiter=limiter))
+
+        threads = [threading.Thread(target=step, args=(t,)) for t in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        server.latency_s = 0.0
+    assert len(server.requests) == 24
+    assert server.peak_in_flight <= 3
