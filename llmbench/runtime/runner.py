@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llmbench.config import ModelSpec, PriceEntry, TaskSpec
@@ -16,7 +16,7 @@ from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
 from llmbench.runtime.budget import Budget, estimated_prompt_tokens, worst_case_cost
 from llmbench.runtime.cache import ResponseCache, cache_key
-from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
+from llmbench.runtime.limiter import ConnectionLimiter, RateLimits, limiter_for
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
 from llmbench.types import Completion, GenerationParams, Sample
@@ -98,16 +98,14 @@ async def _request(
     timeout = provider.request_timeout_s()
 
     limiter = settings.limiter
+    assert limiter is not None, "run_samples always sets one"
     sleep = settings.sleep or asyncio.sleep
 
     async def once() -> Completion:
-        if limiter is None:
-            async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
-                return await provider.generate(sample.messages(), params)
         await limiter.gate.acquire()
         try:
             await limiter.wait_for_budget(estimated_prompt_tokens(sample.messages()), sleep)
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
                 completion = await provider.generate(sample.messages(), params)
         except Exception as exc:
             if provider.rate_limited(exc) and limiter.limits.adaptive:
@@ -205,6 +203,8 @@ async def run_samples(
     concurrency: int | None = None,
 ) -> list[Completion]:
     settings = settings or RunSettings()
+    if settings.limiter is None:  # no endpoint-wide limits: this step's own, unlimited
+        settings = replace(settings, limiter=ConnectionLimiter(RateLimits(), settings.concurrency))
     gate = asyncio.Semaphore(concurrency or settings.concurrency)
     tally = _Tally()
     jobs = [
