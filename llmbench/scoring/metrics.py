@@ -7,8 +7,9 @@ computed, so validating a config stays fast.
 
 from __future__ import annotations
 
-import functools
 import math
+import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +64,26 @@ class MetricResult:
     per_sample: dict[str, list[float]]
 
 
-@functools.cache
+_PER_THREAD = threading.local()
+_LOAD_LOCK = threading.Lock()
+
+
 def load_module(name: str) -> evaluate.EvaluationModule:
+    """A metric instance for this thread only, kept in memory.
+
+    Scoring steps run in parallel threads. An ``evaluate`` module buffers predictions in its
+    instance and, by default, in an Arrow cache file named after the metric, so a shared
+    instance or file would mix or corrupt the inputs of concurrent steps. Loading (which
+    copies and imports the module) is serialised."""
     import evaluate
 
-    return evaluate.load(str(METRICS_DIR / name))
+    modules: dict[str, evaluate.EvaluationModule] = _PER_THREAD.__dict__.setdefault("modules", {})
+    if name not in modules:
+        with _LOAD_LOCK:
+            modules[name] = evaluate.load(
+                str(METRICS_DIR / name), keep_in_memory=True, experiment_id=uuid.uuid4().hex
+            )
+    return modules[name]
 
 
 def compute_metric(

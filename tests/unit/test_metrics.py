@@ -87,3 +87,21 @@ def test_token_f1_and_accuracy() -> None:
 def test_no_predictions_gives_nan_not_zero() -> None:
     result = compute_metric("exact_match", {}, [], [])
     assert math.isnan(result.aggregate["exact_match"])
+
+
+def test_concurrent_scoring_keeps_inputs_apart() -> None:
+    """Scoring steps run in parallel threads: each must score only its own predictions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def score(index: int) -> tuple[int, float, list[float]]:
+        hits = index % 5
+        predictions = ["right"] * hits + ["wrong"] * (5 - hits) + [f"filler {index}"] * 20
+        references = [["right"]] * 25
+        result = compute_metric("exact_match", {}, predictions, references)
+        return hits, result.aggregate["exact_match"], result.per_sample["exact_match"][:5]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(score, range(40)))
+    for hits, aggregate, first in outcomes:
+        assert aggregate == pytest.approx(hits / 25)
+        assert first == [1.0] * hits + [0.0] * (5 - hits)
