@@ -1,9 +1,15 @@
-"""Progress of a generation loop: a live bar on a terminal, plain log lines elsewhere (CI)."""
+"""Progress of a generation loop: a live bar on a terminal, plain log lines elsewhere (CI).
+
+Generation steps run in parallel threads; separate live displays would overwrite each
+other's lines, so all bars of a process share one display: a row per (model, task), removed
+(and logged once) when it finishes.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 
 from rich.progress import (
@@ -16,6 +22,36 @@ from rich.progress import (
 )
 
 logger = logging.getLogger("llmbench")
+
+_DISPLAY_LOCK = threading.Lock()
+_DISPLAY: Progress | None = None
+_DISPLAY_USERS = 0
+
+
+def _attach() -> Progress:
+    global _DISPLAY, _DISPLAY_USERS
+    with _DISPLAY_LOCK:
+        if _DISPLAY is None:
+            _DISPLAY = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[extra]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            _DISPLAY.start()
+        _DISPLAY_USERS += 1
+        return _DISPLAY
+
+
+def _detach() -> None:
+    global _DISPLAY, _DISPLAY_USERS
+    with _DISPLAY_LOCK:
+        _DISPLAY_USERS -= 1
+        if _DISPLAY_USERS == 0 and _DISPLAY is not None:
+            _DISPLAY.stop()
+            _DISPLAY = None
 
 
 class GenerationProgress:
@@ -30,17 +66,8 @@ class GenerationProgress:
         self._live = sys.stdout.isatty() if live is None else live
         self._bar: Progress | None = None
         if self._live:
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[extra]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
+            self._bar = _attach()
             self._task = self._bar.add_task(label, total=total, extra="")
-            self._bar.start()
         else:
             logger.info("%s: generating %d samples", label, total)
 
@@ -67,4 +94,7 @@ class GenerationProgress:
 
     def close(self) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            logger.info("%s: %d/%d %s", self.label, self.done, self.total, self._summary())
+            self._bar.remove_task(self._task)
+            self._bar = None
+            _detach()

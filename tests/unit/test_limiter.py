@@ -83,3 +83,18 @@ def test_limits_are_validated() -> None:
         RateLimits(max_concurrency=0)
     with pytest.raises(ValueError):
         RateLimits.model_validate({"rpm": 10})
+
+
+def test_live_progress_bars_from_parallel_steps_share_one_display() -> None:
+    """Overlapping steps draw into one live display (several would overwrite each other's
+    lines); it stops when the last bar closes."""
+    from llmbench.runtime import progress as progress_module
+    from llmbench.runtime.progress import GenerationProgress
+
+    bars = [GenerationProgress(f"m{i} / t", 5, live=True) for i in range(3)]  # all alive at once
+    assert len({id(bar._bar) for bar in bars}) == 1
+    for bar in bars:
+        bar.advance(error=False, cost=0.0)
+    for bar in bars:
+        bar.close()
+    assert progress_module._DISPLAY is None  # stopped when the last bar closed
