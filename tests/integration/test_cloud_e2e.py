@@ -7,7 +7,6 @@ import csv
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-cloud-e2e-7b3d9a51-never-logged"
 SECRET_KEY = "sk-from-zenml-secret-2c8e4f10"
 LIMIT = 2
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
 
 
 def cloud_config(folder: Path) -> Path:

@@ -7,7 +7,6 @@ provider made of the answer (text, tokens, cost, finish reason, TTFT, errors as 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,12 +40,6 @@ PROVIDERS: dict[str, tuple[str, str, str, str]] = {
     "ollama": ("llama3.2", "", "OLLAMA_HOST", ""),
 }
 AUTH_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as running:
-        yield running
 
 
 @pytest.fixture(autouse=True)
