@@ -37,6 +37,7 @@ class AnthropicProvider(RemoteProvider):
     endpoint: ClassVar[Endpoint] = Endpoint(None, ("ANTHROPIC_API_KEY",), "ANTHROPIC_BASE_URL")
     # The Messages API has no seed; asking for one is a config error, not a silent no-op.
     unsupported_params: ClassVar[frozenset[str]] = frozenset({"seed"})
+    supports_json_mode: ClassVar[bool] = False
 
     @classmethod
     def resolve_base_url(cls, spec: ModelSpec) -> str | None:

@@ -44,6 +44,7 @@ class RemoteProvider(Provider):
 
     endpoint: ClassVar[Endpoint]
     unsupported_params: ClassVar[frozenset[str]] = frozenset()
+    supports_json_mode: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = RemoteOptions
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -84,6 +85,12 @@ class RemoteProvider(Provider):
                 f"{cls.name} does not support {', '.join(sorted(explicit))}",
                 field=f"models.{spec.name}.params",
                 hint=f"remove {', '.join(sorted(explicit))} from the model's params",
+            )
+        if spec.options.get("json_mode") and not cls.supports_json_mode:
+            raise ConfigError(
+                f"{cls.name} has no JSON mode",
+                field=f"models.{spec.name}.options.json_mode",
+                hint="remove json_mode; ask for JSON in the prompt instead",
             )
         if cls.resolve_base_url(spec) is None and not spec.secret:
             raise ConfigError(

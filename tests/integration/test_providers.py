@@ -265,6 +265,8 @@ def test_missing_key_fails_before_any_request(
 def test_unsupported_parameter_is_rejected_clearly() -> None:
     with pytest.raises(ConfigError, match="anthropic does not support seed"):
         make("anthropic", params={"seed": 3})
+    with pytest.raises(ConfigError, match="anthropic has no JSON mode"):
+        make("anthropic", options={"json_mode": True})
 
 
 def test_json_mode_is_requested(server: ProviderServer) -> None:
