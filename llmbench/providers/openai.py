@@ -75,6 +75,14 @@ class OpenAIProvider(RemoteProvider):
         super().__init__(spec)
         from openai import AsyncOpenAI
 
+        assert isinstance(self.options, OpenAIOptions)
+        self.openai_options = self.options
+        self.reasoning = (
+            self.openai_options.reasoning
+            if self.openai_options.reasoning is not None
+            else is_reasoning_model(spec.model)
+        )
+
         self.client: AsyncOpenAI = AsyncOpenAI(
             api_key=self.api_key or "not-needed",
             base_url=self.base_url,
@@ -82,17 +90,8 @@ class OpenAIProvider(RemoteProvider):
             timeout=self.options.timeout_s,
         )
 
-    @property
-    def reasoning(self) -> bool:
-        options = OpenAIOptions.model_validate(self.spec.options)
-        return (
-            options.reasoning
-            if options.reasoning is not None
-            else is_reasoning_model(self.spec.model)
-        )
-
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
-        options = OpenAIOptions.model_validate(self.spec.options)
+        options = self.openai_options
         body: dict[str, Any] = {
             "model": self.spec.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],

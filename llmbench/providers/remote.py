@@ -52,6 +52,9 @@ class RemoteProvider(Provider):
         self.preflight(spec)
         self.api_key = self.resolve_key(spec)
         self.base_url = self.resolve_base_url(spec)
+        options = self.options_model.model_validate(spec.options)  # once, not per request
+        assert isinstance(options, RemoteOptions)
+        self.options = options
 
     @classmethod
     def key_variables(cls, spec: ModelSpec) -> tuple[str, ...]:
@@ -103,12 +106,6 @@ class RemoteProvider(Provider):
 
     def secrets(self) -> list[str]:
         return [self.api_key] if self.api_key else []
-
-    @property
-    def options(self) -> RemoteOptions:
-        options = self.options_model.model_validate(self.spec.options)
-        assert isinstance(options, RemoteOptions)
-        return options
 
     def connection_key(self) -> str:
         """Provider, endpoint and (a digest of) the key: what shares a rate limit."""

@@ -59,10 +59,12 @@ def samples(n: int) -> list[Sample]:
     return [Sample(sample_id=str(i), prompt=f"question {i}", references=("x",)) for i in range(n)]
 
 
-def run(p: Any, items: list[Sample], settings: RunSettings) -> list[Completion]:
+def run(
+    p: Any, items: list[Sample], settings: RunSettings, params: GenerationParams = PARAMS
+) -> list[Completion]:
     progress = GenerationProgress("t", len(items), live=False)
     return asyncio.run(
-        run_samples(p, items, PARAMS, price=PRICE, progress=progress, settings=settings)
+        run_samples(p, items, params, price=PRICE, progress=progress, settings=settings)
     )
 
 
@@ -180,30 +182,11 @@ def test_cache_keys_ignore_the_key_and_count_unseeded_draws(
 ) -> None:
     cache = ResponseCache(tmp_path)
     same = [Sample(sample_id=str(i), prompt="same prompt", references=("x",)) for i in range(3)]
-    progress = GenerationProgress("t", 3, live=False)
     sampled = GenerationParams(max_tokens=8, temperature=0.7)
-    asyncio.run(
-        run_samples(
-            provider(),
-            same,
-            sampled,
-            price=PRICE,
-            progress=progress,
-            settings=RunSettings(cache=cache),
-        )
-    )
+    run(provider(), same, RunSettings(cache=cache), sampled)
     assert len(server.requests) == 3  # three draws, not one answer reused
     monkeypatch.setenv("OPENAI_API_KEY", "sk-another-key")
-    again = asyncio.run(
-        run_samples(
-            provider(),
-            same,
-            sampled,
-            price=PRICE,
-            progress=progress,
-            settings=RunSettings(cache=cache),
-        )
-    )
+    again = run(provider(), same, RunSettings(cache=cache), sampled)
     assert len(server.requests) == 3 and all(r.cached for r in again)
     assert b"sk-another-key" not in cache.path.read_bytes()
 
