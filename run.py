@@ -23,7 +23,12 @@ from llmbench.environment import configure_environment
 from llmbench.errors import BenchError
 from llmbench.estimate import estimate
 from llmbench.preflight import preflight
-from llmbench.report.output import print_estimates, print_leaderboard, write_outputs
+from llmbench.report.output import (
+    print_estimates,
+    print_leaderboard,
+    print_statistics,
+    write_outputs,
+)
 
 RESULTS_DIR = Path("results")
 
@@ -173,8 +178,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
 
-    write_outputs(config, outcome.leaderboard, outcome.results, output_dir, latest_link=latest)
+    write_outputs(
+        config,
+        outcome.leaderboard,
+        outcome.results,
+        output_dir,
+        report=outcome.report,
+        latest_link=latest,
+    )
     print_leaderboard(config, outcome.leaderboard, f"llmbench leaderboard — {run_name}", console)
+    print_statistics(config, outcome.report, console)
     if outcome.generations_cached == outcome.generations:
         console.print(
             f"All {outcome.generations} generation steps were cached: no model was called."
@@ -185,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{outcome.generations} (model, task) pairs; {outcome.generations_cached} were cached."
         )
     console.print(
-        f"Results: {output_dir}/ (leaderboard.csv, samples.jsonl)"
+        f"Results: {output_dir}/ (leaderboard.csv, samples.jsonl, statistics/)"
         + (f"; also {latest}/" if latest else "")
     )
     note = budget_note(config, outcome.results)

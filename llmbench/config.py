@@ -168,12 +168,84 @@ class SampleSpec(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     source: SourceSpec
-    target: str = Field(description="Jinja2 expression: the reference answer (str or list)")
+    target: str | None = Field(
+        default=None,
+        description="Jinja2 expression: the reference answer (str or list); "
+        "optional for tasks graded only by a rubric or pairwise judge",
+    )
     sample_id: str | None = Field(default=None, description="Jinja2 expression; default: row index")
     choices: str | None = Field(default=None, description="Jinja2 expression giving a list")
     system: str | None = None
     template: str
     fewshot: FewShotSpec | None = None
+
+    @model_validator(mode="after")
+    def _fewshot_needs_target(self) -> SampleSpec:
+        if self.fewshot is not None and self.target is None:
+            raise ValueError("fewshot needs 'target': the answers shown after each example")
+        return self
+
+
+class HumanLabelsSpec(_Strict):
+    """A file of human ratings for judge calibration (e.g. the CSV from ``calibrate export``)."""
+
+    path: str
+    label: str = Field(default="human_label", description="column with the human rating")
+    sample_id: str = Field(default="sample_id", description="column matching the task's ids")
+    model: str | None = Field(
+        default="model", description="column naming the rated model; null: labels of every model"
+    )
+
+    @model_validator(mode="after")
+    def _readable_type(self) -> HumanLabelsSpec:
+        if Path(self.path).suffix.lower() not in (".csv", ".jsonl"):
+            raise ValueError(f"human labels must be a .csv or .jsonl file, not {self.path}")
+        return self
+
+
+DEFAULT_CRITERIA = (
+    "helpfulness, relevance, accuracy, depth, creativity and level of detail of the response"
+)
+
+
+class JudgeSpec(_Strict):
+    """An LLM judge for a task: a rubric score, a reference-guided score or a pairwise
+    preference judged in both orders. ``panel`` names judges (``judges:`` or ``models:``)."""
+
+    mode: Literal["rubric", "reference", "pairwise"]
+    panel: list[str] = Field(min_length=1)
+    criteria: str = DEFAULT_CRITERIA
+    scale: tuple[int, int] = Field(default=(1, 10), description="lowest and highest grade")
+    pass_fail: bool = Field(default=False, description="grade PASS/FAIL (1/0) instead of a scale")
+    aggregate: Literal["mean", "majority"] = Field(
+        default="mean", description="how a panel's grades combine into one per sample"
+    )
+    prompt: str | None = Field(
+        default=None, description="Jinja2 template file replacing configs/prompts/<mode>.j2"
+    )
+    baseline: str | None = Field(
+        default=None, description="pairwise: compare every model with this one (default: all pairs)"
+    )
+    max_tokens: int = Field(default=512, ge=16)
+    human_labels: HumanLabelsSpec | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> JudgeSpec:
+        low, high = self.scale
+        if low >= high:
+            raise ValueError(f"scale: the lowest grade ({low}) must be below the highest ({high})")
+        if len(set(self.panel)) != len(self.panel):
+            raise ValueError("panel: a judge is listed twice")
+        if self.mode == "pairwise" and (self.pass_fail or self.human_labels):
+            raise ValueError("pass_fail and human_labels apply to rubric and reference judging")
+        if self.baseline is not None and self.mode != "pairwise":
+            raise ValueError("baseline applies to pairwise judging only")
+        return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The grade range a judge may give: (0, 1) for PASS/FAIL."""
+        return (0.0, 1.0) if self.pass_fail else (float(self.scale[0]), float(self.scale[1]))
 
 
 class TaskSpec(SampleSpec):
@@ -186,7 +258,21 @@ class TaskSpec(SampleSpec):
     extract: list[Annotated[ExtractorSpec, BeforeValidator(_extractor_shorthand)]] = Field(
         default_factory=list
     )
-    metrics: list[Annotated[MetricSpec, BeforeValidator(_metric_shorthand)]] = Field(min_length=1)
+    metrics: list[Annotated[MetricSpec, BeforeValidator(_metric_shorthand)]] = Field(
+        default_factory=list
+    )
+    judge: JudgeSpec | None = None
+
+    @model_validator(mode="after")
+    def _scored_somehow(self) -> TaskSpec:
+        if not self.metrics and self.judge is None:
+            raise ValueError("a task needs 'metrics', a 'judge', or both")
+        needs_reference = [m.name for m in self.metrics] or (
+            ["judge mode 'reference'"] if self.judge and self.judge.mode == "reference" else []
+        )
+        if needs_reference and self.target is None:
+            raise ValueError(f"{needs_reference[0]} compares with a reference answer: set 'target'")
+        return self
 
     def sample_spec(self) -> SampleSpec:
         """Only what determines the rendered samples: changing metrics or extractors then
@@ -304,25 +390,62 @@ class TrackingSpec(_Strict):
     artifact_location: str | None = None
 
 
+class StatsSpec(_Strict):
+    """Bootstrap settings for every confidence interval and paired test in the report."""
+
+    resamples: int = Field(default=1000, ge=100, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    seed: int = 0
+
+
 class BenchConfig(_Strict):
     name: str = Field(default="bench", pattern=NAME_PATTERN)
     models: list[ModelSpec] = Field(min_length=1)
+    judges: list[ModelSpec] = Field(
+        default_factory=list, description="models that grade answers; not on the leaderboard"
+    )
     tasks: list[TaskSpec] = Field(min_length=1)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    stats: StatsSpec = Field(default_factory=StatsSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @model_validator(mode="after")
     def _unique_names(self) -> BenchConfig:
         for kind, names in (
-            ("model", [m.name for m in self.models]),
+            ("model or judge", [m.name for m in (*self.models, *self.judges)]),
             ("task", [t.name for t in self.tasks]),
         ):
             seen: set[str] = set()
             for name in names:
                 if name in seen:
-                    raise ValueError(f"two {kind}s are named {name!r}; {kind} names must be unique")
+                    raise ValueError(f"two {kind}s are named {name!r}; names must be unique")
                 seen.add(name)
         return self
+
+    @model_validator(mode="after")
+    def _judges_exist(self) -> BenchConfig:
+        graders = {m.name for m in (*self.judges, *self.models)}
+        models = {m.name for m in self.models}
+        for index, task in enumerate(self.tasks):
+            judge = task.judge
+            if judge is None:
+                continue
+            for name in judge.panel:
+                if name not in graders:
+                    raise ValueError(
+                        f"tasks.{index}.judge.panel: no judge or model named {name!r}; "
+                        f"add it under 'judges:' ({did_you_mean(name, graders)})"
+                    )
+            if judge.baseline is not None and judge.baseline not in models:
+                raise ValueError(
+                    f"tasks.{index}.judge.baseline: no model named {judge.baseline!r}; "
+                    f"{did_you_mean(judge.baseline, models)}"
+                )
+        return self
+
+    def grader(self, name: str) -> ModelSpec:
+        """A judge by name: from ``judges:`` first, else a model under test."""
+        return next(m for m in (*self.judges, *self.models) if m.name == name)
 
     def fingerprint(self) -> str:
         """A stable hash of the resolved config, logged with every run."""
@@ -417,9 +540,17 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
-    for holder in (task.get("source"), (task.get("fewshot") or {}).get("source")):
+    """Make a task's file paths absolute: data sources, the judge's prompt and human labels."""
+    judge: dict[str, Any] = task["judge"] if isinstance(task.get("judge"), dict) else {}
+    for holder in (
+        task.get("source"),
+        (task.get("fewshot") or {}).get("source"),
+        judge.get("human_labels"),
+    ):
         if isinstance(holder, dict) and isinstance(holder.get("path"), str):
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
+    if isinstance(judge.get("prompt"), str):
+        judge["prompt"] = str((base_dir / os.path.expandvars(judge["prompt"])).resolve())
 
 
 def _read_task_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -455,9 +586,16 @@ def load_prices(path: Path) -> PriceTable:
     return table
 
 
+RECORDED_PRICE = PriceEntry(
+    per_hour=0.0, source="recorded outputs: what they cost was not recorded", date="n/a"
+)
+
+
 def _resolve_price(model: ModelSpec, table: PriceTable, prices_file: Path) -> ModelSpec:
     if model.price is not None:
         return model
+    if model.provider == "recorded":
+        return model.model_copy(update={"price": RECORDED_PRICE})
     entry = table.models.get(model.model) or table.models.get(model.name)
     if entry is None:
         raise ConfigError(
@@ -497,13 +635,12 @@ def load(path: str | Path) -> BenchConfig:
     if not prices_file.is_absolute():
         prices_file = (base_dir / prices_file).resolve()
 
-    for model in raw.get("models") or []:
+    for model in [*(raw.get("models") or []), *(raw.get("judges") or [])]:
         model_file = model.get("model") if isinstance(model, dict) else None
-        if (
-            isinstance(model_file, str)
-            and model_file.endswith(".gguf")
-            and not Path(model_file).is_absolute()
-        ):
+        is_file = isinstance(model_file, str) and (
+            model_file.endswith(".gguf") or model.get("provider") == "recorded"
+        )
+        if is_file and isinstance(model_file, str) and not Path(model_file).is_absolute():
             model["model"] = str((base_dir / model_file).resolve())
 
     tasks: list[Any] = []
@@ -532,4 +669,5 @@ def load(path: str | Path) -> BenchConfig:
     )
     table = load_prices(prices_file)
     models = [_resolve_price(m, table, prices_file) for m in config.models]
-    return config.model_copy(update={"models": models})
+    judges = [_resolve_price(m, table, prices_file) for m in config.judges]
+    return config.model_copy(update={"models": models, "judges": judges})

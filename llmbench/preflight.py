@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from llmbench.config import BenchConfig
 from llmbench.errors import MissingKeyError
+from llmbench.providers.recorded import RecordedProvider
 from llmbench.providers.registry import provider_class
+from llmbench.scoring.judge import template_text
+from llmbench.scoring.judged import read_human_labels
 from llmbench.tasks.build import build_samples
 from llmbench.tasks.loader import source_fingerprint
 
 
 def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> dict[str, str]:
-    """Validate data, templates and models; returns each task's data fingerprint.
+    """Validate data, templates, judges and models; returns each task's data fingerprint
+    (and each recorded-outputs model's, under ``model:<name>``).
 
     With ``missing_keys`` given (a dry run), a missing API key is collected there instead
     of stopping the check."""
@@ -23,11 +27,19 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
     for task in config.tasks:
         fingerprints[task.name] = source_fingerprint(task.source)
         build_samples(task, config.execution.limit)
-    for model in config.models:
+        if task.judge is not None:
+            template_text(task.judge)
+            if task.judge.human_labels is not None:
+                read_human_labels(task.judge.human_labels, task.name)
+    judges = {name for task in config.tasks if task.judge for name in task.judge.panel}
+    graders = [m for m in config.judges if m.name in judges]
+    for model in (*config.models, *graders):
         try:
             provider_class(model.provider).preflight(model)
         except MissingKeyError as exc:
             if missing_keys is None:
                 raise
             missing_keys.append(exc.message)
+        if model.provider == "recorded":
+            fingerprints[f"model:{model.name}"] = RecordedProvider.fingerprint(model)
     return fingerprints

@@ -6,11 +6,15 @@ run and tested without ZenML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pandas as pd
 
-from llmbench.config import ModelSpec, SampleSpec, TaskSpec
-from llmbench.report.leaderboard import RESULT_COLUMNS
+from llmbench.config import JudgeSpec, ModelSpec, SampleSpec, TaskSpec
+from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
 from llmbench.runtime import runner
+from llmbench.scoring import judge, judged
 from llmbench.scoring.score import score_completions
 from llmbench.tables import (
     completions_to_frame,
@@ -19,7 +23,7 @@ from llmbench.tables import (
     samples_to_frame,
 )
 from llmbench.tasks.build import build_samples
-from llmbench.types import GenerationParams
+from llmbench.types import Completion, GenerationParams, Sample
 
 
 def load_task(task: SampleSpec, limit: int | None) -> pd.DataFrame:
@@ -39,17 +43,97 @@ def generate(
     return completions_to_frame([s.sample_id for s in items], completions)
 
 
+def _judge_runner(settings: runner.RunSettings, label: str) -> judge.Runner:
+    def run(model: ModelSpec, requests: list[Sample], params: GenerationParams) -> list[Completion]:
+        return runner.generate(model, requests, params, settings=settings, label=label)
+
+    return run
+
+
+def grade(
+    task: str,
+    spec: JudgeSpec,
+    template: str,
+    grader: ModelSpec,
+    samples: pd.DataFrame,
+    completions: pd.DataFrame,
+    *,
+    seed: int,
+    settings: runner.RunSettings,
+    label: str,
+) -> pd.DataFrame:
+    """One judge's rubric or reference-guided grades of one model's answers."""
+    grader = judge.judge_model(grader, spec)
+    return judge.grade_answers(
+        task,
+        spec,
+        grader,
+        frame_to_samples(samples),
+        frame_to_completions(completions),
+        _judge_runner(settings, label),
+        judge.judge_params(grader, spec, seed),
+        template,
+    )
+
+
+def compare(
+    task: str,
+    spec: JudgeSpec,
+    template: str,
+    grader: ModelSpec,
+    samples: pd.DataFrame,
+    model_a: tuple[str, pd.DataFrame],
+    model_b: tuple[str, pd.DataFrame],
+    *,
+    seed: int,
+    settings: runner.RunSettings,
+    label: str,
+) -> pd.DataFrame:
+    """One judge's pairwise verdicts on two models' answers, in both orders."""
+    grader = judge.judge_model(grader, spec)
+    return judge.judge_pair(
+        task,
+        spec,
+        grader,
+        frame_to_samples(samples),
+        (model_a[0], frame_to_completions(model_a[1])),
+        (model_b[0], frame_to_completions(model_b[1])),
+        _judge_runner(settings, label),
+        judge.judge_params(grader, spec, seed),
+        template,
+    )
+
+
 def score(
-    model: ModelSpec, task: TaskSpec, samples: pd.DataFrame, completions: pd.DataFrame
+    model: ModelSpec,
+    task: TaskSpec,
+    samples: pd.DataFrame,
+    completions: pd.DataFrame,
+    judgments: Sequence[pd.DataFrame] = (),
+    human_labels: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-sample result rows, aggregate rows) for one model on one task.
 
-    Cost is recomputed here from the price in force, so a price change rescoring a cached
-    generation still reports tokens x the snapshotted price.
+    ``judgments`` are the task judge's outputs: each panel judge's grades of this model, or
+    every pairwise verdict involving it. Cost is recomputed here from the price in force,
+    so a price change rescoring a cached generation still reports tokens x the snapshotted
+    price.
     """
     items = frame_to_samples(samples)
     priced = [runner.price_completion(c, model.price) for c in frame_to_completions(completions)]  # type: ignore[arg-type]
     scores, aggregates = score_completions(task, items, priced)
+    if task.judge is not None:
+        ids = [s.sample_id for s in items]
+        if task.judge.mode == "pairwise":
+            columns, row = judged.pairwise_columns(model.name, ids, judgments)
+        else:
+            columns, row = judged.graded_columns(task, ids, judgments)
+        if human_labels is not None:
+            columns["human_label"] = columns["sample_id"].map(
+                lambda s: human_labels.get(s)  # type: ignore[union-attr]
+            )
+        scores = scores.merge(columns, on="sample_id", validate="1:1")
+        aggregates = pd.concat([aggregates, pd.DataFrame([row])], ignore_index=True)
     generated = completions_to_frame([s.sample_id for s in items], priced)
     results = samples.drop(columns=["choices"]).merge(generated, on="sample_id", validate="1:1")
     results = results.rename(columns={"text": "output"}).merge(
@@ -58,6 +142,7 @@ def score(
     results.insert(0, "task", task.name)
     results.insert(0, "model", model.name)
     score_columns = [c for c in results.columns if c.startswith("score.")]
+    extra = [c for c in JUDGE_RESULT_COLUMNS if c in results.columns]
     aggregates.insert(0, "task", task.name)
     aggregates.insert(0, "model", model.name)
-    return results[RESULT_COLUMNS + score_columns], aggregates
+    return results[RESULT_COLUMNS + extra + score_columns], aggregates

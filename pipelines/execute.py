@@ -11,6 +11,7 @@ from llmbench.config import BenchConfig
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
 from llmbench.providers.remote import RemoteProvider
+from llmbench.report.statistics import Report
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
 from pipelines.stack import ensure_local_stack
@@ -22,6 +23,7 @@ class RunOutcome:
     run_name: str
     leaderboard: pd.DataFrame
     results: pd.DataFrame
+    report: Report
     mlflow_run_id: str
     generations: int
     generations_cached: int
@@ -32,7 +34,7 @@ def check_secrets(config: BenchConfig) -> None:
     from zenml.client import Client
 
     client = Client()
-    for model in config.models:
+    for model in (*config.models, *config.judges):
         if not model.secret:
             continue
         cls = provider_class(model.provider)
@@ -81,6 +83,7 @@ def run_benchmark(
         run_name=run.name,
         leaderboard=board_step.outputs["leaderboard"][0].load(),
         results=board_step.outputs["all_results"][0].load(),
+        report=Report.from_frame(board_step.outputs["statistics"][0].load()),
         mlflow_run_id=str(steps["track"].outputs["mlflow_run_id"][0].load()),
         generations=len(generations),
         generations_cached=sum(s.status == ExecutionStatus.CACHED for s in generations),

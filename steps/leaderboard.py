@@ -1,4 +1,5 @@
-"""Step: gather every (model, task) result into the leaderboard and one results table."""
+"""Step: gather every (model, task) result into the leaderboard, its statistics and one
+results table."""
 
 from __future__ import annotations
 
@@ -8,14 +9,24 @@ import pandas as pd
 from zenml import step
 
 from llmbench.config import BenchConfig
+from llmbench.report import statistics
 from llmbench.report.leaderboard import build_leaderboard
 
 
 @step
 def leaderboard(
-    config: dict[str, Any], results: list[pd.DataFrame], aggregates: list[pd.DataFrame]
-) -> tuple[Annotated[pd.DataFrame, "leaderboard"], Annotated[pd.DataFrame, "all_results"]]:
+    config: dict[str, Any],
+    results: list[pd.DataFrame],
+    aggregates: list[pd.DataFrame],
+    verdicts: list[pd.DataFrame],
+) -> tuple[
+    Annotated[pd.DataFrame, "leaderboard"],
+    Annotated[pd.DataFrame, "all_results"],
+    Annotated[pd.DataFrame, "statistics"],
+]:
+    bench = BenchConfig.model_validate(config)
     all_results = pd.concat(results, ignore_index=True)
     all_aggregates = pd.concat(aggregates, ignore_index=True)
-    board = build_leaderboard(BenchConfig.model_validate(config), all_results, all_aggregates)
-    return board, all_results
+    report = statistics.build_report(bench, all_results, statistics.concat_verdicts(verdicts))
+    board = build_leaderboard(bench, all_results, all_aggregates, report.intervals)
+    return board, all_results, report.to_frame()

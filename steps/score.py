@@ -1,4 +1,5 @@
-"""Step: extract answers, compute metrics and cost for one model on one task."""
+"""Step: extract answers, compute metrics, join judge verdicts and cost for one model on
+one task."""
 
 from __future__ import annotations
 
@@ -13,10 +14,20 @@ from llmbench.config import ModelSpec, TaskSpec
 
 @step
 def score(
-    samples: pd.DataFrame, completions: pd.DataFrame, model: dict[str, Any], task: dict[str, Any]
+    samples: pd.DataFrame,
+    completions: pd.DataFrame,
+    judgments: list[pd.DataFrame],
+    human_labels: dict[str, Any] | None,
+    model: dict[str, Any],
+    task: dict[str, Any],
 ) -> tuple[Annotated[pd.DataFrame, "results"], Annotated[pd.DataFrame, "aggregates"]]:
     # ZenML reads the output count from a literal tuple in the return statement.
     results, aggregates = stages.score(
-        ModelSpec.model_validate(model), TaskSpec.model_validate(task), samples, completions
+        ModelSpec.model_validate(model),
+        TaskSpec.model_validate(task),
+        samples,
+        completions,
+        judgments,
+        human_labels,
     )
     return results, aggregates

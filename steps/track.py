@@ -12,6 +12,7 @@ import pandas as pd
 from zenml import get_step_context, step
 
 from llmbench.config import BenchConfig
+from llmbench.report.statistics import Report
 from llmbench.tracking.mlflow_log import log_benchmark
 
 TRACKER_NAME = "llmbench-mlflow"
@@ -19,7 +20,11 @@ TRACKER_NAME = "llmbench-mlflow"
 
 @step(enable_cache=False, experiment_tracker=TRACKER_NAME)
 def track(
-    config: dict[str, Any], leaderboard: pd.DataFrame, all_results: pd.DataFrame, run_name: str
+    config: dict[str, Any],
+    leaderboard: pd.DataFrame,
+    all_results: pd.DataFrame,
+    statistics: pd.DataFrame,
+    run_name: str,
 ) -> Annotated[str, "mlflow_run_id"]:
     context = get_step_context()
     return log_benchmark(
@@ -27,5 +32,6 @@ def track(
         leaderboard,
         all_results,
         run_name=run_name,
+        report=Report.from_frame(statistics),
         extra_params={"zenml_run_id": str(context.pipeline_run.id)},
     )

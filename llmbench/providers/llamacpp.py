@@ -10,7 +10,9 @@ free for other providers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
+import json
 import importlib.util
 import os
 import sys
@@ -45,6 +47,12 @@ class LlamaCppOptions(BaseModel):
     n_ctx: int = Field(default=2048, ge=128)
     n_threads: int | None = Field(default=None, ge=1)
     n_batch: int = Field(default=512, ge=1)
+    json_mode: bool = Field(
+        default=False, description="constrain the answer to JSON with llama.cpp's JSON grammar"
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="constrain the answer to this JSON schema (a grammar)"
+    )
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ _DIGESTS: dict[tuple[str, int, float], str] = {}
 # would inflate each request's latency (and so its compute-time cost). One request at a
 # time, process-wide; loaded models are shared between the steps of a run.
 _CPU_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, LlamaCppOptions], Llama] = {}
+_LOADED: dict[tuple[str, int, int | None, int], Llama] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -154,6 +162,16 @@ def quiet_llama_logs() -> None:
 
     _LOG_CALLBACK = _callback
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
+
+
+@functools.cache
+def _json_grammar(schema: str | None) -> Any:
+    """A grammar for any JSON value, or for one JSON schema; parsed once per process."""
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    if schema is None:
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    return LlamaGrammar.from_json_schema(schema, verbose=False)
 
 
 def _finish_reason(raw: str | None) -> FinishReason:
@@ -199,7 +217,8 @@ class LlamaCppProvider(Provider):
                     "llama-cpp-python is not installed",
                     hint="run 'make install' (it builds the portable wheel once per machine)",
                 ) from None
-            key = (str(self.path), self.options)
+            # Sampling-only options must not load a second copy of the weights.
+            key = (str(self.path), self.options.n_ctx, self.options.n_threads, self.options.n_batch)
             quiet_llama_logs()
             with _LOAD_LOCK:
                 if key not in _LOADED:
@@ -236,6 +255,10 @@ class LlamaCppProvider(Provider):
         }
         if params.top_p is not None:
             kwargs["top_p"] = params.top_p
+        if self.options.json_schema is not None:
+            kwargs["grammar"] = _json_grammar(json.dumps(self.options.json_schema, sort_keys=True))
+        elif self.options.json_mode:
+            kwargs["grammar"] = _json_grammar(None)
         with _CPU_LOCK:
             llm.reset()  # type: ignore[no-untyped-call]  # no state carried over from another task's prompts
             started = time.perf_counter()

@@ -28,6 +28,7 @@ PROVIDERS: dict[str, str] = {
     "anthropic": "llmbench.providers.anthropic:AnthropicProvider",
     "gemini": "llmbench.providers.gemini:GeminiProvider",
     "ollama": "llmbench.providers.ollama:OllamaProvider",
+    "recorded": "llmbench.providers.recorded:RecordedProvider",
 }
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from llmbench.config import BenchConfig
-from llmbench.scoring.metrics import METRICS
+from llmbench.report.statistics import headline, overall_intervals
+from llmbench.scoring.stats import rank_with_ties
 
 RESULT_COLUMNS = [
     "model",
@@ -34,14 +35,8 @@ RESULT_COLUMNS = [
     "attempts",
     "retry_wait_s",
 ]
-
-
-def primary_metric(config: BenchConfig, task_name: str) -> tuple[str, float]:
-    """A task's headline value (its first metric's first key) and that metric's scale."""
-    task = next(t for t in config.tasks if t.name == task_name)
-    metric = task.metrics[0]
-    definition = METRICS[metric.name]
-    return definition.output_keys(metric.options)[0], definition.scale
+# Present only for judged tasks (and human_label only when the task has labels).
+JUDGE_RESULT_COLUMNS = ["judgments", "judge_cost_usd", "judge_latency_s", "human_label"]
 
 
 def _percentile(values: pd.Series, q: float) -> float:
@@ -50,9 +45,21 @@ def _percentile(values: pd.Series, q: float) -> float:
 
 
 def build_leaderboard(
-    config: BenchConfig, results: pd.DataFrame, aggregates: pd.DataFrame
+    config: BenchConfig,
+    results: pd.DataFrame,
+    aggregates: pd.DataFrame,
+    intervals: pd.DataFrame,
 ) -> pd.DataFrame:
-    """``results``: a row per (model, task, sample); ``aggregates``: model, task, metric, value."""
+    """``results``: a row per (model, task, sample); ``aggregates``: model, task, metric,
+    value; ``intervals``: the CI of every per-sample score (:func:`statistics.intervals`).
+
+    Ranks treat overlapping CIs of the overall score as ties: rank 1 is every model no other
+    model beats beyond doubt."""
+    cis = {
+        (r["model"], r["task"], r["metric"]): (r["low"], r["high"])
+        for r in intervals.to_dict("records")
+    }
+    overall = overall_intervals(config, results)
     rows = []
     for model in config.models:
         mine = results[results["model"] == model.name]
@@ -62,19 +69,25 @@ def build_leaderboard(
             "provider": model.provider,
             "model_id": model.model,
         }
-        headline = []
+        headlines = []
         for task in config.tasks:
             found = aggregates[
                 (aggregates["model"] == model.name) & (aggregates["task"] == task.name)
             ]
             for record in found.to_dict("records"):
                 row[f"{task.name}/{record['metric']}"] = record["value"]
-            key, scale = primary_metric(config, task.name)
-            value = found.loc[found["metric"] == key, "value"]
-            headline.append(float(value.iloc[0]) / scale if len(value) else math.nan)
+            line = headline(task)
+            value = found.loc[found["metric"] == line.key, "value"]
+            headlines.append(line.normalise(float(value.iloc[0])) if len(value) else math.nan)
+            ci = cis[(model.name, task.name, line.key)]
+            row[f"{task.name}/{line.key}_ci_low"] = ci[0]
+            row[f"{task.name}/{line.key}_ci_high"] = ci[1]
         row["score"] = (
-            float(np.nanmean(headline)) if not all(map(math.isnan, headline)) else math.nan
+            float(np.nanmean(headlines)) if not all(map(math.isnan, headlines)) else math.nan
         )
+        row["score_ci_low"] = overall[model.name].low
+        row["score_ci_high"] = overall[model.name].high
+        judged = live[live["judge_cost_usd"] > 0] if "judge_cost_usd" in live else live.iloc[:0]
         row.update(
             {
                 "samples": len(mine),
@@ -89,11 +102,20 @@ def build_leaderboard(
                 "retries": int((mine["attempts"] - 1).clip(lower=0).sum()),
                 "latency_p50_s": _percentile(live["latency_s"], 50),
                 "latency_p95_s": _percentile(live["latency_s"], 95),
+                # What judging this model's answers cost; never part of cost_usd.
+                "judge_cost_usd": float(mine["judge_cost_usd"].sum())
+                if "judge_cost_usd" in mine
+                else 0.0,
+                "judge_latency_p50_s": _percentile(judged["judge_latency_s"], 50)
+                if len(judged)
+                else math.nan,
             }
         )
         rows.append(row)
     board = pd.DataFrame(rows)
-    first = ["model", "provider", "model_id", "score"]
+    ranks = rank_with_ties(overall)
+    board.insert(0, "rank", board["model"].map(ranks))
+    first = ["rank", "model", "provider", "model_id", "score", "score_ci_low", "score_ci_high"]
     tail = [
         "samples",
         "errors",
@@ -106,7 +128,11 @@ def build_leaderboard(
         "retries",
         "latency_p50_s",
         "latency_p95_s",
+        "judge_cost_usd",
+        "judge_latency_p50_s",
     ]
     middle = [c for c in board.columns if c not in first and c not in tail]
     board = board[first + middle + tail]
-    return board.sort_values("score", ascending=False, na_position="last").reset_index(drop=True)
+    return board.sort_values(
+        ["rank", "score"], ascending=[True, False], na_position="last"
+    ).reset_index(drop=True)

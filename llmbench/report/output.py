@@ -15,8 +15,8 @@ from rich.table import Table
 
 from llmbench.config import BenchConfig
 from llmbench.estimate import Estimate
-from llmbench.report.leaderboard import primary_metric
-from llmbench.scoring.metrics import METRICS
+from llmbench.report.statistics import Report, score_keys
+from llmbench.report.statistics import headline as headline_of
 from llmbench.tracking.mlflow_log import price_snapshot
 
 
@@ -30,11 +30,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _missing(value: Any) -> bool:
+    """A column another task has but this row's task does not (NaN after the concat)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def task_score_keys(config: BenchConfig) -> dict[str, list[str]]:
-    return {
-        task.name: [key for m in task.metrics for key in METRICS[m.name].output_keys(m.options)]
-        for task in config.tasks
-    }
+    return {task.name: score_keys(task) for task in config.tasks}
 
 
 def write_outputs(
@@ -43,9 +45,11 @@ def write_outputs(
     results: pd.DataFrame,
     output_dir: Path,
     *,
+    report: Report | None = None,
     latest_link: Path | None = None,
 ) -> None:
-    """leaderboard.csv, samples.jsonl, the resolved config and price snapshot.
+    """leaderboard.csv, samples.jsonl, statistics/*.csv, the resolved config and price
+    snapshot.
 
     ``latest_link``, when given, is pointed at ``output_dir`` (atomically)."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -54,8 +58,14 @@ def write_outputs(
     with (output_dir / "samples.jsonl").open("w", encoding="utf-8") as handle:
         for record in results.to_dict("records"):
             row = {k: _jsonable(v) for k, v in record.items() if not k.startswith("score.")}
-            row["scores"] = {k: _jsonable(record[f"score.{k}"]) for k in keys[record["task"]]}
+            row["scores"] = {k: _jsonable(record.get(f"score.{k}")) for k in keys[record["task"]]}
+            row = {k: v for k, v in row.items() if not _missing(v)}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if report is not None:
+        folder = output_dir / "statistics"
+        folder.mkdir(exist_ok=True)
+        for name in report.TABLES:
+            getattr(report, name).to_csv(folder / f"{name}.csv", index=False)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
@@ -71,7 +81,7 @@ def _fmt(value: Any, column: str) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        if column == "cost_usd":
+        if column in ("cost_usd", "judge_cost_usd"):
             return f"${value:.6f}"
         if column.endswith("_s"):
             return f"{value:.2f}"
@@ -84,13 +94,16 @@ def leaderboard_table(config: BenchConfig, leaderboard: pd.DataFrame, title: str
     Every column is in leaderboard.csv."""
     headline = []
     for task in config.tasks:
-        key, _ = primary_metric(config, task.name)
+        key = headline_of(task).key
         headline.append((f"{task.name}/{key}", f"{task.name}\n{key}"))
     columns = [
+        ("rank", "rank"),
         ("model", "model"),
         ("score", "score"),
+        ("score_ci", f"{config.stats.confidence:.0%} CI"),
         *headline,
         ("cost_usd", "cost\nUSD"),
+        *([("judge_cost_usd", "judge\nUSD")] if any(t.judge for t in config.tasks) else []),
         ("latency_p50_s", "p50\ns"),
         ("latency_p95_s", "p95\ns"),
         ("errors", "errors"),
@@ -99,8 +112,71 @@ def leaderboard_table(config: BenchConfig, leaderboard: pd.DataFrame, title: str
     for name, header in columns:
         table.add_column(header, justify="left" if name == "model" else "right")
     for record in leaderboard.to_dict("records"):
+        record["score_ci"] = f"{record['score_ci_low']:.3f}-{record['score_ci_high']:.3f}"
         table.add_row(*(_fmt(record.get(name, math.nan), name) for name, _ in columns))
     return table
+
+
+def print_statistics(config: BenchConfig, report: Report, console: Console) -> None:
+    """Which differences are real (paired tests), ratings and how reliable the judges were."""
+    if not report.comparisons.empty:
+        table = Table(title="paired comparisons (headline metric, items both models scored)")
+        for header in ("task", "A vs B", "A - B", "CI", "p", "test", "n", "significant"):
+            table.add_column(header, justify="left" if header in ("task", "A vs B") else "right")
+        for r in report.comparisons.to_dict("records"):
+            table.add_row(
+                r["task"],
+                f"{r['model_a']} vs {r['model_b']}",
+                _fmt(r["difference"], ""),
+                f"{_fmt(r['low'], '')} .. {_fmt(r['high'], '')}",
+                _fmt(r["p_value"], ""),
+                str(r["method"]),
+                str(r["n"]),
+                "yes" if r["significant"] else "no",
+            )
+        console.print(table)
+    if not report.ratings.empty:
+        table = Table(title="pairwise judging: Bradley-Terry ratings (Elo scale)")
+        for header in ("task", "model", "rating", "CI", "win rate", "comparisons"):
+            table.add_column(header, justify="left" if header in ("task", "model") else "right")
+        for r in report.ratings.to_dict("records"):
+            table.add_row(
+                r["task"],
+                r["model"],
+                f"{r['rating']:.0f}",
+                f"{r['low']:.0f} .. {r['high']:.0f}",
+                _fmt(r["win_rate"], ""),
+                str(r["comparisons"]),
+            )
+        console.print(table)
+    if not report.judges.empty:
+        table = Table(title="judges")
+        headers = (
+            "task",
+            "judge",
+            "judged",
+            "unscored",
+            "cost USD",
+            "p50 s",
+            "position consistency",
+            "panel agreement",
+            "human kappa",
+        )
+        for header in headers:
+            table.add_column(header, justify="left" if header in ("task", "judge") else "right")
+        for r in report.judges.to_dict("records"):
+            table.add_row(
+                r["task"],
+                r["judge"],
+                str(r["judged"]),
+                str(r["unscored"]),
+                _fmt(r["cost_usd"], "cost_usd"),
+                _fmt(r["latency_p50_s"], "_s"),
+                _fmt(r["position_consistency"], ""),
+                _fmt(r["panel_agreement"], ""),
+                _fmt(r["human_kappa"], ""),
+            )
+        console.print(table)
 
 
 def print_leaderboard(

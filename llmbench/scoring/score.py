@@ -21,7 +21,9 @@ SCORE_PREFIX = "score."
 def score_completions(
     task: TaskSpec, samples: list[Sample], completions: list[Completion]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-sample scores, aggregates) — aggregates hold one row per metric value."""
+    """(per-sample scores, aggregates) — aggregates hold one row per metric value.
+
+    Judge grades are joined afterwards (:mod:`llmbench.scoring.judged`)."""
     answers = [extract(c.text, task.extract) if c.error is None else None for c in completions]
     scorable = [i for i, c in enumerate(completions) if c.error is None]
     per_sample: dict[str, list[float]] = {}

@@ -34,7 +34,7 @@ class TaskRenderer:
         self.task = task
         self.template = self._compile("template", task.template)
         self.system = self._compile("system", task.system) if task.system else None
-        self.target = self._expression("target", task.target)
+        self.target = self._expression("target", task.target) if task.target else None
         self.choices = self._expression("choices", task.choices) if task.choices else None
         self.sample_id = self._expression("sample_id", task.sample_id) if task.sample_id else None
 
@@ -99,6 +99,8 @@ class TaskRenderer:
             raise self._fail(field, context, index, exc) from None
 
     def references(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        if self.target is None:  # judged tasks without a reference answer
+            return ()
         return tuple(
             s.strip() for s in _as_strings(self._evaluate("target", self.target, row, index))
         )

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from llmbench.config import PROJECT_ROOT, BenchConfig
+from llmbench.report.statistics import Report
 
 TRACKED_PACKAGES = (
     "llmbench",
@@ -97,15 +98,69 @@ def _model_metrics(board_row: pd.Series) -> dict[str, float]:
     return _finite({k: v for k, v in board_row.items() if k not in skip})
 
 
+def _loggable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nested and mixed-type columns as JSON text, which MLflow tables can hold."""
+    table = frame.dropna(axis=1, how="all").copy()
+    for column in ("references", "judgments", "human_label"):
+        if column in table:
+            table[column] = table[column].map(
+                lambda v: json.dumps(v.tolist() if hasattr(v, "tolist") else v, default=str)
+            )
+    return table
+
+
+def _log_report(report: Report) -> None:
+    import mlflow
+
+    for name in ("intervals", "comparisons", "ratings", "judges"):
+        table = getattr(report, name)
+        if not table.empty:
+            mlflow.log_table(_loggable(table), artifact_file=f"statistics/{name}.json")
+    metrics: dict[str, float] = {}
+    for row in report.judges.to_dict("records"):
+        prefix = f"judge/{row['task']}/{row['judge']}"
+        for key in (
+            "cost_usd",
+            "unscored",
+            "position_consistency",
+            "panel_agreement",
+            "human_accuracy",
+            "human_kappa",
+            "human_spearman",
+        ):
+            metrics[f"{prefix}/{key}"] = row[key]
+    for row in report.comparisons.to_dict("records"):
+        prefix = f"paired/{row['task']}/{row['model_a']}_vs_{row['model_b']}"
+        metrics[f"{prefix}/difference"] = row["difference"]
+        metrics[f"{prefix}/p_value"] = row["p_value"]
+    mlflow.log_metrics(_finite(metrics))
+
+
+def _report_metrics(report: Report, model: str) -> dict[str, float]:
+    """This model's CI bounds for every metric, and its pairwise ratings."""
+    metrics: dict[str, float] = {}
+    for row in report.intervals[report.intervals["model"] == model].to_dict("records"):
+        metrics[f"{row['task']}/{row['metric']}_ci_low"] = row["low"]
+        metrics[f"{row['task']}/{row['metric']}_ci_high"] = row["high"]
+    for row in report.ratings[report.ratings["model"] == model].to_dict("records"):
+        for key in ("rating", "low", "high", "win_rate"):
+            metrics[f"{row['task']}/bt_{key}"] = row[key]
+    return _finite(metrics)
+
+
 def log_benchmark(
     config: BenchConfig,
     leaderboard: pd.DataFrame,
     results: pd.DataFrame,
     *,
     run_name: str,
+    report: Report | None = None,
     extra_params: dict[str, str] | None = None,
 ) -> str:
-    """Log everything; returns the parent run id. Reuses an active run as the parent."""
+    """Log everything; returns the parent run id. Reuses an active run as the parent.
+
+    The statistics ``report`` lands as tables on the parent run (intervals, paired
+    comparisons, ratings, judges) and as CI / rating metrics on each model's run."""
     import mlflow
 
     experiment_id = ensure_experiment(config)
@@ -150,8 +205,13 @@ def log_benchmark(
                 "cache_hits": int(cached.sum()),
                 "cache_misses": int((~cached).sum()),
                 "errors": int(results["error"].notna().sum()),
+                "judge_cost_usd": float(results["judge_cost_usd"].sum())
+                if "judge_cost_usd" in results
+                else 0.0,
             }
         )
+        if report is not None:
+            _log_report(report)
         for model in config.models:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]
@@ -175,7 +235,7 @@ def log_benchmark(
                 )
                 mlflow.set_tags({"llmbench.kind": "model", "llmbench.model": model.name})
                 mlflow.log_metrics(_model_metrics(board_row))
-                table = mine.copy()
-                table["references"] = table["references"].map(lambda r: json.dumps(list(r)))
-                mlflow.log_table(table, artifact_file="samples.json")
+                if report is not None:
+                    mlflow.log_metrics(_report_metrics(report, model.name))
+                mlflow.log_table(_loggable(mine), artifact_file="samples.json")
         return str(parent.info.run_id)

@@ -1,0 +1,102 @@
+"""Recorded outputs as a model: "bring your own outputs".
+
+A team often has answers already (a leaderboard's published outputs, last quarter's
+production logs). ``provider: recorded`` with ``model: <file>`` answers each prompt with the
+recorded output whose prompt field equals it, so those answers are scored and judged beside
+live models. Nothing is sent anywhere; cost and latency are unknown and reported as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from llmbench.config import SourceSpec
+from llmbench.errors import ConfigError, DatasetError
+from llmbench.providers.base import Provider
+from llmbench.tasks.loader import load_rows, source_fingerprint
+from llmbench.types import Completion, GenerationParams, Message
+
+if TYPE_CHECKING:
+    from llmbench.config import ModelSpec
+
+
+class RecordedOptions(BaseModel):
+    """Which fields of the outputs file hold the prompt and the answer."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_field: str = "instruction"
+    output_field: str = "output"
+
+
+class NoRecordedOutput(LookupError):
+    """The file has no answer for this prompt: an error row, not a crash."""
+
+
+def _source(spec: ModelSpec) -> SourceSpec:
+    try:
+        return SourceSpec(path=spec.model)
+    except ValueError as exc:
+        raise ConfigError(
+            str(exc).splitlines()[-1],
+            field=f"models.{spec.name}.model",
+            hint="give the path of a .jsonl, .json, .csv or .parquet file of recorded outputs",
+        ) from None
+
+
+def _load(spec: ModelSpec) -> dict[str, str]:
+    options = RecordedOptions.model_validate(spec.options)
+    source = _source(spec)
+    rows = load_rows(source)
+    for field in (options.prompt_field, options.output_field):
+        if field not in rows[0]:
+            raise DatasetError(
+                f"no field {field!r} in the recorded outputs (fields: {', '.join(rows[0])})",
+                source=spec.model,
+                field=f"models.{spec.name}.options",
+                hint="set options.prompt_field / options.output_field to the file's field names",
+            )
+    answers: dict[str, str] = {}
+    for row in rows:  # the first answer wins when a prompt repeats
+        answers.setdefault(str(row[options.prompt_field]).strip(), str(row[options.output_field]))
+    return answers
+
+
+class RecordedProvider(Provider):
+    name: ClassVar[str] = "recorded"
+    options_model: ClassVar[type[BaseModel]] = RecordedOptions
+    remote: ClassVar[bool] = False
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self._answers = _load(spec)
+        self._fingerprint = source_fingerprint(_source(spec))
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> None:
+        _load(spec)
+
+    @staticmethod
+    def fingerprint(spec: ModelSpec) -> str:
+        """Changes when the file's bytes change, so cached steps see new recordings."""
+        return source_fingerprint(_source(spec))
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {**super().cache_identity(), "data": self._fingerprint}
+
+    def connection_key(self) -> str:
+        return f"recorded:{Path(self.spec.model).name}"
+
+    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        prompt = next((m.content for m in reversed(messages) if m.role == "user"), "").strip()
+        answer = self._answers.get(prompt)
+        if answer is None:
+            raise NoRecordedOutput(
+                f"no recorded output for this prompt in {Path(self.spec.model).name} "
+                "(the task's template must render exactly the file's prompt field)"
+            )
+        return Completion(text=answer, model_version="recorded")

@@ -1,0 +1,356 @@
+"""LLM-as-judge: rubric grades, reference-guided grades and pairwise preferences.
+
+A judge is any configured model; its requests go through the same runner as the models
+under test (response cache, retries, rate limits, budget), so re-scoring is cheap and a judge
+costs what its provider charges. Pairwise comparisons are judged in both orders: a verdict
+counts only when the two orders agree, otherwise it is a tie, and how often they agree is the
+judge's *position consistency*. A reply without a valid grade is unscored (NaN), never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from llmbench.config import PROJECT_ROOT, JudgeSpec, ModelSpec
+from llmbench.errors import ConfigError
+from llmbench.providers.registry import provider_class
+from llmbench.scoring.verdict import Preference, parse_grade, parse_preference
+from llmbench.types import Completion, GenerationParams, Sample
+
+PROMPTS_DIR = PROJECT_ROOT / "configs" / "prompts"
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+
+# One judge's grades of one model's answers on one task: a row per sample.
+GRADE_COLUMNS = [
+    "sample_id",
+    "judge",
+    "grade",
+    "explanation",
+    "judge_output",
+    "judge_error",
+    "judge_cost_usd",
+    "judge_latency_s",
+    "judge_input_tokens",
+    "judge_output_tokens",
+    "judge_cached",
+]
+# One judge's verdicts on one pair of models on one task: a row per sample, both orders.
+PAIR_COLUMNS = [
+    "task",
+    "sample_id",
+    "judge",
+    "model_a",
+    "model_b",
+    "forward",  # the verdict with model_a shown first, in model terms: "a", "b", "tie"
+    "swapped",  # the verdict with model_b shown first, in the same model terms
+    "winner",  # "a", "b", "tie" (orders disagree or both say tie), None: unscored
+    "consistent",  # both orders parsed and agree; None when either is unparsed
+    "judge_error",
+    "judge_cost_usd",
+    "judge_latency_s",
+]
+
+Runner = Callable[[ModelSpec, list[Sample], GenerationParams], list[Completion]]
+
+
+EXPLANATION_MAX_CHARS = 600
+
+
+def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
+    """The JSON a judge replies with: its reasoning first, then the verdict."""
+    if spec.mode == "pairwise":
+        verdict: dict[str, Any] = {"verdict": {"enum": ["A", "B", "tie"]}}
+    elif spec.pass_fail:
+        verdict = {"verdict": {"enum": ["PASS", "FAIL"]}}
+    else:
+        low, high = spec.scale
+        verdict = {"score": {"enum": list(range(low, high + 1))}}
+    return {
+        "type": "object",
+        "properties": {
+            "explanation": {"type": "string", "maxLength": EXPLANATION_MAX_CHARS},
+            **verdict,
+        },
+        "required": ["explanation", *verdict],
+    }
+
+
+def judge_model(spec: ModelSpec, judge: JudgeSpec) -> ModelSpec:
+    """The judge as sent: its reply constrained to the verdict's JSON schema where the
+    provider can enforce one (llama.cpp grammars), else JSON mode where it has one. A
+    judge's own ``json_mode``/``json_schema`` options are left as configured."""
+    cls = provider_class(spec.provider)
+    fields = getattr(cls.options_model, "model_fields", {})
+    if "json_mode" in spec.options or "json_schema" in spec.options:
+        return spec
+    if "json_schema" in fields:
+        extra: dict[str, Any] = {"json_schema": verdict_schema(judge)}
+    elif "json_mode" in fields and getattr(cls, "supports_json_mode", True):
+        extra = {"json_mode": True}
+    else:
+        return spec
+    return spec.model_copy(update={"options": {**spec.options, **extra}})
+
+
+def judge_params(judge: ModelSpec, spec: JudgeSpec, seed: int) -> GenerationParams:
+    """Greedy unless the judge's own params say otherwise; room for an explanation."""
+    return judge.params.model_copy(
+        update={
+            "max_tokens": spec.max_tokens,
+            "seed": judge.params.seed if judge.params.seed is not None else seed,
+        }
+    )
+
+
+def template_text(spec: JudgeSpec) -> str:
+    """The judge prompt: the task's own template file, else configs/prompts/<mode>.j2."""
+    path = Path(spec.prompt) if spec.prompt else PROMPTS_DIR / f"{spec.mode}.j2"
+    if not path.is_file():
+        raise ConfigError(
+            "judge prompt template not found",
+            source=str(path),
+            field="judge.prompt",
+            hint=f"point judge.prompt at a Jinja2 file, or remove it to use {PROMPTS_DIR}",
+        )
+    text = path.read_text(encoding="utf-8")
+    _compile(text, str(path))
+    return text
+
+
+def _compile(text: str, source: str = "judge prompt") -> Any:
+    try:
+        return _ENV.from_string(text)
+    except TemplateError as exc:
+        raise ConfigError(f"bad judge template: {exc}", source=source) from None
+
+
+def _render(template: Any, context: dict[str, Any], task: str) -> str:
+    try:
+        return str(template.render(**context)).strip()
+    except TemplateError as exc:
+        raise ConfigError(
+            f"the judge prompt cannot be rendered: {exc}",
+            source=f"task {task}",
+            field="judge.prompt",
+            hint="judge templates see: question, answer, answer_a, answer_b, reference, "
+            "criteria, low, high, pass_fail",
+        ) from None
+
+
+def _question(sample: Sample) -> str:
+    return f"{sample.system}\n\n{sample.prompt}" if sample.system else sample.prompt
+
+
+def _base_context(spec: JudgeSpec, sample: Sample) -> dict[str, Any]:
+    low, high = spec.scale
+    return {
+        "question": _question(sample),
+        "reference": sample.references[0] if sample.references else "",
+        "criteria": spec.criteria,
+        "low": low,
+        "high": high,
+        "pass_fail": spec.pass_fail,
+    }
+
+
+def grade_answers(
+    task: str,
+    spec: JudgeSpec,
+    judge: ModelSpec,
+    samples: Sequence[Sample],
+    completions: Sequence[Completion],
+    run: Runner,
+    params: GenerationParams,
+    template: str,
+) -> pd.DataFrame:
+    """One judge's grades (rubric or reference-guided) for one model's answers.
+
+    Failed requests of the model under test are not sent to the judge: they stay unscored."""
+    compiled = _compile(template)
+    todo = [i for i, c in enumerate(completions) if c.error is None]
+    requests = [
+        Sample(
+            sample_id=samples[i].sample_id,
+            prompt=_render(
+                compiled,
+                {**_base_context(spec, samples[i]), "answer": completions[i].text},
+                task,
+            ),
+            references=(),
+        )
+        for i in todo
+    ]
+    replies = run(judge, requests, params) if requests else []
+    low, high = spec.bounds
+    rows: list[dict[str, Any]] = [
+        {"sample_id": s.sample_id, "judge": judge.name, "grade": math.nan} for s in samples
+    ]
+    for i, reply in zip(todo, replies, strict=True):
+        grade = parse_grade(reply.text, low=low, high=high, pass_fail=spec.pass_fail)
+        rows[i].update(
+            {
+                "grade": grade.value if reply.error is None else math.nan,
+                "explanation": grade.explanation if reply.error is None else None,
+                **_reply_fields(reply),
+            }
+        )
+    return pd.DataFrame(rows, columns=GRADE_COLUMNS)
+
+
+def _reply_fields(reply: Completion) -> dict[str, Any]:
+    return {
+        "judge_output": reply.text,
+        "judge_error": reply.error,
+        "judge_cost_usd": reply.cost_usd,
+        "judge_latency_s": reply.latency_s,
+        "judge_input_tokens": reply.input_tokens,
+        "judge_output_tokens": reply.output_tokens,
+        "judge_cached": reply.cached,
+    }
+
+
+_FLIP: dict[str, str] = {"a": "b", "b": "a", "tie": "tie"}
+
+
+def _in_model_terms(preference: Preference | None, a_shown_first: bool) -> str | None:
+    if preference is None:
+        return None
+    shown = {"A": "a", "B": "b", "tie": "tie"}[preference]
+    return shown if a_shown_first else _FLIP[shown]
+
+
+def resolve_orders(forward: str | None, swapped: str | None) -> tuple[str | None, bool | None]:
+    """(winner, consistent) from the two orders' verdicts in model terms.
+
+    Agreeing orders give their verdict; disagreeing ones a tie (the judge's preference
+    followed the position, not the answer); a missing verdict leaves the pair unscored."""
+    if forward is None or swapped is None:
+        return None, None
+    if forward == swapped:
+        return forward, True
+    return "tie", False
+
+
+def judge_pair(
+    task: str,
+    spec: JudgeSpec,
+    judge: ModelSpec,
+    samples: Sequence[Sample],
+    model_a: tuple[str, Sequence[Completion]],
+    model_b: tuple[str, Sequence[Completion]],
+    run: Runner,
+    params: GenerationParams,
+    template: str,
+) -> pd.DataFrame:
+    """One judge's verdicts on model_a vs model_b, every sample judged in both orders."""
+    compiled = _compile(template)
+    (name_a, answers_a), (name_b, answers_b) = model_a, model_b
+    todo = [
+        i for i in range(len(samples)) if answers_a[i].error is None and answers_b[i].error is None
+    ]
+    requests = []
+    for i in todo:
+        context = _base_context(spec, samples[i])
+        first, second = answers_a[i].text, answers_b[i].text
+        for shown_a, shown_b in ((first, second), (second, first)):
+            prompt = _render(compiled, {**context, "answer_a": shown_a, "answer_b": shown_b}, task)
+            requests.append(Sample(sample_id=samples[i].sample_id, prompt=prompt, references=()))
+    replies = run(judge, requests, params) if requests else []
+    rows: list[dict[str, Any]] = [
+        {
+            "task": task,
+            "sample_id": s.sample_id,
+            "judge": judge.name,
+            "model_a": name_a,
+            "model_b": name_b,
+            "judge_error": "not judged: an answer is missing (request failed)",
+            "judge_cost_usd": 0.0,
+            "judge_latency_s": 0.0,
+        }
+        for s in samples
+    ]
+    for n, i in enumerate(todo):
+        forward_reply, swapped_reply = replies[2 * n], replies[2 * n + 1]
+        forward = _in_model_terms(
+            parse_preference(forward_reply.text) if forward_reply.error is None else None, True
+        )
+        swapped = _in_model_terms(
+            parse_preference(swapped_reply.text) if swapped_reply.error is None else None, False
+        )
+        winner, consistent = resolve_orders(forward, swapped)
+        errors = [r.error for r in (forward_reply, swapped_reply) if r.error]
+        rows[i].update(
+            {
+                "forward": forward,
+                "swapped": swapped,
+                "winner": winner,
+                "consistent": consistent,
+                "judge_error": "; ".join(errors) if errors else None,
+                "judge_cost_usd": forward_reply.cost_usd + swapped_reply.cost_usd,
+                "judge_latency_s": forward_reply.latency_s + swapped_reply.latency_s,
+            }
+        )
+    return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def model_pairs(models: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:
+    """Every pair of models once, or each model against the baseline."""
+    if baseline is not None:
+        return [(baseline, m) for m in models if m != baseline]
+    return [(a, b) for n, a in enumerate(models) for b in models[n + 1 :]]
+
+
+def combine_grades(grades: pd.DataFrame, how: str) -> pd.Series:
+    """A panel's grade per sample: the mean, or the most common grade (a split is unscored)."""
+    table = grades.pivot(index="sample_id", columns="judge", values="grade")
+    if how == "mean":
+        return table.mean(axis=1, skipna=True)
+
+    def majority(row: pd.Series) -> float:
+        counts = row.dropna().value_counts()
+        if counts.empty or (len(counts) > 1 and counts.iloc[0] == counts.iloc[1]):
+            return math.nan
+        return float(counts.index[0])
+
+    return table.apply(majority, axis=1)
+
+
+def combine_verdicts(pairs: pd.DataFrame) -> pd.DataFrame:
+    """One verdict per (pair, sample) from a panel: the majority of scored verdicts, a tie
+    when the panel splits evenly, unscored when no judge gave one."""
+
+    def majority(winners: pd.Series) -> str | None:
+        counts = winners.dropna().value_counts()
+        if counts.empty:
+            return None
+        if len(counts) > 1 and counts.iloc[0] == counts.iloc[1]:
+            return "tie"
+        return str(counts.index[0])
+
+    keys = ["task", "model_a", "model_b", "sample_id"]
+    return pairs.groupby(keys, sort=False)["winner"].agg(majority).reset_index()
+
+
+OUTCOME = {"a": 1.0, "b": 0.0, "tie": 0.5}
+
+
+def outcomes_for(model: str, verdicts: pd.DataFrame) -> pd.DataFrame:
+    """Per sample, ``model``'s mean outcome over its comparisons (1 win, 0.5 tie, 0 loss)."""
+    rows = []
+    for record in verdicts.to_dict("records"):
+        if model not in (record["model_a"], record["model_b"]):
+            continue
+        winner = record["winner"]
+        value = math.nan
+        if isinstance(winner, str):
+            value = OUTCOME[winner] if record["model_a"] == model else 1.0 - OUTCOME[winner]
+        opponent = record["model_b"] if record["model_a"] == model else record["model_a"]
+        rows.append({"sample_id": record["sample_id"], "opponent": opponent, "outcome": value})
+    return pd.DataFrame(rows, columns=["sample_id", "opponent", "outcome"])

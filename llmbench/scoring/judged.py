@@ -1,0 +1,173 @@
+"""Judge results joined onto one model's per-sample scores.
+
+Rubric and reference grades become ``score.judge`` (the panel's grade, in the task's scale);
+pairwise verdicts become ``score.win_rate`` (this model's mean outcome per sample: 1 win,
+0.5 tie, 0 loss). Each sample also keeps every judge's verdict (``judgments``), what judging
+it cost, and the human label when the task has one, so calibration is computed later from
+samples.jsonl or the results artifact alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from llmbench.config import HumanLabelsSpec, TaskSpec
+from llmbench.errors import DatasetError
+from llmbench.scoring.judge import combine_grades, combine_verdicts, outcomes_for
+
+JUDGE_KEY = "judge"
+WIN_RATE_KEY = "win_rate"
+JUDGE_COST_COLUMNS = ["judge_cost_usd", "judge_latency_s"]
+
+
+def judged_key(task: TaskSpec) -> str | None:
+    if task.judge is None:
+        return None
+    return WIN_RATE_KEY if task.judge.mode == "pairwise" else JUDGE_KEY
+
+
+def _aggregate(key: str, values: pd.Series, samples: int) -> dict[str, Any]:
+    scored = values.dropna()
+    value = float(scored.mean()) if len(scored) else math.nan
+    return {"metric": key, "value": value, "scored": len(scored), "samples": samples}
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def graded_columns(
+    task: TaskSpec, sample_ids: Sequence[str], grades: Sequence[pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-sample columns from a panel's rubric/reference grades, and the aggregate row."""
+    assert task.judge is not None
+    frame = pd.concat(grades, ignore_index=True)
+    combined = combine_grades(frame, task.judge.aggregate)
+    by_sample: dict[str, list[dict[str, Any]]] = {}
+    for record in frame.to_dict("records"):
+        by_sample.setdefault(str(record["sample_id"]), []).append(
+            {
+                "judge": record["judge"],
+                "grade": _clean(record["grade"]),
+                "explanation": _clean(record["explanation"]),
+                "error": _clean(record["judge_error"]),
+                "cost_usd": _clean(record["judge_cost_usd"]),
+                "latency_s": _clean(record["judge_latency_s"]),
+            }
+        )
+    costs = frame.groupby("sample_id")[JUDGE_COST_COLUMNS].sum(min_count=1)
+    columns = pd.DataFrame({"sample_id": list(sample_ids)})
+    columns[f"score.{JUDGE_KEY}"] = columns["sample_id"].map(combined).astype(float)
+    columns["judgments"] = columns["sample_id"].map(lambda s: by_sample.get(s, []))
+    for column in JUDGE_COST_COLUMNS:
+        columns[column] = columns["sample_id"].map(costs[column]).fillna(0.0).astype(float)
+    return columns, _aggregate(JUDGE_KEY, columns[f"score.{JUDGE_KEY}"], len(sample_ids))
+
+
+def pairwise_columns(
+    model: str, sample_ids: Sequence[str], verdicts: Sequence[pd.DataFrame]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-sample win scores of ``model`` from every pairwise verdict involving it.
+
+    A judge call compares two models, so half of its cost is charged to each."""
+    frame = pd.concat(verdicts, ignore_index=True) if verdicts else pd.DataFrame()
+    columns = pd.DataFrame({"sample_id": list(sample_ids)})
+    if frame.empty:
+        columns[f"score.{WIN_RATE_KEY}"] = math.nan
+        columns["judgments"] = [[] for _ in sample_ids]
+        for column in JUDGE_COST_COLUMNS:
+            columns[column] = 0.0
+        return columns, _aggregate(WIN_RATE_KEY, columns[f"score.{WIN_RATE_KEY}"], len(sample_ids))
+    mine = frame[(frame["model_a"] == model) | (frame["model_b"] == model)]
+    outcomes = outcomes_for(model, combine_verdicts(mine))
+    per_sample = outcomes.groupby("sample_id")["outcome"].mean()
+    by_sample: dict[str, list[dict[str, Any]]] = {}
+    for record in mine.to_dict("records"):
+        first = record["model_a"] == model
+        by_sample.setdefault(str(record["sample_id"]), []).append(
+            {
+                "judge": record["judge"],
+                "opponent": record["model_b"] if first else record["model_a"],
+                # Verdicts in this model's terms: "win", "loss", "tie" or None.
+                "forward": _as_seen_by(record["forward"], first),
+                "swapped": _as_seen_by(record["swapped"], first),
+                "verdict": _as_seen_by(record["winner"], first),
+                "error": _clean(record["judge_error"]),
+            }
+        )
+    costs = mine.groupby("sample_id")[JUDGE_COST_COLUMNS].sum(min_count=1) / 2.0
+    columns[f"score.{WIN_RATE_KEY}"] = columns["sample_id"].map(per_sample).astype(float)
+    columns["judgments"] = columns["sample_id"].map(lambda s: by_sample.get(s, []))
+    for column in JUDGE_COST_COLUMNS:
+        columns[column] = columns["sample_id"].map(costs[column]).fillna(0.0).astype(float)
+    return columns, _aggregate(WIN_RATE_KEY, columns[f"score.{WIN_RATE_KEY}"], len(sample_ids))
+
+
+def _as_seen_by(winner: Any, is_model_a: bool) -> str | None:
+    if not isinstance(winner, str):
+        return None
+    if winner == "tie":
+        return "tie"
+    return "win" if (winner == "a") == is_model_a else "loss"
+
+
+def read_human_labels(spec: HumanLabelsSpec, task: str) -> pd.DataFrame:
+    """The task's human labels as (model, sample_id, label); blank labels are dropped."""
+    path = Path(spec.path)
+    if not path.is_file():
+        raise DatasetError(
+            "human labels file not found",
+            source=str(path),
+            field=f"tasks.{task}.judge.human_labels.path",
+            hint="export a file to rate with 'python -m llmbench.calibrate export', "
+            "fill in its label column, and point human_labels.path at it",
+        )
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype={spec.sample_id: str})
+        else:
+            frame = pd.read_json(path, lines=True, dtype={spec.sample_id: str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DatasetError(f"cannot read human labels: {exc}", source=str(path)) from None
+    needed = [spec.sample_id, spec.label, *([spec.model] if spec.model else [])]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"no column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))})",
+            source=str(path),
+            field=f"tasks.{task}.judge.human_labels",
+            hint="set human_labels.sample_id / label / model to the file's column names",
+        )
+    out = pd.DataFrame(
+        {
+            "model": frame[spec.model].astype(str) if spec.model else None,
+            "sample_id": frame[spec.sample_id].astype(str),
+            "label": frame[spec.label],
+        }
+    )
+    out = out[out["label"].notna() & (out["label"].astype(str).str.strip() != "")]
+    return out.reset_index(drop=True)
+
+
+def labels_for(labels: pd.DataFrame, model: str) -> dict[str, Any]:
+    """sample_id -> human label for one model (rows without a model apply to every model)."""
+    mine = labels[labels["model"].isna() | (labels["model"] == model)]
+    return {str(k): _label_value(v) for k, v in zip(mine["sample_id"], mine["label"], strict=True)}
+
+
+def _label_value(value: Any) -> Any:
+    """Grades as floats where they are numbers; PASS/FAIL as 1/0."""
+    text = str(value).strip()
+    if text.upper() in ("PASS", "FAIL"):
+        return float(text.upper() == "PASS")
+    try:
+        return float(text)
+    except ValueError:
+        return text

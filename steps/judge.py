@@ -1,0 +1,87 @@
+"""Steps: an LLM judge grading one model's answers, or comparing two models' answers.
+
+Cached on the answers, the judge settings that shape a verdict (``spec`` without the panel
+aggregation or human labels), the prompt template's text and the judge model: changing
+metrics, the aggregation or human labels reruns only scoring; changing the judge reruns
+these steps and scoring; the models' generations stay cached either way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pandas as pd
+from zenml import get_step_context, step
+
+from llmbench import stages
+from llmbench.config import JudgeSpec
+from steps.settings import run_settings, spec_with_extra
+
+
+def _judge_spec(spec: dict[str, Any], judge: dict[str, Any]) -> JudgeSpec:
+    """The task's judge settings as this step needs them: this one judge as the panel."""
+    return JudgeSpec.model_validate({**spec, "panel": [judge["name"]]})
+
+
+@step
+def grade(
+    samples: pd.DataFrame,
+    completions: pd.DataFrame,
+    task: str,
+    spec: dict[str, Any],
+    prompt_template: str,
+    judge: dict[str, Any],
+    seed: int,
+    label: str,
+) -> Annotated[pd.DataFrame, "grades"]:
+    extra = get_step_context().step_run.config.extra
+    settings = run_settings(extra)
+    try:
+        return stages.grade(
+            task,
+            _judge_spec(spec, judge),
+            prompt_template,
+            spec_with_extra(judge, extra),
+            samples,
+            completions,
+            seed=seed,
+            settings=settings,
+            label=label,
+        )
+    finally:
+        if settings.cache is not None:
+            settings.cache.close()
+
+
+@step
+def compare(
+    samples: pd.DataFrame,
+    completions_a: pd.DataFrame,
+    completions_b: pd.DataFrame,
+    model_a: str,
+    model_b: str,
+    task: str,
+    spec: dict[str, Any],
+    prompt_template: str,
+    judge: dict[str, Any],
+    seed: int,
+    label: str,
+) -> Annotated[pd.DataFrame, "verdicts"]:
+    extra = get_step_context().step_run.config.extra
+    settings = run_settings(extra)
+    try:
+        return stages.compare(
+            task,
+            _judge_spec(spec, judge),
+            prompt_template,
+            spec_with_extra(judge, extra),
+            samples,
+            (model_a, completions_a),
+            (model_b, completions_b),
+            seed=seed,
+            settings=settings,
+            label=label,
+        )
+    finally:
+        if settings.cache is not None:
+            settings.cache.close()

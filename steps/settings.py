@@ -1,0 +1,55 @@
+"""How a model-calling step sends requests, read from its ZenML ``extra`` settings.
+
+``extra`` is not part of ZenML's cache key: concurrency, retries, the response cache, the
+budget and the price for the live spend figure change how requests are sent, never what a
+model answers, so changing them never reruns a cached step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmbench.config import ExecutionSpec, ModelSpec
+from llmbench.runtime.budget import budget_for
+from llmbench.runtime.retry import RetryPolicy
+from llmbench.runtime.runner import RunSettings, open_cache
+
+
+def request_extra(
+    model: ModelSpec, execution: ExecutionSpec, *, refresh: bool, run_name: str
+) -> dict[str, Any]:
+    """The ``extra`` settings of a step that sends ``model`` requests."""
+    assert model.price is not None
+    return {
+        "concurrency": execution.concurrency,
+        "price": model.price.model_dump(mode="json"),
+        "limits": model.limits.model_dump(mode="json", exclude_none=True),
+        "retries": execution.retries.model_dump(mode="json"),
+        "response_cache": execution.response_cache,
+        "cache_dir": execution.cache_dir,
+        "refresh": refresh,
+        "run": run_name,
+        "max_cost_usd": execution.max_cost_usd,
+        "max_error_rate": execution.max_error_rate,
+    }
+
+
+def spec_with_extra(model: dict[str, Any], extra: dict[str, Any]) -> ModelSpec:
+    """The model spec as configured: its identity plus the price and limits from ``extra``."""
+    return ModelSpec.model_validate(
+        {**model, "price": extra["price"], "limits": extra.get("limits") or {}}
+    )
+
+
+def run_settings(extra: dict[str, Any]) -> RunSettings:
+    return RunSettings(
+        concurrency=int(extra["concurrency"]),
+        retries=RetryPolicy.model_validate(extra["retries"]),
+        # ZenML drops None values from `extra`: absent means "default".
+        cache=open_cache(bool(extra.get("response_cache", True)), extra.get("cache_dir")),
+        refresh=bool(extra.get("refresh", False)),
+        budget=budget_for(extra["run"], float(extra["max_cost_usd"]))
+        if extra.get("max_cost_usd")
+        else None,
+        max_error_rate=extra.get("max_error_rate"),
+    )
