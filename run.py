@@ -197,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
             f"Generated {outcome.generations - outcome.generations_cached} of "
             f"{outcome.generations} (model, task) pairs; {outcome.generations_cached} were cached."
         )
+    if outcome.judgings:
+        console.print(
+            f"Judge steps: {outcome.judgings - outcome.judgings_cached} ran, "
+            f"{outcome.judgings_cached} were cached."
+        )
     console.print(
         f"Results: {output_dir}/ (leaderboard.csv, samples.jsonl, statistics/)"
         + (f"; also {latest}/" if latest else "")

@@ -27,6 +27,8 @@ class RunOutcome:
     mlflow_run_id: str
     generations: int
     generations_cached: int
+    judgings: int = 0
+    judgings_cached: int = 0
 
 
 def check_secrets(config: BenchConfig) -> None:
@@ -77,6 +79,7 @@ def run_benchmark(
     assert run is not None
     steps = run.steps
     generations = [s for name, s in steps.items() if name.startswith("generate__")]
+    judgings = [s for name, s in steps.items() if name.startswith(("grade__", "compare__"))]
     board_step = steps["leaderboard"]
     return RunOutcome(
         run_id=str(run.id),
@@ -87,4 +90,6 @@ def run_benchmark(
         mlflow_run_id=str(steps["track"].outputs["mlflow_run_id"][0].load()),
         generations=len(generations),
         generations_cached=sum(s.status == ExecutionStatus.CACHED for s in generations),
+        judgings=len(judgings),
+        judgings_cached=sum(s.status == ExecutionStatus.CACHED for s in judgings),
     )

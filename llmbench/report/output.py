@@ -15,6 +15,7 @@ from rich.table import Table
 
 from llmbench.config import BenchConfig
 from llmbench.estimate import Estimate
+from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
 from llmbench.tracking.mlflow_log import price_snapshot
@@ -28,6 +29,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+JUDGE_ONLY = frozenset(JUDGE_RESULT_COLUMNS)
 
 
 def _missing(value: Any) -> bool:
@@ -59,7 +63,8 @@ def write_outputs(
         for record in results.to_dict("records"):
             row = {k: _jsonable(v) for k, v in record.items() if not k.startswith("score.")}
             row["scores"] = {k: _jsonable(record.get(f"score.{k}")) for k in keys[record["task"]]}
-            row = {k: v for k, v in row.items() if not _missing(v)}
+            # Judge columns belong to judged tasks only; other rows leave them out.
+            row = {k: v for k, v in row.items() if k not in JUDGE_ONLY or not _missing(v)}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     if report is not None:
         folder = output_dir / "statistics"

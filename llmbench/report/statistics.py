@@ -394,7 +394,9 @@ class Report:
             "verdicts": _pair_columns(),
         }
         tables = {
-            name: frame.loc[frame["table"] == name, columns[name]].reset_index(drop=True)
+            name: frame.loc[frame["table"] == name]
+            .reindex(columns=columns[name])
+            .reset_index(drop=True)
             for name in cls.TABLES
         }
         for name, table in tables.items():  # stacking made counts floats: restore them
