@@ -7,12 +7,14 @@ table says which. Output is bounded by max_tokens, so the cost shown is an upper
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from llmbench.config import BenchConfig, ModelSpec
-from llmbench.runtime.budget import estimated_prompt_tokens
+from llmbench.runtime.budget import CHARS_PER_TOKEN, estimated_prompt_tokens
 from llmbench.runtime.runner import request_params
 from llmbench.tasks.build import build_samples
+from llmbench.types import Sample
 
 
 @dataclass(frozen=True)
@@ -59,4 +61,56 @@ def estimate(config: BenchConfig) -> list[Estimate]:
         if price is not None and price.per_hour is None:
             cost = price.cost(prompt, output, 0.0)
         rows.append(Estimate(model.name, model.provider, count, prompt, counted_by, output, cost))
+    return rows + judge_estimates(config, samples)
+
+
+def _max_cost(model: ModelSpec, prompt: int, output: int) -> float | None:
+    price = model.price
+    if price is None or price.per_hour is not None:
+        return None
+    return price.cost(prompt, output, 0.0)
+
+
+def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> list[Estimate]:
+    """A row per judge: its calls, and prompt tokens with every answer at max_tokens (judge
+    prompts hold the answers, which do not exist yet), so again an upper bound."""
+    from llmbench.scoring.judge import model_pairs, template_text
+
+    totals: dict[str, list[int]] = {}  # judge -> [calls, prompt tokens, output tokens]
+    names = [m.name for m in config.models]
+    for task in config.tasks:
+        judge = task.judge
+        if judge is None:
+            continue
+        template = math.ceil(len(template_text(judge)) / CHARS_PER_TOKEN)
+        answer = max(request_params(m, task, 0).max_tokens for m in config.models)
+        per_call_answers = 2 if judge.mode == "pairwise" else 1
+        calls_per_sample = (
+            2 * len(model_pairs(names, judge.baseline))
+            if judge.mode == "pairwise"
+            else len(config.models)
+        )
+        for name in judge.panel:
+            total = totals.setdefault(name, [0, 0, 0])
+            for sample in samples[task.name]:
+                question = estimated_prompt_tokens(sample.messages())
+                reference = math.ceil(sum(len(r) for r in sample.references[:1]) / CHARS_PER_TOKEN)
+                prompt = template + question + reference + per_call_answers * answer
+                total[0] += calls_per_sample
+                total[1] += calls_per_sample * prompt
+                total[2] += calls_per_sample * judge.max_tokens
+    rows = []
+    for name, (calls, prompt, output) in totals.items():
+        grader = config.grader(name)
+        rows.append(
+            Estimate(
+                f"judge: {name}",
+                grader.provider,
+                calls,
+                prompt,
+                "estimated",
+                output,
+                _max_cost(grader, prompt, output),
+            )
+        )
     return rows

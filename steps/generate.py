@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from zenml import get_step_context, step
+from zenml import step
 
 from llmbench import stages
 from llmbench.types import GenerationParams
-from steps.settings import run_settings, spec_with_extra
+from steps.settings import spec_with_extra, step_requests
 
 
 @step
@@ -24,9 +24,7 @@ def generate(
     it never regenerates. How requests are sent arrives through the step's ``extra``
     settings (:mod:`steps.settings`). ``data_fingerprint`` changes when a file of
     recorded outputs changes."""
-    extra = get_step_context().step_run.config.extra
-    settings = run_settings(extra)
-    try:
+    with step_requests() as (extra, settings):
         return stages.generate(
             spec_with_extra(model, extra),
             samples,
@@ -34,6 +32,3 @@ def generate(
             settings=settings,
             label=label,
         )
-    finally:
-        if settings.cache is not None:
-            settings.cache.close()

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from zenml import get_step_context, step
+from zenml import step
 
 from llmbench import stages
 from llmbench.config import JudgeSpec
-from steps.settings import run_settings, spec_with_extra
+from steps.settings import spec_with_extra, step_requests
 
 
 def _judge_spec(spec: dict[str, Any], judge: dict[str, Any]) -> JudgeSpec:
@@ -34,9 +34,7 @@ def grade(
     seed: int,
     label: str,
 ) -> Annotated[pd.DataFrame, "grades"]:
-    extra = get_step_context().step_run.config.extra
-    settings = run_settings(extra)
-    try:
+    with step_requests() as (extra, settings):
         return stages.grade(
             task,
             _judge_spec(spec, judge),
@@ -48,9 +46,6 @@ def grade(
             settings=settings,
             label=label,
         )
-    finally:
-        if settings.cache is not None:
-            settings.cache.close()
 
 
 @step
@@ -67,9 +62,7 @@ def compare(
     seed: int,
     label: str,
 ) -> Annotated[pd.DataFrame, "verdicts"]:
-    extra = get_step_context().step_run.config.extra
-    settings = run_settings(extra)
-    try:
+    with step_requests() as (extra, settings):
         return stages.compare(
             task,
             _judge_spec(spec, judge),
@@ -82,6 +75,3 @@ def compare(
             settings=settings,
             label=label,
         )
-    finally:
-        if settings.cache is not None:
-            settings.cache.close()

@@ -7,7 +7,11 @@ model answers, so changing them never reruns a cached step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from zenml import get_step_context
 
 from llmbench.config import ExecutionSpec, ModelSpec
 from llmbench.runtime.budget import budget_for
@@ -53,3 +57,16 @@ def run_settings(extra: dict[str, Any]) -> RunSettings:
         else None,
         max_error_rate=extra.get("max_error_rate"),
     )
+
+
+@contextmanager
+def step_requests() -> Iterator[tuple[dict[str, Any], RunSettings]]:
+    """This step's ``extra`` and the settings built from it; the response cache is closed
+    when the step's requests are done."""
+    extra = get_step_context().step_run.config.extra
+    settings = run_settings(extra)
+    try:
+        yield extra, settings
+    finally:
+        if settings.cache is not None:
+            settings.cache.close()

@@ -65,3 +65,40 @@ def test_local_models_are_counted_with_their_tokenizer() -> None:
     rows = estimate(config)
     assert {r.counted_by for r in rows} == {"tokenizer"}
     assert all(r.max_cost_usd is None and r.prompt_tokens > 0 for r in rows)
+
+
+def test_dry_run_counts_judge_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from llmbench.config import load
+    from llmbench.estimate import estimate
+
+    (tmp_path / "data.jsonl").write_text(
+        "".join(f'{{"q": "question {i}", "a": "{i}"}}\n' for i in range(5))
+    )
+    (tmp_path / "bench.yaml").write_text(
+        """
+models:
+  - {name: m1, provider: recorded, model: data.jsonl, options: {prompt_field: q, output_field: a}}
+  - {name: m2, provider: recorded, model: data.jsonl, options: {prompt_field: q, output_field: a}}
+  - {name: m3, provider: recorded, model: data.jsonl, options: {prompt_field: q, output_field: a}}
+judges:
+  - {name: grader, provider: openai, model: gpt-4o-mini}
+tasks:
+  - name: versus
+    source: {path: data.jsonl}
+    template: "{{ q }}"
+    judge: {mode: pairwise, panel: [grader], max_tokens: 100}
+"""
+    )
+    rows = {e.model: e for e in estimate(load(tmp_path / "bench.yaml"))}
+    judge = rows["judge: grader"]
+    assert judge.samples == 5 * 3 * 2  # 5 items x 3 pairs x both orders
+    assert judge.max_output_tokens == 30 * 100
+    assert judge.max_cost_usd is not None and judge.max_cost_usd > 0
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert cli.main(["--config", str(tmp_path / "bench.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "judge: grader" in out
+    assert "no API key for model 'grader'" in out

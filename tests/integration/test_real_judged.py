@@ -42,8 +42,14 @@ def runs_of(folder: Path, experiment: str) -> list[mlflow.entities.Run]:
 def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
     env = isolated_env(tmp_path)
     run_cli(
-        tmp_path, env, "--config", str(shipped("mt_bench.yaml", tmp_path)),
-        "--limit", str(LIMIT), "--output-dir", "out",
+        tmp_path,
+        env,
+        "--config",
+        str(shipped("mt_bench.yaml", tmp_path)),
+        "--limit",
+        str(LIMIT),
+        "--output-dir",
+        "out",
     )
     samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").open()]
     assert len(samples) == 2 * LIMIT
@@ -64,8 +70,14 @@ def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
 def test_alpaca_eval_recorded_outputs_judged_pairwise(tmp_path: Path) -> None:
     env = isolated_env(tmp_path)
     result = run_cli(
-        tmp_path, env, "--config", str(shipped("alpaca_eval.yaml", tmp_path)),
-        "--limit", str(LIMIT), "--output-dir", "out",
+        tmp_path,
+        env,
+        "--config",
+        str(shipped("alpaca_eval.yaml", tmp_path)),
+        "--limit",
+        str(LIMIT),
+        "--output-dir",
+        "out",
     )
     assert "All 2 generation steps were cached" not in result.stdout  # first run
     board = {r["model"]: r for r in csv.DictReader((tmp_path / "out" / "leaderboard.csv").open())}

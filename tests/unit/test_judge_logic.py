@@ -135,3 +135,24 @@ def test_bad_judge_configs_are_named(tmp_path: Path, judge: str, field: str, mes
     assert message in info.value.message
     if field:
         assert info.value.field == field
+
+
+def test_human_labels_are_read_and_checked(tmp_path: Path) -> None:
+    from llmbench.errors import DatasetError
+    from llmbench.scoring.judged import labels_for, read_human_labels
+
+    sheet = tmp_path / "ratings.csv"
+    sheet.write_text(
+        "task,model,sample_id,output,human_label\n"
+        "t,a,1,x,7\nt,a,2,y,\nt,b,1,z,PASS\nt,b,007,w,fail\n"
+    )
+    spec = cfg.HumanLabelsSpec(path=str(sheet))
+    labels = read_human_labels(spec, "t")
+    assert labels_for(labels, "a") == {"1": 7.0}  # the blank label is not a rating
+    assert labels_for(labels, "b") == {"1": 1.0, "007": 0.0}  # ids stay text
+
+    with pytest.raises(DatasetError, match="human labels file not found"):
+        read_human_labels(cfg.HumanLabelsSpec(path=str(tmp_path / "none.csv")), "t")
+    with pytest.raises(DatasetError, match="no column 'rating'") as info:
+        read_human_labels(cfg.HumanLabelsSpec(path=str(sheet), label="rating"), "t")
+    assert info.value.field == "tasks.t.judge.human_labels"
