@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 from rich.console import Console
@@ -121,6 +124,23 @@ def browse_hint(config: BenchConfig) -> str:
     )
 
 
+INTERRUPTED_EXIT_CODE = 130  # the shell's code for a process stopped by SIGINT
+
+
+def stop_now(run_name: str) -> NoReturn:
+    """Ctrl-C: stop at once. Step threads would otherwise keep sending requests until their
+    step is done; what finished is already safe (each answer is written to the response
+    cache as it arrives, each finished step to ZenML's cache), so nothing needs flushing."""
+    print(
+        f"\ninterrupted: run {run_name} stopped. Finished answers are kept; run the same "
+        "command again to resume (only what is missing is sent).",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(INTERRUPTED_EXIT_CODE)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_environment()
@@ -154,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.execute import run_benchmark  # imports ZenML: only after validation
 
+    # Ctrl-C stops at once: ZenML would otherwise wait for running steps to finish.
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop_now(run_name))
+
     try:
         outcome = run_benchmark(
             config,
@@ -165,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        stop_now(run_name)
     except Exception as exc:  # a failed step: say which run, keep the traceback out of the way
         cause = bench_cause(exc)
         if cause is not None:
@@ -177,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     write_outputs(
         config,

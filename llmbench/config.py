@@ -262,6 +262,11 @@ class TaskSpec(SampleSpec):
         default_factory=list
     )
     judge: JudgeSpec | None = None
+    failed_requests: Literal["unscored", "zero"] = Field(
+        default="unscored",
+        description="a request that failed after its retries: left out of every aggregate "
+        "(unscored), or scored as a wrong answer (zero; a judge's lowest grade)",
+    )
 
     @model_validator(mode="after")
     def _scored_somehow(self) -> TaskSpec:

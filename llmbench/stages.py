@@ -124,10 +124,11 @@ def score(
     scores, aggregates = score_completions(task, items, priced)
     if task.judge is not None:
         ids = [s.sample_id for s in items]
+        failed = [c.error is not None for c in priced]
         if task.judge.mode == "pairwise":
             columns, row = judged.pairwise_columns(model.name, ids, judgments)
         else:
-            columns, row = judged.graded_columns(task, ids, judgments)
+            columns, row = judged.graded_columns(task, ids, judgments, failed)
         if human_labels is not None:
             columns["human_label"] = columns["sample_id"].map(
                 lambda s: human_labels.get(s)  # type: ignore[union-attr]

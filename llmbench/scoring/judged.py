@@ -44,12 +44,23 @@ def _clean(value: Any) -> Any:
 
 
 def graded_columns(
-    task: TaskSpec, sample_ids: Sequence[str], grades: Sequence[pd.DataFrame]
+    task: TaskSpec,
+    sample_ids: Sequence[str],
+    grades: Sequence[pd.DataFrame],
+    failed: Sequence[bool] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-sample columns from a panel's rubric/reference grades, and the aggregate row."""
+    """Per-sample columns from a panel's rubric/reference grades, and the aggregate row.
+
+    ``failed`` marks samples whose request failed: unjudged, so unscored, or the lowest
+    grade when the task scores failed requests as zero."""
     assert task.judge is not None
     frame = pd.concat(grades, ignore_index=True)
     combined = combine_grades(frame, task.judge.aggregate)
+    if task.failed_requests == "zero":
+        lowest = task.judge.bounds[0]
+        for sample_id, is_failed in zip(sample_ids, failed, strict=True):
+            if is_failed:
+                combined[sample_id] = lowest
     by_sample: dict[str, list[dict[str, Any]]] = {}
     for record in frame.to_dict("records"):
         by_sample.setdefault(str(record["sample_id"]), []).append(

@@ -1,7 +1,7 @@
 """Score one model's completions on one task: extract answers, then run the metrics.
 
-A failed request is unscored (NaN) and left out of every aggregate; an answer that could
-not be extracted is scored as wrong.
+A failed request is unscored (NaN) and left out of every aggregate, unless the task says
+``failed_requests: zero``; an answer that could not be extracted is scored as wrong.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def score_completions(
 
     Judge grades are joined afterwards (:mod:`llmbench.scoring.judged`)."""
     answers = [extract(c.text, task.extract) if c.error is None else None for c in completions]
-    scorable = [i for i, c in enumerate(completions) if c.error is None]
+    zero = task.failed_requests == "zero"  # a failed request scores as an empty answer
+    scorable = [i for i, c in enumerate(completions) if c.error is None or zero]
     per_sample: dict[str, list[float]] = {}
     aggregate_rows = []
     for metric in task.metrics:

@@ -255,3 +255,33 @@ def test_a_panel_is_combined_and_its_agreement_matches_sklearn(server: ProviderS
     expected = cohen_kappa_score(lenient["grade"], strict["grade"], weights="quadratic")
     assert report["panel_agreement"].tolist() == [pytest.approx(expected)] * 2
     assert report["panel_agreement_method"].tolist() == ["cohen_kappa_quadratic"] * 2
+
+
+@pytest.mark.parametrize("policy", ["unscored", "zero"])
+def test_failed_requests_are_unscored_unless_the_task_says_zero(
+    server: ProviderServer, policy: str
+) -> None:
+    texts = answers(["ref 0", "ref 1", "CORRECT", "wrong", "ref 4", "gone"], errors={5})
+    grades = grade(server, grade_by_content, texts)
+    task = TaskSpec(
+        name="t",
+        source={"path": "x.jsonl"},  # type: ignore[arg-type]
+        template="{{ q }}",
+        target="a",
+        metrics=["exact_match"],  # type: ignore[list-item]
+        judge=JudgeSpec(mode="rubric", panel=["judge"]),
+        failed_requests=policy,  # type: ignore[arg-type]
+    )
+    model = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+    results, aggregates = stages.score(model, task, samples_to_frame(SAMPLES), texts, [grades])
+    values = aggregates.set_index("metric")
+    if policy == "unscored":
+        assert math.isnan(results["score.exact_match"][5])
+        assert math.isnan(results["score.judge"][5])
+        assert values.loc["exact_match", "value"] == pytest.approx(3 / 5)
+        assert values.loc["exact_match", "scored"] == 5
+    else:
+        assert results["score.exact_match"][5] == 0.0
+        assert results["score.judge"][5] == 1.0  # the scale's lowest grade
+        assert values.loc["exact_match", "value"] == pytest.approx(3 / 6)
+        assert values.loc["judge", "scored"] == 6

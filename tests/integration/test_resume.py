@@ -53,7 +53,11 @@ def comparable(path: Path) -> list[tuple[str, str, str | None, object]]:
     return sorted((r["sample_id"], r["output"], r["answer"], r["scores"]) for r in rows)
 
 
-def test_kill_9_then_resume_matches_a_clean_run(server: ProviderServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_stop_then_resume_matches_a_clean_run(
+    server: ProviderServer, tmp_path: Path, stop: signal.Signals
+) -> None:
+    server.clear()
     killed = tmp_path / "killed"
     write_config(killed, server)
     env = isolated_env(killed, OPENAI_API_KEY="sk-resume-test")
@@ -62,7 +66,8 @@ def test_kill_9_then_resume_matches_a_clean_run(server: ProviderServer, tmp_path
         cwd=killed,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     deadline = time.monotonic() + 300
@@ -70,8 +75,11 @@ def test_kill_9_then_resume_matches_a_clean_run(server: ProviderServer, tmp_path
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline, "generation never started"
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    os.killpg(process.pid, stop)  # to the whole group, as a terminal's Ctrl-C is
+    _, stderr = process.communicate(timeout=60)
+    if stop == signal.SIGINT:  # stops at once, says how to resume
+        assert process.returncode == 130, stderr
+        assert "run the same command again to resume" in stderr
     before = len(server.requests)
     assert before < LIMIT, "killed too late to test a resume"
     assert not (killed / "out" / "samples.jsonl").exists()
