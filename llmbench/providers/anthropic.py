@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from llmbench.providers.remote import (
     Endpoint,
     RemoteProvider,
+    SDKOptions,
     Stopwatch,
     finish_reason,
     is_transport_error,
     sampling,
+    sdk_http_client,
     split_system,
 )
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
@@ -38,6 +40,7 @@ class AnthropicProvider(RemoteProvider):
     # The Messages API has no seed; asking for one is a config error, not a silent no-op.
     unsupported_params: ClassVar[frozenset[str]] = frozenset({"seed"})
     supports_json_mode: ClassVar[bool] = False
+    options_model = SDKOptions
 
     @classmethod
     def resolve_base_url(cls, spec: ModelSpec) -> str | None:
@@ -47,11 +50,13 @@ class AnthropicProvider(RemoteProvider):
         super().__init__(spec)
         from anthropic import AsyncAnthropic
 
+        assert isinstance(self.options, SDKOptions)
         self.client: AsyncAnthropic = AsyncAnthropic(
             api_key=self.api_key,
             base_url=self.base_url,
             max_retries=0,
             timeout=self.options.timeout_s,
+            http_client=sdk_http_client("anthropic", self.options, spec.name),
         )
 
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:

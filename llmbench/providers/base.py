@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from llmbench.config import ModelSpec
 
 
+# How a request travels, never what it answers: not part of the response-cache key.
+TRANSPORT_OPTIONS = frozenset({"timeout_s", "http_client"})
+
+
 class NoOptions(BaseModel):
     """Providers without provider-specific settings accept no ``options``."""
 
@@ -45,7 +49,7 @@ class Provider(abc.ABC):
 
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, determines an answer (never a key)."""
-        options = {k: v for k, v in self.spec.options.items() if k != "timeout_s"}
+        options = {k: v for k, v in self.spec.options.items() if k not in TRANSPORT_OPTIONS}
         return {"provider": self.name, "model": self.spec.model, "options": options}
 
     def request_timeout_s(self) -> float | None:

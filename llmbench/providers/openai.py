@@ -16,12 +16,13 @@ from pydantic import Field
 
 from llmbench.providers.remote import (
     Endpoint,
-    RemoteOptions,
     RemoteProvider,
+    SDKOptions,
     Stopwatch,
     finish_reason,
     is_transport_error,
     sampling,
+    sdk_http_client,
 )
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
 
@@ -40,7 +41,7 @@ FINISH: dict[str, FinishReason] = {
 REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
 
 
-class OpenAIOptions(RemoteOptions):
+class OpenAIOptions(SDKOptions):
     reasoning: bool | None = Field(
         default=None, description="treat as a reasoning model (default: by model id)"
     )
@@ -88,6 +89,7 @@ class OpenAIProvider(RemoteProvider):
             base_url=self.base_url,
             max_retries=0,  # one retry layer: llmbench's own
             timeout=self.options.timeout_s,
+            http_client=sdk_http_client("openai", self.openai_options, spec.name),
         )
 
     def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
@@ -114,6 +116,17 @@ class OpenAIProvider(RemoteProvider):
         return body
 
     async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        try:
+            return await self._generate(messages, params)
+        except Exception as error:
+            renamed = (
+                _connection_error(error) if self.openai_options.http_client == "aiohttp" else None
+            )
+            if renamed is None:
+                raise
+            raise renamed from error.__cause__
+
+    async def _generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         body = self.request(messages, params)
         clock = Stopwatch()
         if self.spec.stream:
@@ -205,6 +218,21 @@ class OpenAIProvider(RemoteProvider):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _connection_error(error: Exception) -> Exception | None:
+    """The openai SDK's vendored aiohttp transport turns every aiohttp connection error (a
+    reset, a refused connect) into a connect timeout: the connection error it really was."""
+    import openai
+
+    if not isinstance(error, openai.APITimeoutError) or error.__cause__ is None:
+        return None
+    import aiohttp
+
+    root = error.__cause__.__cause__  # APITimeoutError <- httpx2.ConnectTimeout <- aiohttp's
+    if isinstance(root, aiohttp.ClientConnectionError) and not isinstance(root, TimeoutError):
+        return openai.APIConnectionError(request=error.request)
+    return None
 
 
 def _preset(

@@ -87,7 +87,7 @@ def build_leaderboard(
         )
         row["score_ci_low"] = overall[model.name].low
         row["score_ci_high"] = overall[model.name].high
-        judged = live[live["judge_cost_usd"] > 0] if "judge_cost_usd" in live else live.iloc[:0]
+        judged = live[live["judge_latency_s"] > 0] if "judge_latency_s" in live else live.iloc[:0]
         row.update(
             {
                 "samples": len(mine),
