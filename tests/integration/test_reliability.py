@@ -189,6 +189,10 @@ def test_cache_keys_ignore_the_key_and_count_unseeded_draws(
     again = run(provider(), same, RunSettings(cache=cache), sampled)
     assert len(server.requests) == 3 and all(r.cached for r in again)
     assert b"sk-another-key" not in cache.path.read_bytes()
+    # How requests travel (transport, timeout) is not what they answer: still cache hits.
+    transport = {"options": {"http_client": "httpx", "timeout_s": 5}}
+    third = run(provider(**transport), same, RunSettings(cache=cache), sampled)
+    assert len(server.requests) == 3 and all(r.cached for r in third)
 
 
 def test_errors_are_not_cached(server: ProviderServer, tmp_path: Path) -> None:
