@@ -441,6 +441,11 @@ class BenchConfig(_Strict):
                         f"tasks.{index}.judge.panel: no judge or model named {name!r}; "
                         f"add it under 'judges:' ({did_you_mean(name, graders)})"
                     )
+            if judge.mode == "pairwise" and len(models) < 2:
+                raise ValueError(
+                    f"tasks.{index}.judge: pairwise judging compares models; "
+                    f"it needs two or more models, this config has {len(models)}"
+                )
             if judge.baseline is not None and judge.baseline not in models:
                 raise ValueError(
                     f"tasks.{index}.judge.baseline: no model named {judge.baseline!r}; "
@@ -472,7 +477,20 @@ class BenchConfig(_Strict):
                         hint=did_you_mean(name, by_name),
                     )
             update[kind] = [by_name[name] for name in wanted]
-        return self.model_copy(update=update)
+        # Validated again: a selection can drop a pairwise task's baseline or second model.
+        data = {
+            **self.model_dump(mode="json"),
+            **{k: [item.model_dump(mode="json") for item in v] for k, v in update.items()},
+        }
+        try:
+            return BenchConfig.model_validate(data)
+        except ValidationError as exc:
+            loc, message = format_validation_error(exc)
+            raise ConfigError(
+                message,
+                field=loc or None,
+                hint="--models / --tasks left the config inconsistent; select other models",
+            ) from None
 
     def with_limit(self, limit: int | None) -> BenchConfig:
         if limit is None:

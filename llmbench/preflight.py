@@ -30,7 +30,7 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
         if task.judge is not None:
             template_text(task.judge)
             if task.judge.human_labels is not None:
-                read_human_labels(task.judge.human_labels, task.name)
+                read_human_labels(task.judge.human_labels, task.name, task.judge.bounds)
     judges = {name for task in config.tasks if task.judge for name in task.judge.panel}
     graders = [m for m in config.judges if m.name in judges]
     for model in (*config.models, *graders):

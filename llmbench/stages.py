@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from llmbench.config import JudgeSpec, ModelSpec, SampleSpec, TaskSpec
+from llmbench.config import JudgeSpec, ModelSpec, PriceEntry, SampleSpec, TaskSpec
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
 from llmbench.runtime import runner
 from llmbench.scoring import judge, judged
@@ -111,13 +111,14 @@ def score(
     completions: pd.DataFrame,
     judgments: Sequence[pd.DataFrame] = (),
     human_labels: Mapping[str, Any] | None = None,
+    judge_prices: Mapping[str, PriceEntry] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-sample result rows, aggregate rows) for one model on one task.
 
     ``judgments`` are the task judge's outputs: each panel judge's grades of this model, or
-    every pairwise verdict involving it. Cost is recomputed here from the price in force,
-    so a price change rescoring a cached generation still reports tokens x the snapshotted
-    price.
+    every pairwise verdict involving it; they are re-priced at ``judge_prices``. Cost is
+    recomputed here from the price in force, so a price change rescoring a cached generation
+    still reports tokens x the snapshotted price.
     """
     items = frame_to_samples(samples)
     priced = [runner.price_completion(c, model.price) for c in frame_to_completions(completions)]  # type: ignore[arg-type]
@@ -125,7 +126,10 @@ def score(
     if task.judge is not None:
         ids = [s.sample_id for s in items]
         failed = [c.error is not None for c in priced]
+        judgments = [judge.reprice(frame, judge_prices or {}) for frame in judgments]
         if task.judge.mode == "pairwise":
+            zero = task.failed_requests == "zero"
+            judgments = [judge.score_failures(frame, zero) for frame in judgments]
             columns, row = judged.pairwise_columns(model.name, ids, judgments)
         else:
             columns, row = judged.graded_columns(task, ids, judgments, failed)

@@ -19,6 +19,7 @@ from llmbench.config import BenchConfig, TaskSpec
 from llmbench.runtime.runner import request_params
 from llmbench.scoring.judge import model_pairs, template_text
 from llmbench.scoring.judged import labels_for, read_human_labels
+from llmbench.scoring.verdict import PARSER_VERSION
 from steps.generate import generate
 from steps.judge import compare, grade
 from steps.leaderboard import leaderboard
@@ -29,9 +30,19 @@ from steps.track import track
 
 
 def _verdict_identity(task: TaskSpec) -> dict[str, Any]:
-    """The judge settings that shape a verdict; aggregation and labels only re-score."""
+    """The judge settings that shape a verdict; aggregation and labels only re-score. The
+    parser's version is part of it: ZenML's cache key sees only the step's own source."""
     assert task.judge is not None
-    return task.judge.model_dump(mode="json", exclude={"aggregate", "human_labels", "panel"})
+    identity = task.judge.model_dump(mode="json", exclude={"aggregate", "human_labels", "panel"})
+    return {**identity, "parser": PARSER_VERSION}
+
+
+def _judge_prices(bench: BenchConfig, task: TaskSpec) -> dict[str, Any]:
+    """The task's judges' prices: a price change re-prices judging without re-judging."""
+    if task.judge is None:
+        return {}
+    prices = {name: bench.grader(name).price for name in task.judge.panel}
+    return {name: price.model_dump(mode="json") for name, price in prices.items() if price}
 
 
 @pipeline(dynamic=True, enable_cache=True)
@@ -126,13 +137,14 @@ def benchmark(
     for task in bench.tasks:
         labels = None
         if task.judge is not None and task.judge.human_labels is not None:
-            labels = read_human_labels(task.judge.human_labels, task.name)
+            labels = read_human_labels(task.judge.human_labels, task.name, task.judge.bounds)
         for model in bench.models:
             scored = score.submit(
                 samples=samples[task.name],
                 completions=completions[model.name, task.name],
                 judgments=judgments.get((model.name, task.name), []),
                 human_labels=labels_for(labels, model.name) if labels is not None else None,
+                judge_prices=_judge_prices(bench, task),
                 model=model.model_dump(mode="json"),
                 task=task.model_dump(mode="json"),
                 id=f"score__{model.name}__{task.name}",

@@ -9,7 +9,7 @@ import pandas as pd
 from zenml import step
 
 from llmbench import stages
-from llmbench.config import ModelSpec, TaskSpec
+from llmbench.config import ModelSpec, PriceEntry, TaskSpec
 
 
 @step
@@ -18,6 +18,7 @@ def score(
     completions: pd.DataFrame,
     judgments: list[pd.DataFrame],
     human_labels: dict[str, Any] | None,
+    judge_prices: dict[str, dict[str, Any]],
     model: dict[str, Any],
     task: dict[str, Any],
 ) -> tuple[Annotated[pd.DataFrame, "results"], Annotated[pd.DataFrame, "aggregates"]]:
@@ -29,5 +30,6 @@ def score(
         completions,
         judgments,
         human_labels,
+        {name: PriceEntry.model_validate(price) for name, price in judge_prices.items()},
     )
     return results, aggregates

@@ -8,6 +8,7 @@ live models. Nothing is sent anywhere; cost and latency are unknown and reported
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -62,7 +63,10 @@ def _load(spec: ModelSpec) -> dict[str, str]:
             )
     answers: dict[str, str] = {}
     for row in rows:  # the first answer wins when a prompt repeats
-        answers.setdefault(str(row[options.prompt_field]).strip(), str(row[options.output_field]))
+        output = row[options.output_field]
+        if output is None or (isinstance(output, float) and math.isnan(output)):
+            continue  # no recorded answer: that prompt becomes an error row, not "None"
+        answers.setdefault(str(row[options.prompt_field]).strip(), str(output))
     return answers
 
 

@@ -82,9 +82,9 @@ def build_leaderboard(
             ci = cis[(model.name, task.name, line.key)]
             row[f"{task.name}/{line.key}_ci_low"] = ci[0]
             row[f"{task.name}/{line.key}_ci_high"] = ci[1]
-        row["score"] = (
-            float(np.nanmean(headlines)) if not all(map(math.isnan, headlines)) else math.nan
-        )
+        # A task with nothing scored makes the overall score undefined: averaging the other
+        # tasks would rank this model on an easier subset than the rest.
+        row["score"] = math.nan if any(map(math.isnan, headlines)) else float(np.mean(headlines))
         row["score_ci_low"] = overall[model.name].low
         row["score_ci_high"] = overall[model.name].high
         judged = live[live["judge_latency_s"] > 0] if "judge_latency_s" in live else live.iloc[:0]

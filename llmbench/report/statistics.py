@@ -125,15 +125,16 @@ def overall_intervals(config: BenchConfig, results: pd.DataFrame) -> dict[str, s
     """Each model's overall score (mean over tasks of the headline) with a CI that resamples
     each task's items independently."""
     spec = config.stats
-    return {
-        model.name: stats.stratified_bootstrap_ci(
-            normalised_scores(config, results, model.name),
-            resamples=spec.resamples,
-            confidence=spec.confidence,
-            seed=spec.seed,
+    intervals = {}
+    for model in config.models:
+        groups = normalised_scores(config, results, model.name)
+        if any(np.isnan(g).all() for g in groups):  # a task with nothing scored: undefined
+            intervals[model.name] = stats.Interval(math.nan, math.nan, math.nan, 0)
+            continue
+        intervals[model.name] = stats.stratified_bootstrap_ci(
+            groups, resamples=spec.resamples, confidence=spec.confidence, seed=spec.seed
         )
-        for model in config.models
-    }
+    return intervals
 
 
 def comparisons(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
@@ -294,9 +295,13 @@ def judge_report(
             agreement, method = _agreement_between(panel, ordinal=False)
             for name in judge.panel:
                 own = mine[mine["judge"] == name]
-                sent = own[own["judge_error"].isna() | own["forward"].notna()]
-                consistent = own["consistent"].dropna().astype(bool)
-                latencies = own.loc[own["judge_latency_s"] > 0, "judge_latency_s"]
+                skipped = own["a_failed"].fillna(False).astype(bool) | own["b_failed"].fillna(
+                    False
+                ).astype(bool)
+                sent = own[~skipped]  # pairs with both answers: sent to the judge
+                consistent = sent["consistent"].dropna().astype(bool)
+                # Per call: a pair's two orders are two calls.
+                latencies = sent.loc[sent["judge_latency_s"] > 0, "judge_latency_s"] / 2
                 rows.append(
                     {
                         "task": task.name,
@@ -304,7 +309,7 @@ def judge_report(
                         "mode": judge.mode,
                         "judged": len(sent),
                         "unscored": int(sent["winner"].isna().sum()),
-                        "errors": int(own["judge_error"].notna().sum()),
+                        "errors": int(sent["judge_error"].notna().sum()),
                         "cost_usd": float(own["judge_cost_usd"].sum()),
                         "latency_p50_s": float(latencies.median()) if len(latencies) else math.nan,
                         "position_consistency": float(consistent.mean())
@@ -413,6 +418,18 @@ def _pair_columns() -> list[str]:
 
 
 def build_report(config: BenchConfig, results: pd.DataFrame, verdicts: pd.DataFrame) -> Report:
+    """Every statistics table; pairwise verdicts at the judges' current prices, with failed
+    answers scored as each task says."""
+    from llmbench.scoring.judge import reprice, score_failures
+
+    prices = {m.name: m.price for m in (*config.judges, *config.models) if m.price}
+    if not verdicts.empty:
+        verdicts = reprice(verdicts, prices)
+        policy = {t.name: t.failed_requests == "zero" for t in config.tasks}
+        verdicts = pd.concat(
+            [score_failures(frame, policy[str(task)]) for task, frame in verdicts.groupby("task")],
+            ignore_index=True,
+        )
     return Report(
         intervals=intervals(config, results),
         comparisons=comparisons(config, results),

@@ -10,7 +10,7 @@ judge's *position consistency*. A reply without a valid grade is unscored (NaN),
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pandas as pd
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from llmbench.config import PROJECT_ROOT, JudgeSpec, ModelSpec
+from llmbench.config import PROJECT_ROOT, JudgeSpec, ModelSpec, PriceEntry
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
 from llmbench.scoring.verdict import Preference, parse_grade, parse_preference
@@ -52,9 +52,13 @@ PAIR_COLUMNS = [
     "swapped",  # the verdict with model_b shown first, in the same model terms
     "winner",  # "a", "b", "tie" (orders disagree or both say tie), None: unscored
     "consistent",  # both orders parsed and agree; None when either is unparsed
+    "a_failed",  # model_a's request failed: the pair was not sent to the judge
+    "b_failed",
     "judge_error",
     "judge_cost_usd",
-    "judge_latency_s",
+    "judge_latency_s",  # both orders together
+    "judge_input_tokens",
+    "judge_output_tokens",
 ]
 
 Runner = Callable[[ModelSpec, list[Sample], GenerationParams], list[Completion]]
@@ -270,11 +274,14 @@ def judge_pair(
             "judge": judge.name,
             "model_a": name_a,
             "model_b": name_b,
-            "judge_error": "not judged: an answer is missing (request failed)",
+            "a_failed": answers_a[i].error is not None,
+            "b_failed": answers_b[i].error is not None,
             "judge_cost_usd": 0.0,
             "judge_latency_s": 0.0,
+            "judge_input_tokens": 0,
+            "judge_output_tokens": 0,
         }
-        for s in samples
+        for i, s in enumerate(samples)
     ]
     for n, i in enumerate(todo):
         forward_reply, swapped_reply = replies[2 * n], replies[2 * n + 1]
@@ -295,9 +302,47 @@ def judge_pair(
                 "judge_error": "; ".join(errors) if errors else None,
                 "judge_cost_usd": forward_reply.cost_usd + swapped_reply.cost_usd,
                 "judge_latency_s": forward_reply.latency_s + swapped_reply.latency_s,
+                "judge_input_tokens": forward_reply.input_tokens + swapped_reply.input_tokens,
+                "judge_output_tokens": forward_reply.output_tokens + swapped_reply.output_tokens,
             }
         )
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def score_failures(verdicts: pd.DataFrame, zero: bool) -> pd.DataFrame:
+    """Pairs with a failed answer are unjudged (unscored); when the task scores failed
+    requests as zero, the side that answered wins, and two failures tie."""
+    if not zero or verdicts.empty:
+        return verdicts
+    out = verdicts.copy()
+    a = out["a_failed"].fillna(False).astype(bool)
+    b = out["b_failed"].fillna(False).astype(bool)
+    out.loc[a & ~b, "winner"] = "b"
+    out.loc[b & ~a, "winner"] = "a"
+    out.loc[a & b, "winner"] = "tie"
+    return out
+
+
+def reprice(frame: pd.DataFrame, prices: Mapping[str, PriceEntry]) -> pd.DataFrame:
+    """Judge costs at the judges' current prices (a cached judging step keeps the price it
+    ran with; the tokens and seconds it used are what is billed)."""
+    if frame.empty:
+        return frame
+    out = frame.copy()
+    out["judge_cost_usd"] = [
+        prices[judge].cost(int(tokens_in), int(tokens_out), float(seconds))
+        if judge in prices
+        else cost
+        for judge, tokens_in, tokens_out, seconds, cost in zip(
+            out["judge"],
+            out["judge_input_tokens"].fillna(0),
+            out["judge_output_tokens"].fillna(0),
+            out["judge_latency_s"].fillna(0.0),
+            out["judge_cost_usd"],
+            strict=True,
+        )
+    ]
+    return out
 
 
 def model_pairs(models: Sequence[str], baseline: str | None) -> list[tuple[str, str]]:

@@ -129,8 +129,13 @@ def _as_seen_by(winner: Any, is_model_a: bool) -> str | None:
     return "win" if (winner == "a") == is_model_a else "loss"
 
 
-def read_human_labels(spec: HumanLabelsSpec, task: str) -> pd.DataFrame:
-    """The task's human labels as (model, sample_id, label); blank labels are dropped."""
+def read_human_labels(
+    spec: HumanLabelsSpec, task: str, bounds: tuple[float, float] | None = None
+) -> pd.DataFrame:
+    """The task's human labels as (model, sample_id, label); blank labels are dropped.
+
+    Labels are grades (numbers, within ``bounds`` when given) or PASS/FAIL; anything else
+    is an error naming the row, before any model is called."""
     path = Path(spec.path)
     if not path.is_file():
         raise DatasetError(
@@ -141,8 +146,12 @@ def read_human_labels(spec: HumanLabelsSpec, task: str) -> pd.DataFrame:
             "fill in its label column, and point human_labels.path at it",
         )
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, dtype={spec.sample_id: str})
+        is_csv = path.suffix.lower() == ".csv"
+        if is_csv:
+            # Only an empty cell is missing: "n/a" is a (bad) label, not a blank one.
+            frame = pd.read_csv(
+                path, dtype={spec.sample_id: str}, keep_default_na=False, na_values=[""]
+            )
         else:
             frame = pd.read_json(path, lines=True, dtype={spec.sample_id: str})
     except (ValueError, pd.errors.ParserError) as exc:
@@ -156,14 +165,32 @@ def read_human_labels(spec: HumanLabelsSpec, task: str) -> pd.DataFrame:
             field=f"tasks.{task}.judge.human_labels",
             hint="set human_labels.sample_id / label / model to the file's column names",
         )
+    models = frame[spec.model].astype("string") if spec.model else None
     out = pd.DataFrame(
         {
-            "model": frame[spec.model].astype(str) if spec.model else None,
+            "model": models.astype(object).where(models.notna(), None)
+            if models is not None
+            else None,
             "sample_id": frame[spec.sample_id].astype(str),
             "label": frame[spec.label],
         }
     )
     out = out[out["label"].notna() & (out["label"].astype(str).str.strip() != "")]
+    out["label"] = out["label"].map(_label_value)
+    for row, value in out["label"].items():
+        numeric = isinstance(value, float)
+        if not numeric or (bounds is not None and not bounds[0] <= value <= bounds[1]):
+            expected = "a grade" + (f" from {bounds[0]:g} to {bounds[1]:g}" if bounds else "")
+            raise DatasetError(
+                f"{'row' if is_csv else 'line'} {int(str(row)) + (2 if is_csv else 1)}: "
+                "human label "
+                f"{f'{value:g}' if numeric else repr(value)} is not {expected} "
+                "or PASS/FAIL",
+                source=str(path),
+                field=f"tasks.{task}.judge.human_labels.label",
+                hint="use the judge's scale (or PASS/FAIL) in the label column; leave a "
+                "row blank to skip it",
+            )
     return out.reset_index(drop=True)
 
 

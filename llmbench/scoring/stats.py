@@ -141,8 +141,8 @@ def bootstrap_ci(
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
     estimate = float(x.mean())
-    if x.size == 1:
-        return Interval(estimate, estimate, estimate, 1)
+    if x.size == 1:  # one value says nothing about spread: no interval, not a zero-width one
+        return Interval(estimate, math.nan, math.nan, 1)
     rng = np.random.default_rng(seed)
     low, high = _bounds(_bootstrap_means(x, resamples, rng), confidence)
     return Interval(estimate, low, high, int(x.size))
@@ -172,7 +172,7 @@ def stratified_bootstrap_ci(
         return Interval(math.nan, math.nan, math.nan, 0)
     estimate = float(np.mean([x.mean() for x in kept]))
     if n == 1:
-        return Interval(estimate, estimate, estimate, 1)
+        return Interval(estimate, math.nan, math.nan, 1)
     rng = np.random.default_rng(seed)
     means = np.mean([_bootstrap_means(x, resamples, rng) for x in kept], axis=0)
     low, high = _bounds(means, confidence)
@@ -214,7 +214,7 @@ def paired_test(
     difference = float(d.mean())
     rng = np.random.default_rng(seed)
     if n == 1:
-        low = high = difference
+        low = high = math.nan
     else:
         low, high = _bounds(_bootstrap_means(d, resamples, rng), confidence)
 

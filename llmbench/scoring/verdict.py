@@ -1,10 +1,12 @@
 """Read a judge's grade out of its reply: the last verdict in the text wins.
 
 Judges are asked for JSON, but small or chatty models wrap it in prose, quote the answer they
-grade, or get cut off. Every verdict-shaped thing in the reply is collected with its position
-and the *last* one is taken (inspect's rule): an answer under review that says "[[10]]" is
-quoted before the judge's own verdict, so it cannot set the grade. A verdict outside the
-allowed range, or none at all, is unscored (NaN / None), never 0.
+grade, or get cut off. Every verdict in the reply is collected with its position — a JSON
+object's verdict field, or a verdict-shaped match outside every JSON object — and the *last*
+one is taken (inspect's rule): an answer under review is quoted before the judge's own
+verdict, so it cannot set the grade, and text inside a JSON field (an explanation quoting
+"[[10]]") is never a verdict. A verdict outside the allowed range, or none at all, is
+unscored (NaN / None), never 0.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Preference = Literal["A", "B", "tie"]
+# Bump when parsing changes what a reply means: cached judging steps then rerun.
+PARSER_VERSION = 2
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 _RATING_PATTERNS = (
@@ -31,8 +35,11 @@ _PASS_FAIL_PATTERNS = (
 _PREFERENCE_PATTERNS = (
     re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE),
     re.compile(r'"(?:verdict|winner|preference)"\s*:\s*"\s*(A|B|C|tie)\s*"', re.IGNORECASE),
+    # Prose: "Verdict: B", "the winner is answer A", "my verdict is a tie". The letter is
+    # case-sensitive so the article in "is a draw" is not read as answer A.
     re.compile(
-        r"\b(?:verdict|winner)\s*(?:is|:)\s*\**\s*(?:assistant|answer|response)?\s*(A|B|tie)\b",
+        r"\b(?:verdict|winner)\s*(?:is|:)\s*\**\s*(?:(?:the\s+)?(?:assistant|answer|response)\s+)?"
+        r"(?:an?\s+)?((?-i:A|B)|tie)\b",
         re.IGNORECASE,
     ),
 )
@@ -50,13 +57,43 @@ class Grade:
         return not math.isnan(self.value)
 
 
-def _last_match(patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:
-    best: tuple[int, str] | None = None
+def _json_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
+    """(start, end, object) of every top-level JSON object in the text that parses."""
+    decoder = json.JSONDecoder()
+    found: list[tuple[int, int, dict[str, Any]]] = []
+    for match in re.finditer(r"\{", text):
+        start = match.start()
+        if found and start < found[-1][1]:
+            continue  # inside an object already read
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            found.append((start, end, value))
+    return found
+
+
+def _last_verdict(
+    text: str, keys: tuple[str, ...], patterns: tuple[re.Pattern[str], ...]
+) -> str | None:
+    """The verdict that comes last: a JSON object's verdict field, or a verdict-shaped match
+    outside every JSON object (text inside an object's fields, such as an explanation quoting
+    the answer's "[[10]]", is never a verdict)."""
+    objects = _json_objects(text)
+    candidates: list[tuple[int, str]] = []
+    for start, _end, data in objects:
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                candidates.append((start, str(value).strip()))
+                break
     for pattern in patterns:
         for match in pattern.finditer(text):
-            if best is None or match.start() >= best[0]:
-                best = (match.start(), match.group(1))
-    return None if best is None else best[1]
+            inside = any(start <= match.start() < end for start, end, _ in objects)
+            if not inside:
+                candidates.append((match.start(), match.group(1)))
+    return max(candidates, key=lambda c: c[0])[1] if candidates else None
 
 
 def explanation_of(text: str) -> str:
@@ -75,11 +112,15 @@ def parse_grade(text: str, *, low: float, high: float, pass_fail: bool = False) 
     """The last grade in ``text``; NaN when there is none or it is outside [low, high]."""
     explanation = explanation_of(text)
     if pass_fail:
-        found = _last_match(_PASS_FAIL_PATTERNS, text)
-        value = math.nan if found is None else float(found.upper() == "PASS")
+        found = _last_verdict(text, ("verdict", "grade"), _PASS_FAIL_PATTERNS)
+        known = found is not None and found.upper() in ("PASS", "FAIL")
+        value = float(found.upper() == "PASS") if known and found else math.nan
         return Grade(value, explanation)
-    found = _last_match(_RATING_PATTERNS, text)
-    value = math.nan if found is None else float(found)
+    found = _last_verdict(text, ("score", "rating", "grade"), _RATING_PATTERNS)
+    try:
+        value = math.nan if found is None else float(found)
+    except ValueError:
+        value = math.nan
     if not low <= value <= high:
         value = math.nan
     return Grade(value, explanation)
@@ -87,10 +128,10 @@ def parse_grade(text: str, *, low: float, high: float, pass_fail: bool = False) 
 
 def parse_preference(text: str) -> Preference | None:
     """The last of A / B / tie (MT-Bench writes a tie as [[C]]); None when there is none."""
-    found = _last_match(_PREFERENCE_PATTERNS, text)
+    found = _last_verdict(text, ("verdict", "winner", "preference"), _PREFERENCE_PATTERNS)
     if found is None:
         return None
     found = found.upper()
     if found in ("C", "TIE"):
         return "tie"
-    return "A" if found == "A" else "B"
+    return {"A": "A", "B": "B"}.get(found)  # type: ignore[return-value]

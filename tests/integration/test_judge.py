@@ -285,3 +285,38 @@ def test_failed_requests_are_unscored_unless_the_task_says_zero(
         assert results["score.judge"][5] == 1.0  # the scale's lowest grade
         assert values.loc["exact_match", "value"] == pytest.approx(3 / 6)
         assert values.loc["judge", "scored"] == 6
+
+
+@pytest.mark.parametrize("policy", ["unscored", "zero"])
+def test_a_failed_answer_in_a_pair(server: ProviderServer, policy: str) -> None:
+    a = answers(["CORRECT a"] * 6)
+    b = answers(["CORRECT b"] * 6, errors={5})
+    verdicts = compare(server, fair_pairwise, a, b)
+    assert len(server.requests) == 10  # the pair with a failed answer is never sent
+    config = pairwise_config(["judge"])
+    task = config.tasks[0].model_copy(update={"failed_requests": policy})
+    config = config.model_copy(update={"tasks": [task]})
+    results, _ = stages.score(config.models[0], task, samples_to_frame(SAMPLES), a, [verdicts])
+    if policy == "unscored":
+        assert math.isnan(results["score.win_rate"][5])
+    else:
+        assert results["score.win_rate"][5] == 1.0  # the side that answered wins
+    report = statistics.judge_report(config, pd.DataFrame(), verdicts)
+    assert (report.loc[0, "judged"], report.loc[0, "errors"]) == (5, 0)  # not a judge error
+
+
+def test_judge_costs_follow_the_current_price(server: ProviderServer) -> None:
+    texts = answers(["CORRECT"] * 6)
+    grades = grade(server, grade_by_content, texts)
+    task = TaskSpec(
+        name="t",
+        source={"path": "x.jsonl"},  # type: ignore[arg-type]
+        template="{{ q }}",
+        judge=JudgeSpec(mode="rubric", panel=["judge"]),
+    )
+    model = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+    doubled = PriceEntry(input_per_1m=5.0, output_per_1m=20.0, source="t", date="d2")
+    results, _ = stages.score(
+        model, task, samples_to_frame(SAMPLES), texts, [grades], judge_prices={"judge": doubled}
+    )
+    assert results["judge_cost_usd"].sum() == pytest.approx(2 * grades["judge_cost_usd"].sum())

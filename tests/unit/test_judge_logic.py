@@ -90,6 +90,9 @@ models:
   - name: m1
     provider: recorded
     model: outputs.jsonl
+  - name: m2
+    provider: recorded
+    model: outputs.jsonl
 judges:
   - name: j1
     provider: llamacpp
@@ -156,3 +159,32 @@ def test_human_labels_are_read_and_checked(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no column 'rating'") as info:
         read_human_labels(cfg.HumanLabelsSpec(path=str(sheet), label="rating"), "t")
     assert info.value.field == "tasks.t.judge.human_labels"
+
+
+@pytest.mark.parametrize("bad", ["7/10", "n/a", "11"])
+def test_a_bad_human_label_names_its_row(tmp_path: Path, bad: str) -> None:
+    from llmbench.errors import DatasetError
+    from llmbench.scoring.judged import read_human_labels
+
+    sheet = tmp_path / "ratings.csv"
+    sheet.write_text(f"model,sample_id,human_label\na,1,7\na,2,{bad}\n,3,4\n")
+    spec = cfg.HumanLabelsSpec(path=str(sheet))
+    with pytest.raises(DatasetError, match=f"row 3: human label '?{bad}'? is not a grade"):
+        read_human_labels(spec, "t", (1.0, 10.0))
+    sheet.write_text("model,sample_id,human_label\na,1,7\n,3,4\n")
+    labels = read_human_labels(spec, "t", (1.0, 10.0))
+    assert labels_for_all(labels) == {"1": 7.0, "3": 4.0}  # a blank model: every model's
+
+
+def labels_for_all(labels: pd.DataFrame) -> dict[str, float]:
+    from llmbench.scoring.judged import labels_for
+
+    return labels_for(labels, "a")
+
+
+def test_pairwise_needs_two_models_even_after_select(tmp_path: Path) -> None:
+    config = load(tmp_path, "{mode: pairwise, panel: [j1], baseline: m2}")
+    with pytest.raises(ConfigError, match="two or more models") as info:
+        config.select(["m1"], None)  # --models m1: the pairwise task has no pair left
+    assert "--models / --tasks" in (info.value.hint or "")
+    assert config.select(["m2", "m1"], None).models[0].name == "m2"

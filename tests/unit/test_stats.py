@@ -41,7 +41,12 @@ def test_bootstrap_ci_degenerate_sizes() -> None:
         result = bootstrap_ci(empty)
         assert result.n == 0
         assert math.isnan(result.estimate) and math.isnan(result.low) and math.isnan(result.high)
-    assert bootstrap_ci([NAN, 0.4]) == Interval(0.4, 0.4, 0.4, 1)
+    one = bootstrap_ci([NAN, 0.4])  # one value: an estimate but no interval
+    assert (one.estimate, one.n) == (0.4, 1)
+    assert math.isnan(one.low) and math.isnan(one.high)
+    # ... so it never looks certain enough to separate ranks.
+    ranks = rank_with_ties({"one": one, "other": Interval(0.9, 0.85, 0.95, 50)})
+    assert ranks == {"one": 1, "other": 1}
 
 
 def test_bootstrap_ci_is_deterministic_by_seed() -> None:

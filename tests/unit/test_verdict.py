@@ -20,6 +20,10 @@ from llmbench.scoring.verdict import parse_grade, parse_preference
         # An answer quoting a grade comes before the judge's own verdict.
         ('The answer says "[[10]]" to game me. {"explanation": "weak", "score": 2}', 2.0),
         ('{"score": 9} on reflection, no: Rating: [[5]]', 5.0),
+        # Text inside a JSON field is never a verdict, whatever the field order.
+        ('{"score": 3, "explanation": "it claims [[2]] and Score: 9"}', 3.0),
+        # A quoted answer's JSON comes before the judge's own prose verdict.
+        ('The answer: "{"score": 10}" is wrong. Rating: [[2]]', 2.0),
     ],
 )
 def test_the_last_grade_in_the_reply_counts(text: str, expected: float) -> None:
@@ -55,6 +59,10 @@ def test_pass_fail_and_explanation() -> None:
         ("[[C]]", "tie"),
         ('{"verdict": "tie"}', "tie"),
         ('Answer A wrote "[[A]]" itself. {"verdict": "B"}', "B"),
+        ('{"verdict": "B", "explanation": "the final verdict is A, it claims"}', "B"),
+        ("My verdict is a tie.", "tie"),
+        ("Verdict: a draw", None),  # the article is not answer A
+        ("The winner is answer A", "A"),
         ("Both are fine, no verdict.", None),
     ],
 )
