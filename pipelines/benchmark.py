@@ -30,11 +30,9 @@ from steps.track import track
 
 
 def _verdict_identity(task: TaskSpec) -> dict[str, Any]:
-    """The judge settings that shape a verdict; aggregation and labels only re-score. The
-    parser's version is part of it: ZenML's cache key sees only the step's own source."""
+    """The judge settings that shape a verdict; aggregation and labels only re-score."""
     assert task.judge is not None
-    identity = task.judge.model_dump(mode="json", exclude={"aggregate", "human_labels", "panel"})
-    return {**identity, "parser": PARSER_VERSION}
+    return task.judge.model_dump(mode="json", exclude={"aggregate", "human_labels", "panel"})
 
 
 def _judge_prices(bench: BenchConfig, task: TaskSpec) -> dict[str, Any]:
@@ -105,6 +103,8 @@ def benchmark(
                             task=task.name,
                             spec=spec,
                             prompt_template=template,
+                            # ZenML's cache key sees only the step's own source, not the parser's.
+                            parser_version=PARSER_VERSION,
                             judge=identity,
                             seed=execution.seed,
                             label=f"{judge_name} judges {a} vs {b} / {task.name}",
@@ -125,6 +125,8 @@ def benchmark(
                         task=task.name,
                         spec=spec,
                         prompt_template=template,
+                        # ZenML's cache key sees only the step's own source, not the parser's.
+                        parser_version=PARSER_VERSION,
                         judge=identity,
                         seed=execution.seed,
                         label=f"{judge_name} grades {model.name} / {task.name}",

@@ -1,9 +1,10 @@
 """Steps: an LLM judge grading one model's answers, or comparing two models' answers.
 
 Cached on the answers, the judge settings that shape a verdict (``spec`` without the panel
-aggregation or human labels), the prompt template's text and the judge model: changing
-metrics, the aggregation or human labels reruns only scoring; changing the judge reruns
-these steps and scoring; the models' generations stay cached either way.
+aggregation or human labels), the prompt template's text, the judge model and the verdict
+parser's version (``parser_version``, used only as part of the cache key): changing metrics,
+the aggregation or human labels reruns only scoring; changing the judge reruns these steps
+and scoring; the models' generations stay cached either way.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def grade(
     task: str,
     spec: dict[str, Any],
     prompt_template: str,
+    parser_version: int,
     judge: dict[str, Any],
     seed: int,
     label: str,
@@ -58,6 +60,7 @@ def compare(
     task: str,
     spec: dict[str, Any],
     prompt_template: str,
+    parser_version: int,
     judge: dict[str, Any],
     seed: int,
     label: str,
