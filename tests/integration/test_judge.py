@@ -50,6 +50,24 @@ def answers(texts: list[str], errors: set[int] = frozenset()) -> pd.DataFrame:  
     return completions_to_frame([s.sample_id for s in SAMPLES], completions)
 
 
+def judged_task(
+    mode: str = "rubric", panel: tuple[str, ...] = ("judge",), **fields: object
+) -> TaskSpec:
+    """A task over placeholder data (samples come from SAMPLES), graded by ``panel``."""
+    return TaskSpec.model_validate(
+        {
+            "name": "t",
+            "source": {"path": "x.jsonl"},
+            "template": "{{ q }}",
+            "judge": {"mode": mode, "panel": list(panel)},
+            **fields,
+        }
+    )
+
+
+RECORDED = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+
+
 def section(prompt: str, name: str, end: str | None = None) -> str:
     """The text between [name] and [End of end] in a judge prompt."""
     end = end or name
@@ -99,12 +117,7 @@ def compare(server: ProviderServer, responder: object, a: pd.DataFrame, b: pd.Da
 
 
 def pairwise_config(judges: list[str]) -> BenchConfig:
-    task = TaskSpec(
-        name="t",
-        source={"path": "x.jsonl"},  # type: ignore[arg-type]
-        template="{{ q }}",
-        judge=JudgeSpec(mode="pairwise", panel=judges),
-    )
+    task = judged_task("pairwise", tuple(judges))
     models = [
         ModelSpec(name=n, provider="recorded", model="x.jsonl", price=PRICE)
         for n in ("model-a", "model-b")
@@ -213,13 +226,8 @@ def test_unparseable_grades_are_unscored_not_zero(server: ProviderServer) -> Non
     assert grades["grade"].tolist()[:3] == [8.0] * 3
     assert all(math.isnan(g) for g in grades["grade"].tolist()[3:])
 
-    task = TaskSpec(
-        name="t",
-        source={"path": "x.jsonl"},  # type: ignore[arg-type]
-        template="{{ q }}",
-        judge=JudgeSpec(mode="rubric", panel=["judge"]),
-    )
-    model = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+    task = judged_task()
+    model = RECORDED
     results, aggregates = stages.score(model, task, samples_to_frame(SAMPLES), texts, [grades])
     row = aggregates.set_index("metric").loc["judge"]
     assert row["value"] == 8.0  # the mean of scored grades: NaN never counts as 0
@@ -239,13 +247,8 @@ def test_a_panel_is_combined_and_its_agreement_matches_sklearn(server: ProviderS
 
     lenient = grade(server, grade_by_content, texts, name="lenient")
     strict = grade(server, stern, texts, name="strict")
-    task = TaskSpec(
-        name="t",
-        source={"path": "x.jsonl"},  # type: ignore[arg-type]
-        template="{{ q }}",
-        judge=JudgeSpec(mode="rubric", panel=["lenient", "strict"]),
-    )
-    model = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+    task = judged_task(panel=("lenient", "strict"))
+    model = RECORDED
     results, _ = stages.score(model, task, samples_to_frame(SAMPLES), texts, [lenient, strict])
     assert results["score.judge"].tolist() == [8.0, 8.0, 2.0, 2.0, 8.0, 2.0]
     config = BenchConfig(
@@ -263,16 +266,8 @@ def test_failed_requests_are_unscored_unless_the_task_says_zero(
 ) -> None:
     texts = answers(["ref 0", "ref 1", "CORRECT", "wrong", "ref 4", "gone"], errors={5})
     grades = grade(server, grade_by_content, texts)
-    task = TaskSpec(
-        name="t",
-        source={"path": "x.jsonl"},  # type: ignore[arg-type]
-        template="{{ q }}",
-        target="a",
-        metrics=["exact_match"],  # type: ignore[list-item]
-        judge=JudgeSpec(mode="rubric", panel=["judge"]),
-        failed_requests=policy,  # type: ignore[arg-type]
-    )
-    model = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+    task = judged_task(target="a", metrics=["exact_match"], failed_requests=policy)
+    model = RECORDED
     results, aggregates = stages.score(model, task, samples_to_frame(SAMPLES), texts, [grades])
     values = aggregates.set_index("metric")
     if policy == "unscored":
@@ -308,13 +303,8 @@ def test_a_failed_answer_in_a_pair(server: ProviderServer, policy: str) -> None:
 def test_judge_costs_follow_the_current_price(server: ProviderServer) -> None:
     texts = answers(["CORRECT"] * 6)
     grades = grade(server, grade_by_content, texts)
-    task = TaskSpec(
-        name="t",
-        source={"path": "x.jsonl"},  # type: ignore[arg-type]
-        template="{{ q }}",
-        judge=JudgeSpec(mode="rubric", panel=["judge"]),
-    )
-    model = ModelSpec(name="m", provider="recorded", model="x.jsonl", price=PRICE)
+    task = judged_task()
+    model = RECORDED
     doubled = PriceEntry(input_per_1m=5.0, output_per_1m=20.0, source="t", date="d2")
     results, _ = stages.score(
         model, task, samples_to_frame(SAMPLES), texts, [grades], judge_prices={"judge": doubled}
