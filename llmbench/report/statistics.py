@@ -16,6 +16,13 @@ import pandas as pd
 
 from llmbench.config import BenchConfig, TaskSpec
 from llmbench.scoring import stats
+from llmbench.scoring.judge import (
+    OUTCOME,
+    PAIR_COLUMNS,
+    combine_verdicts,
+    reprice,
+    score_failures,
+)
 from llmbench.scoring.judged import JUDGE_KEY, WIN_RATE_KEY, judged_key
 from llmbench.scoring.metrics import METRICS
 
@@ -188,8 +195,6 @@ def comparisons(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
 def ratings(config: BenchConfig, verdicts: pd.DataFrame) -> pd.DataFrame:
     """Bradley-Terry ratings (Elo scale) with CIs and win rates, per pairwise task, from the
     panel's combined verdicts."""
-    from llmbench.scoring.judge import OUTCOME, combine_verdicts
-
     rows: list[list[Any]] = []
     if verdicts.empty:
         return pd.DataFrame(rows, columns=RATING_COLUMNS)
@@ -205,7 +210,7 @@ def ratings(config: BenchConfig, verdicts: pd.DataFrame) -> pd.DataFrame:
             continue
         fitted = stats.bradley_terry(
             games,
-            resamples=max(100, spec.resamples // 5),
+            resamples=spec.resamples,
             confidence=spec.confidence,
             seed=spec.seed,
         )
@@ -366,8 +371,6 @@ def judge_report(
 
 
 def concat_verdicts(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    from llmbench.scoring.judge import PAIR_COLUMNS
-
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAIR_COLUMNS)
 
@@ -396,7 +399,7 @@ class Report:
             "comparisons": COMPARISON_COLUMNS,
             "ratings": RATING_COLUMNS,
             "judges": JUDGE_COLUMNS,
-            "verdicts": _pair_columns(),
+            "verdicts": PAIR_COLUMNS,
         }
         tables = {
             name: frame.loc[frame["table"] == name]
@@ -411,17 +414,9 @@ class Report:
         return cls(**tables)
 
 
-def _pair_columns() -> list[str]:
-    from llmbench.scoring.judge import PAIR_COLUMNS
-
-    return PAIR_COLUMNS
-
-
 def build_report(config: BenchConfig, results: pd.DataFrame, verdicts: pd.DataFrame) -> Report:
     """Every statistics table; pairwise verdicts at the judges' current prices, with failed
     answers scored as each task says."""
-    from llmbench.scoring.judge import reprice, score_failures
-
     prices = {m.name: m.price for m in (*config.judges, *config.models) if m.price}
     if not verdicts.empty:
         verdicts = reprice(verdicts, prices)

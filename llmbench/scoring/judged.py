@@ -74,12 +74,23 @@ def graded_columns(
             }
         )
     costs = frame.groupby("sample_id")[JUDGE_COST_COLUMNS].sum(min_count=1)
+    return _sample_columns(JUDGE_KEY, sample_ids, combined, by_sample, costs)
+
+
+def _sample_columns(
+    key: str,
+    sample_ids: Sequence[str],
+    scores: pd.Series,
+    judgments: dict[str, list[dict[str, Any]]],
+    costs: pd.DataFrame,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The judge's columns in sample order (by sample id), and the aggregate row."""
     columns = pd.DataFrame({"sample_id": list(sample_ids)})
-    columns[f"score.{JUDGE_KEY}"] = columns["sample_id"].map(combined).astype(float)
-    columns["judgments"] = columns["sample_id"].map(lambda s: by_sample.get(s, []))
+    columns[f"score.{key}"] = columns["sample_id"].map(scores).astype(float)
+    columns["judgments"] = columns["sample_id"].map(lambda s: judgments.get(s, []))
     for column in JUDGE_COST_COLUMNS:
         columns[column] = columns["sample_id"].map(costs[column]).fillna(0.0).astype(float)
-    return columns, _aggregate(JUDGE_KEY, columns[f"score.{JUDGE_KEY}"], len(sample_ids))
+    return columns, _aggregate(key, columns[f"score.{key}"], len(sample_ids))
 
 
 def pairwise_columns(
@@ -89,13 +100,9 @@ def pairwise_columns(
 
     A judge call compares two models, so half of its cost is charged to each."""
     frame = pd.concat(verdicts, ignore_index=True) if verdicts else pd.DataFrame()
-    columns = pd.DataFrame({"sample_id": list(sample_ids)})
-    if frame.empty:
-        columns[f"score.{WIN_RATE_KEY}"] = math.nan
-        columns["judgments"] = [[] for _ in sample_ids]
-        for column in JUDGE_COST_COLUMNS:
-            columns[column] = 0.0
-        return columns, _aggregate(WIN_RATE_KEY, columns[f"score.{WIN_RATE_KEY}"], len(sample_ids))
+    if frame.empty:  # no pair was judged: every sample unscored
+        none = pd.DataFrame(columns=JUDGE_COST_COLUMNS, dtype=float)
+        return _sample_columns(WIN_RATE_KEY, sample_ids, pd.Series(dtype=float), {}, none)
     mine = frame[(frame["model_a"] == model) | (frame["model_b"] == model)]
     outcomes = outcomes_for(model, combine_verdicts(mine))
     per_sample = outcomes.groupby("sample_id")["outcome"].mean()
@@ -114,11 +121,7 @@ def pairwise_columns(
             }
         )
     costs = mine.groupby("sample_id")[JUDGE_COST_COLUMNS].sum(min_count=1) / 2.0
-    columns[f"score.{WIN_RATE_KEY}"] = columns["sample_id"].map(per_sample).astype(float)
-    columns["judgments"] = columns["sample_id"].map(lambda s: by_sample.get(s, []))
-    for column in JUDGE_COST_COLUMNS:
-        columns[column] = columns["sample_id"].map(costs[column]).fillna(0.0).astype(float)
-    return columns, _aggregate(WIN_RATE_KEY, columns[f"score.{WIN_RATE_KEY}"], len(sample_ids))
+    return _sample_columns(WIN_RATE_KEY, sample_ids, per_sample, by_sample, costs)
 
 
 def _as_seen_by(winner: Any, is_model_a: bool) -> str | None:
@@ -165,11 +168,11 @@ def read_human_labels(
             field=f"tasks.{task}.judge.human_labels",
             hint="set human_labels.sample_id / label / model to the file's column names",
         )
-    models = frame[spec.model].astype("string") if spec.model else None
     out = pd.DataFrame(
         {
-            "model": models.astype(object).where(models.notna(), None)
-            if models is not None
+            # A blank model cell stays missing (None): that label applies to every model.
+            "model": frame[spec.model].map(lambda m: None if pd.isna(m) else str(m))
+            if spec.model
             else None,
             "sample_id": frame[spec.sample_id].astype(str),
             "label": frame[spec.label],

@@ -98,12 +98,8 @@ def _last_verdict(
 
 def explanation_of(text: str) -> str:
     """The judge's reasoning: a JSON ``explanation`` field when there is one, else the text."""
-    for match in reversed(list(re.finditer(r"\{.*?\}", text, re.DOTALL))):
-        try:
-            data = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("explanation"), str):
+    for _start, _end, data in reversed(_json_objects(text)):
+        if isinstance(data.get("explanation"), str):
             return str(data["explanation"]).strip()
     return text.strip()
 
