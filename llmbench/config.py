@@ -369,6 +369,45 @@ class ModelSpec(_Strict):
         return self.model_dump(mode="json", exclude={"price", "limits"})
 
 
+class StrategySpec(_Strict):
+    """A model built from models: ``kind`` says how (router, cascade), ``members`` names
+    the models (or other strategies) it uses, by role. It is one more leaderboard row."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: str
+    members: dict[str, str] = Field(min_length=1, description="role -> model or strategy name")
+    options: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        from llmbench.strategies.registry import STRATEGIES
+
+        if kind not in STRATEGIES:
+            raise ValueError(f"unknown strategy kind {kind!r}; {did_you_mean(kind, STRATEGIES)}")
+        return kind
+
+    @model_validator(mode="after")
+    def _kind_accepts(self) -> StrategySpec:
+        from llmbench.strategies.registry import strategy_class
+
+        strategy_class(self.kind).check(self)
+        return self
+
+    @property
+    def provider(self) -> str:
+        """Where a model row says its provider, a strategy says its kind."""
+        return f"strategy:{self.kind}"
+
+    @property
+    def model(self) -> str:
+        return ", ".join(f"{role}={name}" for role, name in self.members.items())
+
+
+Entrant = ModelSpec | StrategySpec
+
+
 class ExecutionSpec(_Strict):
     concurrency: int = Field(default=4, ge=1, le=1024)
     limit: int | None = Field(default=None, ge=1, description="first N samples of each task")
@@ -403,9 +442,29 @@ class StatsSpec(_Strict):
     seed: int = 0
 
 
+def _cycle_through(start: str, strategies: dict[str, StrategySpec]) -> list[str] | None:
+    """A path of members from strategy ``start`` back to itself, if there is one."""
+
+    def walk(name: str, path: list[str]) -> list[str] | None:
+        for member in strategies[name].members.values():
+            if member == start:
+                return [*path, member]
+            if member in strategies and member not in path:
+                found = walk(member, [*path, member])
+                if found:
+                    return found
+        return None
+
+    return walk(start, [start])
+
+
 class BenchConfig(_Strict):
     name: str = Field(default="bench", pattern=NAME_PATTERN)
     models: list[ModelSpec] = Field(min_length=1)
+    strategies: list[StrategySpec] = Field(
+        default_factory=list,
+        description="routers, cascades ...: models built from the models above, ranked beside them",
+    )
     judges: list[ModelSpec] = Field(
         default_factory=list, description="models that grade answers; not on the leaderboard"
     )
@@ -417,7 +476,14 @@ class BenchConfig(_Strict):
     @model_validator(mode="after")
     def _unique_names(self) -> BenchConfig:
         for kind, names in (
-            ("model or judge", [m.name for m in (*self.models, *self.judges)]),
+            (
+                "model, strategy or judge",
+                [
+                    *(m.name for m in self.models),
+                    *(s.name for s in self.strategies),
+                    *(j.name for j in self.judges),
+                ],
+            ),
             ("task", [t.name for t in self.tasks]),
         ):
             seen: set[str] = set()
@@ -430,7 +496,7 @@ class BenchConfig(_Strict):
     @model_validator(mode="after")
     def _judges_exist(self) -> BenchConfig:
         graders = {m.name for m in (*self.judges, *self.models)}
-        models = {m.name for m in self.models}
+        models = {m.name for m in self.models} | {s.name for s in self.strategies}
         for index, task in enumerate(self.tasks):
             judge = task.judge
             if judge is None:
@@ -443,15 +509,62 @@ class BenchConfig(_Strict):
                     )
             if judge.mode == "pairwise" and len(models) < 2:
                 raise ValueError(
-                    f"tasks.{index}.judge: pairwise judging compares models; "
-                    f"it needs two or more models, this config has {len(models)}"
+                    f"tasks.{index}.judge: pairwise judging compares models; it needs two "
+                    f"or more models or strategies, this config has {len(models)}"
                 )
             if judge.baseline is not None and judge.baseline not in models:
                 raise ValueError(
-                    f"tasks.{index}.judge.baseline: no model named {judge.baseline!r}; "
+                    f"tasks.{index}.judge.baseline: no model or strategy named "
+                    f"{judge.baseline!r}; "
                     f"{did_you_mean(judge.baseline, models)}"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _strategies_resolve(self) -> BenchConfig:
+        """Every member names a model or strategy of this config, and no strategy is built,
+        through its members, from itself."""
+        models = {m.name for m in self.models}
+        strategies = {s.name: s for s in self.strategies}
+        for index, strategy in enumerate(self.strategies):
+            for role, member in strategy.members.items():
+                if member not in models and member not in strategies:
+                    raise ValueError(
+                        f"strategies.{index}.members.{role}: no model or strategy named "
+                        f"{member!r}; {did_you_mean(member, models | set(strategies))}"
+                    )
+        for index, strategy in enumerate(self.strategies):
+            cycle = _cycle_through(strategy.name, strategies)
+            if cycle:
+                raise ValueError(f"strategies.{index}.members: a cycle: {' -> '.join(cycle)}")
+        from llmbench.strategies.registry import strategy_class
+
+        for index, strategy in enumerate(self.strategies):
+            try:
+                strategy_class(strategy.kind).check_config(strategy, self)
+            except ValueError as exc:
+                raise ValueError(f"strategies.{index}.{exc}") from None
+        return self
+
+    @property
+    def entrants(self) -> list[Entrant]:
+        """Everything ranked on the leaderboard: the models, then the strategies."""
+        return [*self.models, *self.strategies]
+
+    def entrant(self, name: str) -> Entrant:
+        return next(e for e in self.entrants if e.name == name)
+
+    def members_of(self, strategy: StrategySpec) -> list[ModelSpec]:
+        """The models a strategy calls, directly or through member strategies, once each."""
+        found: dict[str, ModelSpec] = {}
+        pending = list(strategy.members.values())
+        while pending:
+            entrant = self.entrant(pending.pop(0))
+            if isinstance(entrant, StrategySpec):
+                pending.extend(entrant.members.values())
+            else:
+                found.setdefault(entrant.name, entrant)
+        return list(found.values())
 
     def grader(self, name: str) -> ModelSpec:
         """A judge by name: from ``judges:`` first, else a model under test."""
@@ -465,18 +578,28 @@ class BenchConfig(_Strict):
     def select(self, models: list[str] | None, tasks: list[str] | None) -> BenchConfig:
         """A copy restricted to the named models and tasks (the CLI's --models/--tasks)."""
         update: dict[str, Any] = {}
-        for kind, wanted, items in (("models", models, self.models), ("tasks", tasks, self.tasks)):
+        entrants: dict[str, Any] = {e.name: e for e in self.entrants}
+        for kind, wanted, items in (("models", models, entrants), ("tasks", tasks, None)):
             if not wanted:
                 continue
-            by_name = {item.name: item for item in items}
+            by_name = items if items is not None else {t.name: t for t in self.tasks}
             for name in wanted:
                 if name not in by_name:
                     raise ConfigError(
-                        f"no {kind[:-1]} named {name!r} in the config",
+                        f"no {'model or strategy' if kind == 'models' else 'task'} named "
+                        f"{name!r} in the config",
                         field=f"--{kind}",
                         hint=did_you_mean(name, by_name),
                     )
-            update[kind] = [by_name[name] for name in wanted]
+            if kind == "tasks":
+                update["tasks"] = [by_name[name] for name in wanted]
+                continue
+            # A selected strategy brings the models (and strategies) it is built from.
+            chosen = self._with_members(wanted)
+            order = [*wanted, *(e.name for e in self.entrants if e.name not in wanted)]
+            picked = [self.entrant(name) for name in order if name in chosen]
+            update["models"] = [e for e in picked if isinstance(e, ModelSpec)]
+            update["strategies"] = [e for e in picked if isinstance(e, StrategySpec)]
         # Validated again: a selection can drop a pairwise task's baseline or second model.
         data = {
             **self.model_dump(mode="json"),
@@ -491,6 +614,19 @@ class BenchConfig(_Strict):
                 field=loc or None,
                 hint="--models / --tasks left the config inconsistent; select other models",
             ) from None
+
+    def _with_members(self, names: list[str]) -> set[str]:
+        chosen: set[str] = set()
+        pending = list(names)
+        while pending:
+            name = pending.pop()
+            if name in chosen:
+                continue
+            chosen.add(name)
+            entrant = self.entrant(name)
+            if isinstance(entrant, StrategySpec):
+                pending.extend(entrant.members.values())
+        return chosen
 
     def with_limit(self, limit: int | None) -> BenchConfig:
         if limit is None:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from llmbench.config import BenchConfig, ModelSpec
-from llmbench.runtime.budget import CHARS_PER_TOKEN, estimated_prompt_tokens
+from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens, max_cost
 from llmbench.runtime.runner import request_params
 from llmbench.tasks.build import build_samples
 from llmbench.types import Sample
@@ -56,19 +56,42 @@ def estimate(config: BenchConfig) -> list[Estimate]:
                     prompt += len(vocab.tokenize(text.encode(), add_bos=True))  # type: ignore[attr-defined]
                 output += params.max_tokens
                 count += 1
-        price = model.price
-        cost = None
-        if price is not None and price.per_hour is None:
-            cost = price.cost(prompt, output, 0.0)
+        cost = max_cost(model.price, prompt, output)
         rows.append(Estimate(model.name, model.provider, count, prompt, counted_by, output, cost))
-    return rows + judge_estimates(config, samples)
+    return rows + strategy_estimates(config, rows) + judge_estimates(config, samples)
 
 
-def _max_cost(model: ModelSpec, prompt: int, output: int) -> float | None:
-    price = model.price
-    if price is None or price.per_hour is not None:
-        return None
-    return price.cost(prompt, output, 0.0)
+def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Estimate]:
+    """A row per strategy from its members' rows: each role's most calls per sample times
+    that member's tokens and cost (an upper bound: a router calls one route, not all, and
+    calls its members' rows already made come from the response cache)."""
+    from llmbench.strategies.registry import strategy_class
+
+    by_name = {row.model: row for row in models}
+    done: dict[str, Estimate] = {}
+
+    def of(name: str) -> Estimate:
+        if name in by_name:
+            return by_name[name]
+        if name not in done:
+            spec = next(s for s in config.strategies if s.name == name)
+            calls = strategy_class(spec.kind).max_calls(spec)
+            parts = [(of(spec.members[role]), n) for role, n in calls.items()]
+            costs = [p.max_cost_usd for p, _ in parts]
+            done[name] = Estimate(
+                name,
+                spec.provider,
+                parts[0][0].samples,
+                sum(p.prompt_tokens * n for p, n in parts),
+                "members",
+                sum(p.max_output_tokens * n for p, n in parts),
+                None
+                if any(c is None for c in costs)
+                else sum((p.max_cost_usd or 0.0) * n for p, n in parts),
+            )
+        return done[name]
+
+    return [of(s.name) for s in config.strategies]
 
 
 def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> list[Estimate]:
@@ -77,7 +100,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
     from llmbench.scoring.judge import model_pairs, template_text
 
     totals: dict[str, list[int]] = {}  # judge -> [calls, prompt tokens, output tokens]
-    names = [m.name for m in config.models]
+    names = [m.name for m in config.entrants]
     for task in config.tasks:
         judge = task.judge
         if judge is None:
@@ -88,7 +111,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         calls_per_sample = (
             2 * len(model_pairs(names, judge.baseline))
             if judge.mode == "pairwise"
-            else len(config.models)
+            else len(config.entrants)
         )
         for name in judge.panel:
             total = totals.setdefault(name, [0, 0, 0])
@@ -110,7 +133,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
                 prompt,
                 "estimated",
                 output,
-                _max_cost(grader, prompt, output),
+                max_cost(grader.price, prompt, output),
             )
         )
     return rows

@@ -6,16 +6,21 @@ run and tested without ZenML.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from llmbench import pricing
 from llmbench.config import JudgeSpec, ModelSpec, PriceEntry, SampleSpec, TaskSpec
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
 from llmbench.runtime import runner
+from llmbench.runtime.progress import GenerationProgress
 from llmbench.scoring import judge, judged
 from llmbench.scoring.score import score_completions
+from llmbench.strategies.base import TaskView
+from llmbench.strategies.build import build_strategy, from_identity
 from llmbench.tables import (
     completions_to_frame,
     frame_to_completions,
@@ -40,6 +45,31 @@ def generate(
 ) -> pd.DataFrame:
     items = frame_to_samples(samples)
     completions = runner.generate(model, items, params, settings=settings, label=label)
+    return completions_to_frame([s.sample_id for s in items], completions)
+
+
+def answer(
+    strategy: dict[str, Any],
+    model_settings: Mapping[str, dict[str, Any]],
+    task: TaskView,
+    samples: pd.DataFrame,
+    *,
+    seed: int,
+    settings: runner.RunSettings,
+    label: str,
+) -> pd.DataFrame:
+    """A strategy's answers to one task's samples (``strategy``: its identity, members
+    included; ``model_settings``: each member model's price and limits)."""
+    spec, models, strategies = from_identity(strategy, model_settings)
+    items = frame_to_samples(samples)
+    progress = GenerationProgress(label, len(items))
+    try:
+        built = build_strategy(spec, models, strategies, task, seed=seed, settings=settings)
+        completions = asyncio.run(
+            runner.run_answers(built, items, progress=progress, settings=settings)
+        )
+    finally:
+        progress.close()
     return completions_to_frame([s.sample_id for s in items], completions)
 
 
@@ -105,23 +135,35 @@ def compare(
 
 
 def score(
-    model: ModelSpec,
+    model: ModelSpec | str,
     task: TaskSpec,
     samples: pd.DataFrame,
     completions: pd.DataFrame,
     judgments: Sequence[pd.DataFrame] = (),
     human_labels: Mapping[str, Any] | None = None,
     judge_prices: Mapping[str, PriceEntry] | None = None,
+    *,
+    prices: Mapping[str, PriceEntry] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(per-sample result rows, aggregate rows) for one model on one task.
+    """(per-sample result rows, aggregate rows) for one model or strategy on one task.
 
     ``judgments`` are the task judge's outputs: each panel judge's grades of this model, or
     every pairwise verdict involving it; they are re-priced at ``judge_prices``. Cost is
     recomputed here from the price in force, so a price change rescoring a cached generation
-    still reports tokens x the snapshotted price.
+    still reports tokens x the snapshotted price: each call of an answer's trace at its
+    model's price in ``prices`` (the entrant's own, or every member's for a strategy; a
+    model spec passed as ``model`` brings its own).
     """
+    if isinstance(model, ModelSpec):
+        entrant = model.name
+        prices = {**(prices or {}), **({entrant: model.price} if model.price else {})}
+    else:
+        entrant = model
+    prices = prices or {}
     items = frame_to_samples(samples)
-    priced = [runner.price_completion(c, model.price) for c in frame_to_completions(completions)]  # type: ignore[arg-type]
+    priced = [
+        pricing.price_completion(c, prices, own=entrant) for c in frame_to_completions(completions)
+    ]
     scores, aggregates = score_completions(task, items, priced)
     if task.judge is not None:
         ids = [s.sample_id for s in items]
@@ -130,7 +172,7 @@ def score(
         if task.judge.mode == "pairwise":
             zero = task.failed_requests == "zero"
             judgments = [judge.score_failures(frame, zero) for frame in judgments]
-            columns, row = judged.pairwise_columns(model.name, ids, judgments)
+            columns, row = judged.pairwise_columns(entrant, ids, judgments)
         else:
             columns, row = judged.graded_columns(task, ids, judgments, failed)
         if human_labels is not None:
@@ -140,14 +182,15 @@ def score(
         scores = scores.merge(columns, on="sample_id", validate="1:1")
         aggregates = pd.concat([aggregates, pd.DataFrame([row])], ignore_index=True)
     generated = completions_to_frame([s.sample_id for s in items], priced)
+    generated["spend_usd"] = [runner.spend_usd(c) for c in priced]
     results = samples.drop(columns=["choices"]).merge(generated, on="sample_id", validate="1:1")
     results = results.rename(columns={"text": "output"}).merge(
         scores, on="sample_id", validate="1:1"
     )
     results.insert(0, "task", task.name)
-    results.insert(0, "model", model.name)
+    results.insert(0, "model", entrant)
     score_columns = [c for c in results.columns if c.startswith("score.")]
     extra = [c for c in JUDGE_RESULT_COLUMNS if c in results.columns]
     aggregates.insert(0, "task", task.name)
-    aggregates.insert(0, "model", model.name)
+    aggregates.insert(0, "model", entrant)
     return results[RESULT_COLUMNS + extra + score_columns], aggregates

@@ -5,9 +5,11 @@ One DataFrame per artifact (ZenML stores a list of objects as one folder per ite
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
-from llmbench.types import Completion, Sample
+from llmbench.types import Call, Completion, Sample
 
 SAMPLE_COLUMNS = list(Sample.model_fields)
 COMPLETION_COLUMNS = list(Completion.model_fields)
@@ -35,17 +37,32 @@ def frame_to_samples(frame: pd.DataFrame) -> list[Sample]:
 
 
 def completions_to_frame(sample_ids: list[str], completions: list[Completion]) -> pd.DataFrame:
-    frame = pd.DataFrame([c.model_dump() for c in completions], columns=COMPLETION_COLUMNS)
+    """A row per completion; its trace is a JSON text column (nested records of varying
+    shape do not survive every artifact store's parquet round trip)."""
+    rows = []
+    for completion in completions:
+        row = completion.model_dump(exclude={"trace"})
+        row["trace"] = json.dumps([c.model_dump() for c in completion.trace], ensure_ascii=False)
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=COMPLETION_COLUMNS)
     frame.insert(0, "sample_id", sample_ids)
     return frame
+
+
+def trace_of(value: object) -> list[Call]:
+    """A trace column's value back as calls (absent in frames stored before traces)."""
+    if not isinstance(value, str) or not value:
+        return []
+    return [Call.model_validate(c) for c in json.loads(value)]
 
 
 def frame_to_completions(frame: pd.DataFrame) -> list[Completion]:
     out = []
     for row in frame.to_dict("records"):
-        values = {k: row[k] for k in COMPLETION_COLUMNS}
-        for key in ("ttft_s", "model_version", "error"):
-            if values[key] is not None and pd.isna(values[key]):
+        values = {k: row[k] for k in COMPLETION_COLUMNS if k in row}
+        for key in ("ttft_s", "model_version", "error", "answered_by", "reasoning"):
+            if key in values and values[key] is not None and pd.isna(values[key]):
                 values[key] = None
+        values["trace"] = trace_of(values.get("trace"))
         out.append(Completion.model_validate(values))
     return out

@@ -49,8 +49,33 @@ class Sample(BaseModel):
         return [*head, Message(role="user", content=self.prompt)]
 
 
+class Call(BaseModel):
+    """One model call behind an answer: what a member was asked to do, what it cost, and why
+    the answer's strategy made it (or moved on from it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str  # the configured model's name
+    role: str | None = None  # its role in the strategy that made the call
+    purpose: str = "answer"  # answer, classify, verify, draw 2 ...
+    output: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    cached: bool = False  # a response-cache hit, or shared with an identical request in flight
+    attempts: int = 0
+    error: str | None = None
+    note: str | None = None  # the strategy's reason: "routed: prompt under 400 chars", ...
+
+
 class Completion(BaseModel):
-    """What one request produced. ``error`` set means the request failed and is unscored."""
+    """What one request produced. ``error`` set means the request failed and is unscored.
+
+    ``trace`` lists the model calls behind the answer (one for a plain model); for a
+    strategy, tokens and cost are sums over it and latency is the wall time of them all."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -69,3 +94,5 @@ class Completion(BaseModel):
     attempts: int = 0  # requests sent for this sample (0 when cached)
     retry_wait_s: float = 0.0  # time spent waiting between attempts
     error: str | None = None
+    answered_by: str | None = None  # the model whose answer this is
+    trace: list[Call] = Field(default_factory=list)

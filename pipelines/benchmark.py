@@ -1,12 +1,13 @@
-"""The benchmark pipeline: load -> generate per (model, task) -> judge -> score -> leaderboard
--> MLflow.
+"""The benchmark pipeline: load -> generate per (entrant, task) -> judge -> score ->
+leaderboard -> MLflow, as planned by :func:`llmbench.plan.plan`.
 
-A dynamic pipeline: every (model, task) generation is submitted at once and runs in its own
-thread, so models on different backends run concurrently. Each step has a stable id
-(``generate__<model>__<task>``) and the model spec is a step parameter, so adding a model to
-the config runs only that model's steps; everything else is a cache hit. Judges are steps
-of their own (``grade__<model>__<task>__<judge>``, ``compare__<a>__<b>__<task>__<judge>``),
-so changing a judge or a metric re-scores without regenerating.
+A dynamic pipeline: every generation is submitted at once and runs in its own thread, so
+models on different backends run concurrently; a strategy's step waits for its members'
+steps, so the calls their rows already made are response-cache hits. Step ids are stable
+(``generate__<model>__<task>``, ``answer__<strategy>__<task>``, ``grade__...``,
+``compare__...``, ``score__...``), and each step's parameters are what shapes its output, so
+adding a model runs only its steps and changing a judge or a metric re-scores without
+regenerating.
 """
 
 from __future__ import annotations
@@ -15,32 +16,17 @@ from typing import Any
 
 from zenml import pipeline
 
-from llmbench.config import BenchConfig, TaskSpec
-from llmbench.runtime.runner import request_params
-from llmbench.scoring.judge import model_pairs, template_text
+from llmbench.config import BenchConfig
+from llmbench.plan import plan
 from llmbench.scoring.judged import labels_for, read_human_labels
-from llmbench.scoring.verdict import PARSER_VERSION
 from steps.generate import generate
 from steps.judge import compare, grade
 from steps.leaderboard import leaderboard
 from steps.load_task import load_task
 from steps.score import score
-from steps.settings import request_extra
+from steps.settings import request_extra, strategy_extra
+from steps.strategy import answer
 from steps.track import track
-
-
-def _verdict_identity(task: TaskSpec) -> dict[str, Any]:
-    """The judge settings that shape a verdict; aggregation and labels only re-score."""
-    assert task.judge is not None
-    return task.judge.model_dump(mode="json", exclude={"aggregate", "human_labels", "panel"})
-
-
-def _judge_prices(bench: BenchConfig, task: TaskSpec) -> dict[str, Any]:
-    """The task's judges' prices: a price change re-prices judging without re-judging."""
-    if task.judge is None:
-        return {}
-    prices = {name: bench.grader(name).price for name in task.judge.panel}
-    return {name: price.model_dump(mode="json") for name, price in prices.items() if price}
 
 
 @pipeline(dynamic=True, enable_cache=True)
@@ -49,110 +35,93 @@ def benchmark(
 ) -> None:
     bench = BenchConfig.model_validate(config)
     execution = bench.execution
+    steps = plan(bench, fingerprints)
+    tasks = {task.name: task for task in bench.tasks}
     samples = {
-        task.name: load_task.submit(
-            task=task.sample_spec().model_dump(mode="json"),
+        name: load_task.submit(
+            task=tasks[name].sample_spec().model_dump(mode="json"),
             limit=execution.limit,
-            data_fingerprint=fingerprints[task.name],
-            id=f"load__{task.name}",
+            data_fingerprint=fingerprints[name],
+            id=f"load__{name}",
         )
-        for task in bench.tasks
+        for name in steps.tasks
     }
 
-    def with_requests(step: Any, model_name: str) -> Any:
-        """A step that sends ``model``'s requests: its send settings and ZenML secret."""
-        spec = bench.grader(model_name)
-        return step.with_options(
-            extra=request_extra(spec, execution, refresh=refresh, run_name=run_name),
-            # A secret's keys become environment variables during this step only.
-            secrets=[spec.secret] if spec.secret else None,
-        )
+    def sending(step: Any, models: tuple[str, ...], extra: dict[str, Any]) -> Any:
+        """A step that sends requests: its send settings and its models' ZenML secrets."""
+        secrets = sorted({s for m in models if (s := bench.grader(m).secret)})
+        # A secret's keys become environment variables during this step only.
+        return step.with_options(extra=extra, secrets=secrets or None)
 
-    completions: dict[tuple[str, str], Any] = {}
-    for model in bench.models:
-        for task in bench.tasks:
-            params = request_params(model, task, execution.seed)
-            completions[model.name, task.name] = with_requests(generate, model.name).submit(
-                samples=samples[task.name],
-                model=model.generation_identity(),
-                params=params.model_dump(mode="json"),
-                label=f"{model.name} / {task.name}",
-                data_fingerprint=fingerprints.get(f"model:{model.name}"),
-                id=f"generate__{model.name}__{task.name}",
+    futures: dict[str, Any] = {}
+    answers: dict[tuple[str, str], Any] = {}
+    for planned in steps.generations:
+        if planned.kind == "model":
+            spec = bench.grader(planned.entrant)
+            extra = request_extra(spec, execution, refresh=refresh, run_name=run_name)
+            future = sending(generate, planned.request_models, extra).submit(
+                samples=samples[planned.task], id=planned.id, **planned.params
             )
+        else:
+            members = [bench.grader(m) for m in planned.request_models]
+            extra = strategy_extra(members, execution, refresh=refresh, run_name=run_name)
+            future = sending(answer, planned.request_models, extra).submit(
+                samples=samples[planned.task],
+                after=[futures[i] for i in planned.after],
+                id=planned.id,
+                **planned.params,
+            )
+        futures[planned.id] = future
+        answers[planned.entrant, planned.task] = future
 
-    judgments: dict[tuple[str, str], list[Any]] = {}
     verdicts: list[Any] = []
-    for task in bench.tasks:
-        if task.judge is None:
-            continue
-        spec, template = _verdict_identity(task), template_text(task.judge)
-        for judge_name in task.judge.panel:
-            identity = bench.grader(judge_name).generation_identity()
-            if task.judge.mode == "pairwise":
-                names = [m.name for m in bench.models]
-                for a, b in model_pairs(names, task.judge.baseline):
-                    verdict = (
-                        with_requests(compare, judge_name)
-                        .submit(
-                            samples=samples[task.name],
-                            completions_a=completions[a, task.name],
-                            completions_b=completions[b, task.name],
-                            model_a=a,
-                            model_b=b,
-                            task=task.name,
-                            spec=spec,
-                            prompt_template=template,
-                            # ZenML's cache key sees only the step's own source, not the parser's.
-                            parser_version=PARSER_VERSION,
-                            judge=identity,
-                            seed=execution.seed,
-                            label=f"{judge_name} judges {a} vs {b} / {task.name}",
-                            id=f"compare__{a}__{b}__{task.name}__{judge_name}",
-                        )
-                        .get_artifact("verdicts")
-                    )
-                    verdicts.append(verdict)
-                    for name in (a, b):
-                        judgments.setdefault((name, task.name), []).append(verdict)
-                continue
-            for model in bench.models:
-                judgments.setdefault((model.name, task.name), []).append(
-                    with_requests(grade, judge_name)
-                    .submit(
-                        samples=samples[task.name],
-                        completions=completions[model.name, task.name],
-                        task=task.name,
-                        spec=spec,
-                        prompt_template=template,
-                        # ZenML's cache key sees only the step's own source, not the parser's.
-                        parser_version=PARSER_VERSION,
-                        judge=identity,
-                        seed=execution.seed,
-                        label=f"{judge_name} grades {model.name} / {task.name}",
-                        id=f"grade__{model.name}__{task.name}__{judge_name}",
-                    )
-                    .get_artifact("grades")
-                )
+    judged: dict[str, Any] = {}
+    for judging in steps.judgings:
+        spec = bench.grader(judging.judge)
+        extra = request_extra(spec, execution, refresh=refresh, run_name=run_name)
+        step = sending(compare if judging.mode == "compare" else grade, (judging.judge,), extra)
+        if judging.mode == "compare":
+            a, b = judging.entrants
+            judged[judging.id] = step.submit(
+                samples=samples[judging.task],
+                completions_a=answers[a, judging.task],
+                completions_b=answers[b, judging.task],
+                id=judging.id,
+                **judging.params,
+            ).get_artifact("verdicts")
+            verdicts.append(judged[judging.id])
+        else:
+            judged[judging.id] = step.submit(
+                samples=samples[judging.task],
+                completions=answers[judging.entrants[0], judging.task],
+                id=judging.id,
+                **judging.params,
+            ).get_artifact("grades")
 
-    results, aggregates = [], []
+    labels: dict[str, Any] = {}
     for task in bench.tasks:
-        labels = None
         if task.judge is not None and task.judge.human_labels is not None:
-            labels = read_human_labels(task.judge.human_labels, task.name, task.judge.bounds)
-        for model in bench.models:
-            scored = score.submit(
-                samples=samples[task.name],
-                completions=completions[model.name, task.name],
-                judgments=judgments.get((model.name, task.name), []),
-                human_labels=labels_for(labels, model.name) if labels is not None else None,
-                judge_prices=_judge_prices(bench, task),
-                model=model.model_dump(mode="json"),
-                task=task.model_dump(mode="json"),
-                id=f"score__{model.name}__{task.name}",
+            labels[task.name] = read_human_labels(
+                task.judge.human_labels, task.name, task.judge.bounds
             )
-            results.append(scored.get_artifact("results"))
-            aggregates.append(scored.get_artifact("aggregates"))
+    results, aggregates = [], []
+    for scoring in steps.scorings:
+        task_labels = labels.get(scoring.task)
+        scored = score.submit(
+            samples=samples[scoring.task],
+            completions=answers[scoring.entrant, scoring.task],
+            judgments=[judged[i] for i in scoring.judgings],
+            human_labels=labels_for(task_labels, scoring.entrant)
+            if task_labels is not None
+            else None,
+            judge_prices=scoring.judge_prices,
+            model=scoring.entrant,
+            prices=scoring.prices,
+            task=tasks[scoring.task].model_dump(mode="json"),
+            id=scoring.id,
+        )
+        results.append(scored.get_artifact("results"))
+        aggregates.append(scored.get_artifact("aggregates"))
     board = leaderboard.submit(
         config=config, results=results, aggregates=aggregates, verdicts=verdicts, id="leaderboard"
     )

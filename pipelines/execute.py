@@ -78,7 +78,7 @@ def run_benchmark(
     )
     assert run is not None
     steps = run.steps
-    generations = [s for name, s in steps.items() if name.startswith("generate__")]
+    generations = [s for name, s in steps.items() if name.startswith(("generate__", "answer__"))]
     judgings = [s for name, s in steps.items() if name.startswith(("grade__", "compare__"))]
     board_step = steps["leaderboard"]
     return RunOutcome(

@@ -1,5 +1,5 @@
-"""Step: extract answers, compute metrics, join judge verdicts and cost for one model on
-one task."""
+"""Step: extract answers, compute metrics, join judge verdicts and cost for one model or
+strategy on one task."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 from zenml import step
 
 from llmbench import stages
-from llmbench.config import ModelSpec, PriceEntry, TaskSpec
+from llmbench.config import PriceEntry, TaskSpec
 
 
 @step
@@ -19,17 +19,21 @@ def score(
     judgments: list[pd.DataFrame],
     human_labels: dict[str, Any] | None,
     judge_prices: dict[str, dict[str, Any]],
-    model: dict[str, Any],
+    model: str,
+    prices: dict[str, dict[str, Any]],
     task: dict[str, Any],
 ) -> tuple[Annotated[pd.DataFrame, "results"], Annotated[pd.DataFrame, "aggregates"]]:
+    """``prices``: the entrant's own price, or each member model's for a strategy; a price
+    change re-prices here without regenerating."""
     # ZenML reads the output count from a literal tuple in the return statement.
     results, aggregates = stages.score(
-        ModelSpec.model_validate(model),
+        model,
         TaskSpec.model_validate(task),
         samples,
         completions,
         judgments,
         human_labels,
         {name: PriceEntry.model_validate(price) for name, price in judge_prices.items()},
+        prices={name: PriceEntry.model_validate(price) for name, price in prices.items()},
     )
     return results, aggregates

@@ -38,6 +38,24 @@ def request_extra(
     }
 
 
+def strategy_extra(
+    members: list[ModelSpec], execution: ExecutionSpec, *, refresh: bool, run_name: str
+) -> dict[str, Any]:
+    """The ``extra`` settings of a strategy step: the run's send settings and each member
+    model's price and limits (each member keeps its own endpoint's limits)."""
+    assert members and all(m.price is not None for m in members)
+    extra = request_extra(members[0], execution, refresh=refresh, run_name=run_name)
+    del extra["price"], extra["limits"]
+    extra["models"] = {
+        m.name: {
+            "price": m.price.model_dump(mode="json"),  # type: ignore[union-attr]
+            "limits": m.limits.model_dump(mode="json", exclude_none=True),
+        }
+        for m in members
+    }
+    return extra
+
+
 def spec_with_extra(model: dict[str, Any], extra: dict[str, Any]) -> ModelSpec:
     """The model spec as configured: its identity plus the price and limits from ``extra``."""
     return ModelSpec.model_validate(

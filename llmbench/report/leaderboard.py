@@ -34,6 +34,9 @@ RESULT_COLUMNS = [
     "cached",
     "attempts",
     "retry_wait_s",
+    "spend_usd",  # what this run paid for the answer: its calls not served from the cache
+    "answered_by",  # the model whose answer it is (a strategy's chosen member)
+    "trace",  # JSON: every model call behind the answer
 ]
 # Present only for judged tasks (and human_label only when the task has labels).
 JUDGE_RESULT_COLUMNS = ["judgments", "judge_cost_usd", "judge_latency_s", "human_label"]
@@ -61,7 +64,7 @@ def build_leaderboard(
     }
     overall = overall_intervals(config, results)
     rows = []
-    for model in config.models:
+    for model in config.entrants:
         mine = results[results["model"] == model.name]
         live = mine[mine["error"].isna()]
         row: dict[str, object] = {
@@ -97,7 +100,7 @@ def build_leaderboard(
                 "output_tokens": int(mine["output_tokens"].sum()),
                 "cost_usd": float(mine["cost_usd"].sum()),
                 # What this run paid: answers from the response cache cost nothing again.
-                "spend_usd": float(mine.loc[~mine["cached"].astype(bool), "cost_usd"].sum()),
+                "spend_usd": float(mine["spend_usd"].sum()),
                 "cache_hits": int(mine["cached"].astype(bool).sum()),
                 "retries": int((mine["attempts"] - 1).clip(lower=0).sum()),
                 "latency_p50_s": _percentile(live["latency_s"], 50),

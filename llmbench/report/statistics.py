@@ -104,7 +104,7 @@ def intervals(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
     spec = config.stats
     rows = []
     for task in config.tasks:
-        for model in config.models:
+        for model in config.entrants:
             mine = _rows(results, model.name, task.name)
             for key in score_keys(task):
                 column = f"score.{key}"
@@ -133,7 +133,7 @@ def overall_intervals(config: BenchConfig, results: pd.DataFrame) -> dict[str, s
     each task's items independently."""
     spec = config.stats
     intervals = {}
-    for model in config.models:
+    for model in config.entrants:
         groups = normalised_scores(config, results, model.name)
         if any(np.isnan(g).all() for g in groups):  # a task with nothing scored: undefined
             intervals[model.name] = stats.Interval(math.nan, math.nan, math.nan, 0)
@@ -150,7 +150,7 @@ def comparisons(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
     spec = config.stats
     alpha = 1.0 - spec.confidence
     rows = []
-    names = [m.name for m in config.models]
+    names = [m.name for m in config.entrants]
     for task in config.tasks:
         line = headline(task)
         column = f"score.{line.key}"

@@ -7,24 +7,12 @@ compute-time pricing the worst case is not known up front, so only what was spen
 
 from __future__ import annotations
 
-import math
 import threading
 
-from llmbench.config import PriceEntry
-from llmbench.types import GenerationParams, Message
+# Re-exported: the worst case is priced in one place (llmbench.pricing).
+from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens, worst_case_cost
 
-CHARS_PER_TOKEN = 4.0
-
-
-def estimated_prompt_tokens(messages: list[Message]) -> int:
-    """~4 characters per token plus a few per message for the chat format."""
-    return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in messages)
-
-
-def worst_case_cost(messages: list[Message], params: GenerationParams, price: PriceEntry) -> float:
-    if price.per_hour is not None:
-        return 0.0
-    return price.cost(estimated_prompt_tokens(messages), params.max_tokens, 0.0)
+__all__ = ["CHARS_PER_TOKEN", "Budget", "budget_for", "estimated_prompt_tokens", "worst_case_cost"]
 
 
 class Budget:

@@ -2,7 +2,8 @@
 
 Content-addressed on what determines an answer — provider, model, endpoint, model file,
 messages, generation parameters and seed — never on the API key. Sampling without a seed
-(temperature > 0) is keyed with the sample's position too, so n samples stay n samples.
+(temperature > 0) is keyed with the sample's position and draw too, so n samples stay n
+samples.
 One sqlite file in WAL mode, written once per completed request: a killed run loses at most
 the requests in flight, and concurrent writers (threads or processes) are safe. Failed
 requests are not stored, so a rerun tries them again.
@@ -24,14 +25,23 @@ DEFAULT_DIR = Path(os.environ.get("LLMBENCH_CACHE_DIR", Path.home() / ".cache" /
 
 
 def cache_key(
-    identity: dict[str, Any], messages: list[Message], params: GenerationParams, index: int
+    identity: dict[str, Any],
+    messages: list[Message],
+    params: GenerationParams,
+    index: int,
+    draw: int = 0,
 ) -> str:
+    """``index`` (the sample's position) and ``draw`` (which sample of that prompt) key only
+    unseeded sampling: a greedy or seeded request is the same answer whoever asks for it."""
     sampled = params.temperature > 0 and params.seed is None
+    position: int | str | None = None
+    if sampled:
+        position = index if draw == 0 else f"{index}/{draw}"
     payload = {
         "model": identity,
         "messages": [m.model_dump() for m in messages],
         "params": params.model_dump(mode="json"),
-        "draw": index if sampled else None,
+        "draw": position,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

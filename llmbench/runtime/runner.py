@@ -1,28 +1,48 @@
-"""Run one model over one task's samples: bounded async fan-out, the response cache first,
-then requests with retries; every sample ends as a completion or a recorded error."""
+"""Run one entrant (a model or a strategy) over one task's samples: bounded async fan-out,
+progress, and the error-rate guard. Everything a single call needs (cache, budget, limits,
+retries, price) is the model client's (:mod:`llmbench.runtime.client`)."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
-from llmbench.config import ModelSpec, PriceEntry, TaskSpec
+from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import BenchError
 from llmbench.providers.base import Provider
-from llmbench.providers.keys import redact
-from llmbench.providers.registry import build_provider
-from llmbench.runtime.budget import Budget, estimated_prompt_tokens, worst_case_cost
-from llmbench.runtime.cache import ResponseCache, cache_key
-from llmbench.runtime.limiter import ConnectionLimiter, RateLimits, limiter_for
+from llmbench.runtime.cache import ResponseCache
+from llmbench.runtime.client import ModelClient, RunSettings
+from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.progress import GenerationProgress
-from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
 from llmbench.types import Completion, GenerationParams, Sample
 
+__all__ = [
+    "Answerer",
+    "ErrorRateExceeded",
+    "ModelAnswerer",
+    "RunSettings",
+    "generate",
+    "open_cache",
+    "request_params",
+    "run_answers",
+    "run_samples",
+]
 
-def request_params(model: ModelSpec, task: TaskSpec, seed: int) -> GenerationParams:
+
+class AnswerLimits(Protocol):
+    """What of a task shapes its requests (a TaskSpec, or a strategy's view of one)."""
+
+    @property
+    def max_tokens(self) -> int | None: ...
+
+    @property
+    def stop(self) -> tuple[str, ...]: ...
+
+
+def request_params(model: ModelSpec, task: AnswerLimits, seed: int) -> GenerationParams:
     """The model's sampling settings with the task's answer length and stop sequences."""
     base = model.params
     stops = tuple(dict.fromkeys((*base.stop, *task.stop)))
@@ -35,29 +55,25 @@ def request_params(model: ModelSpec, task: TaskSpec, seed: int) -> GenerationPar
     )
 
 
-def price_completion(completion: Completion, price: PriceEntry) -> Completion:
-    cost = price.cost(
-        completion.input_tokens,
-        completion.output_tokens,
-        completion.latency_s,
-        completion.cached_tokens,
-    )
-    return completion.model_copy(update={"cost_usd": cost})
+class Answerer(Protocol):
+    """What the runner fans out over: a model, or a strategy built from model clients."""
+
+    async def answer(self, sample: Sample, index: int) -> Completion: ...
+
+    async def aclose(self) -> None: ...
 
 
-@dataclass
-class RunSettings:
-    """How requests are sent; none of it changes what a model answers."""
+class ModelAnswerer:
+    """A plain model: one call per sample."""
 
-    concurrency: int = 4
-    retries: RetryPolicy = field(default_factory=RetryPolicy)
-    cache: ResponseCache | None = None
-    refresh: bool = False  # ignore cached answers (still store new ones)
-    budget: Budget | None = None  # the run's spend limit, shared with its other steps
-    limiter: ConnectionLimiter | None = None  # the endpoint's limits, shared across steps
-    max_error_rate: float | None = None  # abort once this share of requests failed
-    sleep: Sleep | None = None  # tests pass a scaled clock
-    rng: random.Random = field(default_factory=random.Random)
+    def __init__(self, client: ModelClient, params: GenerationParams) -> None:
+        self.client, self.params = client, params
+
+    async def answer(self, sample: Sample, index: int) -> Completion:
+        return await self.client.generate(sample.messages(), self.params, index=index)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
 MIN_SAMPLES_FOR_ERROR_RATE = 20
@@ -75,10 +91,9 @@ class _Tally:
     errors: int = 0
     abort: str | None = None
 
-    def record(self, completion: Completion, settings: RunSettings, label: str) -> None:
+    def record(self, completion: Completion, limit: float | None, label: str) -> None:
         self.done += 1
         self.errors += int(completion.error is not None)
-        limit = settings.max_error_rate
         if (
             limit is not None
             and self.abort is None
@@ -91,105 +106,53 @@ class _Tally:
             )
 
 
-async def _request(
-    provider: Provider, sample: Sample, params: GenerationParams, settings: RunSettings
-) -> Completion:
-    attempts = Attempts()
-    timeout = provider.request_timeout_s()
+def spend_usd(completion: Completion) -> float:
+    """What this answer cost this run: calls served by the response cache cost nothing."""
+    if not completion.trace:
+        return 0.0 if completion.cached else completion.cost_usd
+    return sum(c.cost_usd for c in completion.trace if not c.cached)
 
-    limiter = settings.limiter
-    assert limiter is not None, "run_samples always sets one"
-    sleep = settings.sleep or asyncio.sleep
 
-    async def once() -> Completion:
-        await limiter.gate.acquire()
-        try:
-            await limiter.wait_for_budget(estimated_prompt_tokens(sample.messages()), sleep)
-            async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
-                completion = await provider.generate(sample.messages(), params)
-        except Exception as exc:
-            if provider.rate_limited(exc) and limiter.limits.adaptive:
-                limiter.gate.on_rate_limited()
-            raise
-        finally:
-            limiter.gate.release()
-        limiter.gate.on_success()
+async def run_answers(
+    answerer: Answerer,
+    samples: Sequence[Sample],
+    *,
+    progress: GenerationProgress,
+    settings: RunSettings,
+    concurrency: int | None = None,
+) -> list[Completion]:
+    """Every sample's answer, in sample order; at most ``concurrency`` in progress."""
+    gate = asyncio.Semaphore(concurrency or settings.concurrency)
+    tally = _Tally()
+
+    async def one(index: int, sample: Sample) -> Completion:
+        async with gate:
+            if tally.abort is not None:
+                completion = Completion(
+                    finish_reason="error", error="aborted: too many errors (not sent)"
+                )
+            else:
+                completion = await answerer.answer(sample, index)
+        tally.record(completion, settings.max_error_rate, progress.label)
+        attempts = [c.attempts for c in completion.trace] or [completion.attempts]
+        progress.advance(
+            error=completion.error is not None,
+            cost=spend_usd(completion),
+            retries=sum(max(a - 1, 0) for a in attempts),
+            cached=completion.cached,
+        )
         return completion
 
     try:
-        completion = await with_retries(
-            once,
-            retryable=provider.retryable,
-            policy=settings.retries,
-            attempts=attempts,
-            sleep=settings.sleep,
-            rng=settings.rng,
-        )
-    except Exception as exc:  # a failed request is a row, never a crashed run
-        message = str(exc).splitlines()[0] if str(exc) else ""
-        error = redact(f"{type(exc).__name__}: {message}", provider.secrets())
-        completion = Completion(finish_reason="error", error=error)
-    return completion.model_copy(
-        update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
-    )
-
-
-async def _send(
-    provider: Provider,
-    sample: Sample,
-    params: GenerationParams,
-    price: PriceEntry,
-    settings: RunSettings,
-    tally: _Tally,
-) -> Completion:
-    """A request unless the run was aborted or its budget would be crossed."""
+        completions = list(await asyncio.gather(*(one(i, s) for i, s in enumerate(samples))))
+    finally:
+        await answerer.aclose()
     if tally.abort is not None:
-        return Completion(finish_reason="error", error="aborted: too many errors (not sent)")
-    reserved = worst_case_cost(sample.messages(), params, price)
-    budget = settings.budget
-    if budget is not None and not budget.reserve(reserved):
-        return Completion(
-            finish_reason="error",
-            error=f"budget: not sent (execution.max_cost_usd ${budget.limit_usd:g} reached)",
+        raise ErrorRateExceeded(
+            tally.abort,
+            hint="check the errors in the step log; fix the cause or raise max_error_rate",
         )
-    completion = await _request(provider, sample, params, settings)
-    if budget is not None:
-        budget.settle(reserved, price_completion(completion, price).cost_usd)
-    return completion
-
-
-async def _one(
-    provider: Provider,
-    index: int,
-    sample: Sample,
-    params: GenerationParams,
-    gate: asyncio.Semaphore,
-    price: PriceEntry,
-    progress: GenerationProgress,
-    settings: RunSettings,
-    tally: _Tally,
-) -> Completion:
-    async with gate:
-        key = None
-        cached = None
-        if settings.cache is not None:
-            key = cache_key(provider.cache_identity(), sample.messages(), params, index)
-            cached = None if settings.refresh else settings.cache.get(key)
-        if cached is not None:
-            completion = cached.model_copy(update={"cached": True, "attempts": 0})
-        else:
-            completion = await _send(provider, sample, params, price, settings, tally)
-            if settings.cache is not None and key is not None:
-                settings.cache.put(key, completion)
-    tally.record(completion, settings, progress.label)
-    completion = price_completion(completion, price)
-    progress.advance(
-        error=completion.error is not None,
-        cost=0.0 if completion.cached else completion.cost_usd,
-        retries=max(completion.attempts - 1, 0),
-        cached=completion.cached,
-    )
-    return completion
+    return completions
 
 
 async def run_samples(
@@ -202,25 +165,20 @@ async def run_samples(
     settings: RunSettings | None = None,
     concurrency: int | None = None,
 ) -> list[Completion]:
+    """One provider over ``samples`` through a client of its own (tests and benchmarks);
+    without endpoint-wide limits in ``settings`` the client's limiter is private."""
     settings = settings or RunSettings()
-    if settings.limiter is None:  # no endpoint-wide limits: this step's own, unlimited
+    if settings.limiter is None:
         settings = replace(settings, limiter=ConnectionLimiter(RateLimits(), settings.concurrency))
-    gate = asyncio.Semaphore(concurrency or settings.concurrency)
-    tally = _Tally()
-    jobs = [
-        _one(provider, i, s, params, gate, price, progress, settings, tally)
-        for i, s in enumerate(samples)
-    ]
-    try:
-        completions = list(await asyncio.gather(*jobs))
-    finally:
-        await provider.aclose()
-    if tally.abort is not None:
-        raise ErrorRateExceeded(
-            tally.abort,
-            hint="check the errors in the step log; fix the cause or raise max_error_rate",
-        )
-    return completions
+    spec = provider.spec.model_copy(update={"price": price})
+    client = ModelClient(spec, settings, provider=provider)
+    return await run_answers(
+        ModelAnswerer(client, params),
+        samples,
+        progress=progress,
+        settings=settings,
+        concurrency=concurrency,
+    )
 
 
 def generate(
@@ -231,19 +189,13 @@ def generate(
     settings: RunSettings,
     label: str,
 ) -> list[Completion]:
-    """Completions for every sample, in sample order."""
-    if model.price is None:
-        raise ValueError(f"model {model.name} has no resolved price")
-    provider = build_provider(model)
-    if settings.limiter is None:
-        settings.limiter = limiter_for(
-            provider.connection_key(), model.limits, settings.concurrency
-        )
+    """A plain model's completions for every sample, in sample order."""
     progress = GenerationProgress(label, len(samples))
     try:
+        client = ModelClient(model, settings)
         return asyncio.run(
-            run_samples(
-                provider, samples, params, price=model.price, progress=progress, settings=settings
+            run_answers(
+                ModelAnswerer(client, params), samples, progress=progress, settings=settings
             )
         )
     finally:

@@ -18,6 +18,7 @@ import pandas as pd
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from llmbench import pricing
 from llmbench.config import PROJECT_ROOT, JudgeSpec, ModelSpec, PriceEntry
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
@@ -39,6 +40,7 @@ GRADE_COLUMNS = [
     "judge_latency_s",
     "judge_input_tokens",
     "judge_output_tokens",
+    "judge_cached_tokens",  # prompt tokens the provider served from its prompt cache
     "judge_cached",
 ]
 # One judge's verdicts on one pair of models on one task: a row per sample, both orders.
@@ -59,6 +61,7 @@ PAIR_COLUMNS = [
     "judge_latency_s",  # both orders together
     "judge_input_tokens",
     "judge_output_tokens",
+    "judge_cached_tokens",
 ]
 
 Runner = Callable[[ModelSpec, list[Sample], GenerationParams], list[Completion]]
@@ -216,6 +219,7 @@ def _reply_fields(reply: Completion) -> dict[str, Any]:
         "judge_latency_s": reply.latency_s,
         "judge_input_tokens": reply.input_tokens,
         "judge_output_tokens": reply.output_tokens,
+        "judge_cached_tokens": reply.cached_tokens,
         "judge_cached": reply.cached,
     }
 
@@ -280,6 +284,7 @@ def judge_pair(
             "judge_latency_s": 0.0,
             "judge_input_tokens": 0,
             "judge_output_tokens": 0,
+            "judge_cached_tokens": 0,
         }
         for i, s in enumerate(samples)
     ]
@@ -304,6 +309,7 @@ def judge_pair(
                 "judge_latency_s": forward_reply.latency_s + swapped_reply.latency_s,
                 "judge_input_tokens": forward_reply.input_tokens + swapped_reply.input_tokens,
                 "judge_output_tokens": forward_reply.output_tokens + swapped_reply.output_tokens,
+                "judge_cached_tokens": forward_reply.cached_tokens + swapped_reply.cached_tokens,
             }
         )
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
@@ -325,19 +331,23 @@ def score_failures(verdicts: pd.DataFrame, zero: bool) -> pd.DataFrame:
 
 def reprice(frame: pd.DataFrame, prices: Mapping[str, PriceEntry]) -> pd.DataFrame:
     """Judge costs at the judges' current prices (a cached judging step keeps the price it
-    ran with; the tokens and seconds it used are what is billed)."""
+    ran with; the tokens, prompt-cache hits and seconds it used are what is billed)."""
     if frame.empty:
         return frame
     out = frame.copy()
+    # Verdicts stored before prompt-cache hits were kept have none to discount.
+    cached = out.get("judge_cached_tokens", 0)
+    out["judge_cached_tokens"] = pd.Series(cached, index=out.index).fillna(0).astype(int)
     out["judge_cost_usd"] = [
-        prices[judge].cost(int(tokens_in), int(tokens_out), float(seconds))
+        pricing.usage_cost(prices[judge], tokens_in, tokens_out, seconds, tokens_cached)
         if judge in prices
         else cost
-        for judge, tokens_in, tokens_out, seconds, cost in zip(
+        for judge, tokens_in, tokens_out, seconds, tokens_cached, cost in zip(
             out["judge"],
             out["judge_input_tokens"].fillna(0),
             out["judge_output_tokens"].fillna(0),
             out["judge_latency_s"].fillna(0.0),
+            out["judge_cached_tokens"],
             out["judge_cost_usd"],
             strict=True,
         )

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from llmbench.config import PROJECT_ROOT, BenchConfig
+from llmbench.config import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
 from llmbench.report.statistics import Report
 
 TRACKED_PACKAGES = (
@@ -86,6 +86,27 @@ def ensure_experiment(config: BenchConfig) -> str:
 def price_snapshot(config: BenchConfig) -> dict[str, Any]:
     return {
         m.model: m.price.model_dump(exclude_none=True) for m in config.models if m.price is not None
+    }
+
+
+def _entrant_params(entrant: Entrant) -> dict[str, str]:
+    if isinstance(entrant, StrategySpec):
+        return {
+            "model": entrant.name,
+            "provider": entrant.provider,
+            "kind": entrant.kind,
+            "members": json.dumps(entrant.members, sort_keys=True),
+            "options": json.dumps(entrant.options, sort_keys=True),
+        }
+    return {
+        "model": entrant.name,
+        "provider": entrant.provider,
+        "model_id": entrant.model,
+        "params": json.dumps(entrant.params.model_dump(mode="json"), sort_keys=True),
+        "options": json.dumps(entrant.options, sort_keys=True),
+        "price": json.dumps(
+            entrant.price.model_dump(exclude_none=True) if entrant.price else {}, sort_keys=True
+        ),
     }
 
 
@@ -176,6 +197,7 @@ def log_benchmark(
             "config_hash": config.fingerprint(),
             "config_name": config.name,
             "models": ",".join(m.name for m in config.models),
+            "strategies": ",".join(s.name for s in config.strategies),
             "model_ids": ",".join(m.model for m in config.models),
             "tasks": ",".join(t.name for t in config.tasks),
             "limit": str(config.execution.limit),
@@ -200,7 +222,7 @@ def log_benchmark(
         mlflow.log_metrics(
             {
                 "cost_usd": float(results["cost_usd"].sum()),
-                "spend_usd": float(results.loc[~cached, "cost_usd"].sum()),
+                "spend_usd": float(results["spend_usd"].sum()),
                 "saved_usd": float(results.loc[cached, "cost_usd"].sum()),
                 "cache_hits": int(cached.sum()),
                 "cache_misses": int((~cached).sum()),
@@ -212,7 +234,7 @@ def log_benchmark(
         )
         if report is not None:
             _log_report(report)
-        for model in config.models:
+        for model in config.entrants:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]
             with mlflow.start_run(
@@ -221,19 +243,12 @@ def log_benchmark(
                 versions_seen = sorted(set(mine["model_version"].dropna()))
                 mlflow.log_params(
                     {
-                        "model": model.name,
-                        "provider": model.provider,
-                        "model_id": model.model,
+                        **_entrant_params(model),
                         "model_version": ",".join(versions_seen) or "unknown",
-                        "params": json.dumps(model.params.model_dump(mode="json"), sort_keys=True),
-                        "options": json.dumps(model.options, sort_keys=True),
-                        "price": json.dumps(
-                            model.price.model_dump(exclude_none=True) if model.price else {},
-                            sort_keys=True,
-                        ),
                     }
                 )
-                mlflow.set_tags({"llmbench.kind": "model", "llmbench.model": model.name})
+                kind = "strategy" if isinstance(model, StrategySpec) else "model"
+                mlflow.set_tags({"llmbench.kind": kind, "llmbench.model": model.name})
                 mlflow.log_metrics(_model_metrics(board_row))
                 if report is not None:
                     mlflow.log_metrics(_report_metrics(report, model.name))

@@ -90,7 +90,7 @@ def test_missing_config_file(workdir: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_unknown_model_in_filter(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(workdir, capsys, "--models", "m2")
-    assert code == 2 and "no model named 'm2'" in err
+    assert code == 2 and "no model or strategy named 'm2'" in err
 
 
 def test_missing_model_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -145,7 +145,7 @@ def test_include_cycle_is_reported(tmp_path: Path) -> None:
 def test_select_and_limit(tmp_path: Path) -> None:
     config = cfg.load(write(tmp_path))
     assert config.select(["m1"], None).models[0].name == "m1"
-    with pytest.raises(ConfigError, match="no model named 'm2'"):
+    with pytest.raises(ConfigError, match="no model or strategy named 'm2'"):
         config.select(["m2"], None)
     assert config.with_limit(3).execution.limit == 3
 

@@ -127,7 +127,7 @@ def test_a_judged_task_needs_no_metrics_or_target(tmp_path: Path) -> None:
         ("{mode: reference, panel: [j1]}", "", "set 'target'"),
         ("{mode: rubric, panel: [j1], scale: [5, 1]}", "judge", "must be below"),
         ("{mode: pairwise, panel: [j1], pass_fail: true}", "judge", "rubric and reference"),
-        ("{mode: pairwise, panel: [j1], baseline: m9}", "", "no model named 'm9'"),
+        ("{mode: pairwise, panel: [j1], baseline: m9}", "", "no model or strategy named 'm9'"),
         ("{mode: rubric, panel: [j1, j1]}", "judge", "listed twice"),
         ("{mode: rubric, panel: [j1], temperature: 0}", "judge.temperature", "unknown"),
     ],

@@ -1,0 +1,203 @@
+"""Which steps a benchmark runs, their ids, order and cache identities, decided here (and
+tested) rather than in the pipeline body, which only submits what is planned.
+
+A step's ZenML cache key is its parameters and input artifacts, so each planned step's
+parameters are exactly what shapes its output: a model's generation identity without its
+price, a strategy's identity with its members', a judge's verdict-shaping settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llmbench.config import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
+from llmbench.runtime.runner import request_params
+from llmbench.scoring.judge import model_pairs, template_text
+from llmbench.scoring.verdict import PARSER_VERSION
+from llmbench.strategies.base import TaskView
+from llmbench.strategies.build import identity
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One entrant's answers to one task: a model's requests, or a strategy's."""
+
+    id: str
+    entrant: str
+    task: str
+    kind: Literal["model", "strategy"]
+    params: dict[str, Any]  # the step's parameters besides the samples
+    after: tuple[str, ...] = ()  # generation ids that must finish first (a strategy's members)
+    request_models: tuple[str, ...] = ()  # whose send settings, keys and prices the step needs
+
+
+@dataclass(frozen=True)
+class Judging:
+    """One judge over one entrant's answers (grade) or one pair's (compare)."""
+
+    id: str
+    mode: Literal["grade", "compare"]
+    task: str
+    judge: str
+    entrants: tuple[str, ...]
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scoring:
+    id: str
+    entrant: str
+    task: str
+    judgings: tuple[str, ...]
+    prices: dict[str, Any]
+    judge_prices: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    tasks: list[str] = field(default_factory=list)
+    generations: list[Generation] = field(default_factory=list)
+    judgings: list[Judging] = field(default_factory=list)
+    scorings: list[Scoring] = field(default_factory=list)
+
+
+def _priced(models: list[ModelSpec]) -> dict[str, Any]:
+    prices: dict[str, PriceEntry] = {m.name: m.price for m in models if m.price is not None}
+    return {name: price.model_dump(mode="json") for name, price in prices.items()}
+
+
+def verdict_identity(task: TaskSpec) -> dict[str, Any]:
+    """The judge settings that shape a verdict; aggregation and labels only re-score."""
+    assert task.judge is not None
+    return task.judge.model_dump(mode="json", exclude={"aggregate", "human_labels", "panel"})
+
+
+def _generations(bench: BenchConfig, fingerprints: dict[str, str]) -> list[Generation]:
+    models = {m.name: m for m in bench.models}
+    strategies = {s.name: s for s in bench.strategies}
+    seed = bench.execution.seed
+    out = []
+    for task in bench.tasks:
+        for model in bench.models:
+            params = request_params(model, task, seed)
+            out.append(
+                Generation(
+                    id=f"generate__{model.name}__{task.name}",
+                    entrant=model.name,
+                    task=task.name,
+                    kind="model",
+                    params={
+                        "model": model.generation_identity(),
+                        "params": params.model_dump(mode="json"),
+                        "label": f"{model.name} / {task.name}",
+                        "data_fingerprint": fingerprints.get(f"model:{model.name}"),
+                    },
+                    request_models=(model.name,),
+                )
+            )
+        for strategy in bench.strategies:
+            members = [m.name for m in bench.members_of(strategy)]
+            out.append(
+                Generation(
+                    id=f"answer__{strategy.name}__{task.name}",
+                    entrant=strategy.name,
+                    task=task.name,
+                    kind="strategy",
+                    params={
+                        "strategy": identity(strategy, models, strategies),
+                        "task": TaskView.of(task).model_dump(mode="json"),
+                        "seed": seed,
+                        "label": f"{strategy.name} / {task.name}",
+                    },
+                    after=tuple(f"generate__{m}__{task.name}" for m in members)
+                    + tuple(
+                        f"answer__{s}__{task.name}"
+                        for s in strategy.members.values()
+                        if s in strategies
+                    ),
+                    request_models=tuple(members),
+                )
+            )
+    return out
+
+
+def _judgings(bench: BenchConfig, task: TaskSpec) -> list[Judging]:
+    if task.judge is None:
+        return []
+    spec, template = verdict_identity(task), template_text(task.judge)
+    names = [e.name for e in bench.entrants]
+    seed = bench.execution.seed
+    out = []
+    for judge_name in task.judge.panel:
+        common = {
+            "task": task.name,
+            "spec": spec,
+            "prompt_template": template,
+            # ZenML's cache key sees only the step's own source, not the parser's.
+            "parser_version": PARSER_VERSION,
+            "judge": bench.grader(judge_name).generation_identity(),
+            "seed": seed,
+        }
+        if task.judge.mode == "pairwise":
+            for a, b in model_pairs(names, task.judge.baseline):
+                out.append(
+                    Judging(
+                        id=f"compare__{a}__{b}__{task.name}__{judge_name}",
+                        mode="compare",
+                        task=task.name,
+                        judge=judge_name,
+                        entrants=(a, b),
+                        params={
+                            **common,
+                            "model_a": a,
+                            "model_b": b,
+                            "label": f"{judge_name} judges {a} vs {b} / {task.name}",
+                        },
+                    )
+                )
+            continue
+        for name in names:
+            out.append(
+                Judging(
+                    id=f"grade__{name}__{task.name}__{judge_name}",
+                    mode="grade",
+                    task=task.name,
+                    judge=judge_name,
+                    entrants=(name,),
+                    params={**common, "label": f"{judge_name} grades {name} / {task.name}"},
+                )
+            )
+    return out
+
+
+def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
+    """The prices an entrant's answers are billed at: its own, or its member models'."""
+    found = bench.entrant(entrant)
+    if isinstance(found, StrategySpec):
+        return _priced(bench.members_of(found))
+    return _priced([found])
+
+
+def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
+    """Every step of a run, in an order that respects their dependencies."""
+    result = Plan(tasks=[t.name for t in bench.tasks])
+    result.generations = _generations(bench, fingerprints)
+    for task in bench.tasks:
+        judgings = _judgings(bench, task)
+        result.judgings.extend(judgings)
+        judge_prices = (
+            _priced([bench.grader(name) for name in task.judge.panel]) if task.judge else {}
+        )
+        for entrant in bench.entrants:
+            result.scorings.append(
+                Scoring(
+                    id=f"score__{entrant.name}__{task.name}",
+                    entrant=entrant.name,
+                    task=task.name,
+                    judgings=tuple(j.id for j in judgings if entrant.name in j.entrants),
+                    prices=entrant_prices(bench, entrant.name),
+                    judge_prices=judge_prices,
+                )
+            )
+    return result

@@ -1,0 +1,75 @@
+"""Every dollar figure comes from here: a request's cost, an answer's cost from its trace,
+re-pricing at the prices in force, a judge's reply, and the worst case reserved before a
+request or shown by ``--dry-run``.
+
+One formula (:meth:`PriceEntry.cost`) and one module calling it, so prompt-cache discounts,
+compute-time pricing and reasoning tokens are billed the same way on every path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from llmbench.config import PriceEntry
+from llmbench.types import Call, Completion, GenerationParams, Message
+
+CHARS_PER_TOKEN = 4.0
+
+
+def usage_cost(
+    price: PriceEntry,
+    input_tokens: int,
+    output_tokens: int,
+    compute_s: float,
+    cached_tokens: int = 0,
+) -> float:
+    """USD for one request's usage: tokens x price, or compute seconds x hourly rate."""
+    return price.cost(int(input_tokens), int(output_tokens), float(compute_s), int(cached_tokens))
+
+
+def call_cost(call: Call | Completion, price: PriceEntry) -> float:
+    return usage_cost(
+        price, call.input_tokens, call.output_tokens, call.latency_s, call.cached_tokens
+    )
+
+
+def price_call(call: Call, price: PriceEntry) -> Call:
+    return call.model_copy(update={"cost_usd": call_cost(call, price)})
+
+
+def price_completion(
+    completion: Completion, prices: Mapping[str, PriceEntry], own: str | None = None
+) -> Completion:
+    """``completion`` at the prices in force: each call of its trace at its model's price,
+    the answer's cost their sum. A completion without a trace (stored before traces existed)
+    is priced whole at ``own``'s price."""
+    if not completion.trace:
+        price = prices.get(own or "") if own else None
+        if price is None:
+            return completion
+        return completion.model_copy(update={"cost_usd": call_cost(completion, price)})
+    trace = [price_call(c, prices[c.model]) if c.model in prices else c for c in completion.trace]
+    return completion.model_copy(
+        update={"trace": trace, "cost_usd": math.fsum(c.cost_usd for c in trace)}
+    )
+
+
+def estimated_prompt_tokens(messages: Sequence[Message]) -> int:
+    """~4 characters per token plus a few per message for the chat format."""
+    return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in messages)
+
+
+def max_cost(price: PriceEntry | None, prompt_tokens: int, output_tokens: int) -> float | None:
+    """The most ``prompt_tokens`` in and ``output_tokens`` out can cost; None when priced by
+    compute time (unknown before running) or unpriced."""
+    if price is None or price.per_hour is not None:
+        return None
+    return usage_cost(price, prompt_tokens, output_tokens, 0.0)
+
+
+def worst_case_cost(
+    messages: Sequence[Message], params: GenerationParams, price: PriceEntry
+) -> float:
+    """What a request is reserved against the budget before it is sent."""
+    return max_cost(price, estimated_prompt_tokens(messages), params.max_tokens) or 0.0

@@ -1,0 +1,228 @@
+"""A model client: the one road every model call takes (inspect_ai's ``Model`` over a
+``ModelAPI``).
+
+    response cache -> identical request in flight? share it -> the run's budget ->
+    endpoint limiter (concurrency gate, RPM/TPM) -> provider.generate with retries inside a
+    per-request timeout -> priced completion with its trace
+
+Task generations, judges and every member call inside a strategy go through a client, so a
+strategy's members keep their own endpoint limits, prices and cache entries, and a retry
+re-sends one call, never a strategy's earlier, already paid-for calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from llmbench import pricing
+from llmbench.config import ModelSpec, PriceEntry
+from llmbench.providers.base import Provider
+from llmbench.providers.keys import redact
+from llmbench.providers.registry import build_provider
+from llmbench.runtime.budget import Budget
+from llmbench.runtime.cache import ResponseCache, cache_key
+from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
+from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
+from llmbench.types import Call, Completion, GenerationParams, Message
+
+
+@dataclass
+class RunSettings:
+    """How requests are sent; none of it changes what a model answers."""
+
+    concurrency: int = 4
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    cache: ResponseCache | None = None
+    refresh: bool = False  # ignore cached answers (still store new ones)
+    budget: Budget | None = None  # the run's spend limit, shared with its other steps
+    limiter: ConnectionLimiter | None = None  # the endpoint's limits, shared across steps
+    max_error_rate: float | None = None  # abort once this share of requests failed
+    sleep: Sleep | None = None  # tests pass a scaled clock
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass
+class ClientCounts:
+    """What a client did: requests sent, answers from the response cache, answers shared
+    with an identical request already in flight."""
+
+    sent: int = 0
+    cache_hits: int = 0
+    shared: int = 0
+
+
+# Identical requests in flight, process-wide: steps are threads, each with its own event
+# loop, so a thread-safe future is what a second caller waits on.
+_IN_FLIGHT: dict[str, concurrent.futures.Future[Completion]] = {}
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def draw_params(params: GenerationParams, draw: int) -> GenerationParams:
+    """The parameters of the ``draw``-th sample of one prompt: a seeded request gets its
+    own seed, so k draws are k different requests, never k copies of one answer."""
+    if draw == 0 or params.seed is None:
+        return params
+    return params.model_copy(update={"seed": params.seed + draw})
+
+
+class ModelClient:
+    """One configured model with its endpoint's limits, the run's cache and budget and its
+    price. ``generate`` returns a priced completion whose trace is this one call."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: RunSettings,
+        *,
+        provider: Provider | None = None,
+        limiter: ConnectionLimiter | None = None,
+    ) -> None:
+        if spec.price is None:
+            raise ValueError(f"model {spec.name} has no resolved price")
+        self.spec = spec
+        self.price: PriceEntry = spec.price
+        self.settings = settings
+        self.provider = provider or build_provider(spec)
+        self.limiter = (
+            limiter
+            or settings.limiter
+            or limiter_for(self.provider.connection_key(), spec.limits, settings.concurrency)
+        )
+        self.identity = self.provider.cache_identity()
+        self.counts = ClientCounts()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        index: int,
+        draw: int = 0,
+        role: str | None = None,
+        purpose: str = "answer",
+        note: str | None = None,
+    ) -> Completion:
+        """One call. ``index`` is the sample's position and ``draw`` which sample of it this
+        is: both key unseeded sampling, so draws stay distinct; greedy requests with the same
+        messages and parameters are one request, whoever asks."""
+        messages = list(messages)
+        params = draw_params(params, draw)
+        key = cache_key(self.identity, messages, params, index, draw)
+        completion = await self._answer(key, messages, params)
+        cost = pricing.call_cost(completion, self.price)
+        call = Call(
+            model=self.name,
+            role=role,
+            purpose=purpose,
+            output=completion.text,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+            cached_tokens=completion.cached_tokens,
+            reasoning_tokens=completion.reasoning_tokens,
+            latency_s=completion.latency_s,
+            cost_usd=cost,
+            cached=completion.cached,
+            attempts=completion.attempts,
+            error=completion.error,
+            note=note,
+        )
+        return completion.model_copy(
+            update={"cost_usd": cost, "answered_by": self.name, "trace": [call]}
+        )
+
+    async def _answer(
+        self, key: str, messages: list[Message], params: GenerationParams
+    ) -> Completion:
+        cache, settings = self.settings.cache, self.settings
+        if cache is not None and not settings.refresh:
+            hit = cache.get(key)
+            if hit is not None:
+                self.counts.cache_hits += 1
+                return hit.model_copy(update={"cached": True, "attempts": 0, "trace": []})
+        with _IN_FLIGHT_LOCK:
+            leader = _IN_FLIGHT.get(key)
+            if leader is None:
+                mine: concurrent.futures.Future[Completion] = concurrent.futures.Future()
+                _IN_FLIGHT[key] = mine
+        if leader is not None:
+            shared = await asyncio.wrap_future(leader)
+            self.counts.shared += 1
+            return shared.model_copy(update={"cached": True, "attempts": 0, "retry_wait_s": 0.0})
+        try:
+            completion = await self._send(messages, params)
+            if cache is not None:
+                cache.put(key, completion)
+            mine.set_result(completion)
+            return completion
+        except BaseException as exc:  # cancelled: whoever waits on this request gets an error
+            mine.set_result(Completion(finish_reason="error", error=f"not answered: {exc!r}"))
+            raise
+        finally:
+            with _IN_FLIGHT_LOCK:
+                _IN_FLIGHT.pop(key, None)
+
+    async def _send(self, messages: list[Message], params: GenerationParams) -> Completion:
+        """A request unless the run's budget would be crossed; errors become rows."""
+        budget = self.settings.budget
+        reserved = pricing.worst_case_cost(messages, params, self.price)
+        if budget is not None and not budget.reserve(reserved):
+            return Completion(
+                finish_reason="error",
+                error=f"budget: not sent (execution.max_cost_usd ${budget.limit_usd:g} reached)",
+            )
+        completion = await self._request(messages, params)
+        self.counts.sent += 1
+        if budget is not None:
+            budget.settle(reserved, pricing.call_cost(completion, self.price))
+        return completion
+
+    async def _request(self, messages: list[Message], params: GenerationParams) -> Completion:
+        provider, settings, limiter = self.provider, self.settings, self.limiter
+        attempts = Attempts()
+        timeout = provider.request_timeout_s()
+        sleep = settings.sleep or asyncio.sleep
+        estimated = pricing.estimated_prompt_tokens(messages)
+
+        async def once() -> Completion:
+            await limiter.gate.acquire()
+            try:
+                await limiter.wait_for_budget(estimated, sleep)
+                async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
+                    completion = await provider.generate(messages, params)
+            except Exception as exc:
+                if provider.rate_limited(exc) and limiter.limits.adaptive:
+                    limiter.gate.on_rate_limited()
+                raise
+            finally:
+                limiter.gate.release()
+            limiter.gate.on_success()
+            return completion
+
+        try:
+            completion = await with_retries(
+                once,
+                retryable=provider.retryable,
+                policy=settings.retries,
+                attempts=attempts,
+                sleep=settings.sleep,
+                rng=settings.rng,
+            )
+        except Exception as exc:  # a failed request is a row, never a crashed run
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            error = redact(f"{type(exc).__name__}: {message}", provider.secrets())
+            completion = Completion(finish_reason="error", error=error)
+        return completion.model_copy(
+            update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
+        )
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()

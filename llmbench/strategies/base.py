@@ -1,0 +1,206 @@
+"""The strategy contract: ``answer(sample, index)`` from member calls, each through a model
+client, returning one completion whose trace holds every call and the reason for it."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llmbench.runtime.client import ModelClient
+from llmbench.scoring.extract import ExtractorSpec
+from llmbench.types import Completion, GenerationParams, Message, Sample
+
+if TYPE_CHECKING:
+    from llmbench.config import BenchConfig, StrategySpec, TaskSpec
+
+
+# Calls that judge the prompt or an answer rather than answer it, and their token limit.
+JUDGING = {"classify": 16, "verify": 64}
+
+
+class Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskView(Options):
+    """What a strategy knows of the task: its name (for rules), its extractors (to see
+    whether an answer was found) and what shapes its requests. Metrics and judges are not
+    part of it, so changing them re-scores without re-running a strategy."""
+
+    name: str
+    extract: list[ExtractorSpec] = Field(default_factory=list)
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+
+    @classmethod
+    def of(cls, task: TaskSpec) -> TaskView:
+        return cls.model_validate(task.model_dump(mode="json", include=set(cls.model_fields)))
+
+
+class Member:
+    """A strategy's handle on one member (by role): a model client with the task's request
+    parameters, or another strategy."""
+
+    def __init__(
+        self,
+        role: str,
+        name: str,
+        *,
+        client: ModelClient | None = None,
+        params: GenerationParams | None = None,
+        strategy: Strategy | None = None,
+    ) -> None:
+        self.role, self.name = role, name
+        self.client, self.params, self.strategy = client, params, strategy
+
+    @property
+    def sampled(self) -> bool:
+        return self.params is not None and self.params.temperature > 0
+
+    async def ask(
+        self,
+        sample: Sample,
+        index: int,
+        *,
+        messages: Sequence[Message] | None = None,
+        draw: int = 0,
+        purpose: str = "answer",
+        note: str | None = None,
+    ) -> Completion:
+        """The member's answer to ``sample`` (or to ``messages``, e.g. a classifier prompt).
+        Asked the sample itself with draw 0, a model member sends exactly the request its own
+        leaderboard row sent, so that answer comes from the response cache."""
+        if self.strategy is not None:
+            return await self.strategy.answer(sample, index)
+        assert self.client is not None and self.params is not None
+        params = self.params
+        if purpose in JUDGING:  # a label or a grade: short, no task stop sequences
+            params = params.model_copy(update={"max_tokens": JUDGING[purpose], "stop": ()})
+        return await self.client.generate(
+            messages if messages is not None else sample.messages(),
+            params,
+            index=index,
+            draw=draw,
+            role=self.role,
+            purpose=purpose,
+            note=note,
+        )
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+        if self.strategy is not None:
+            await self.strategy.aclose()
+
+
+def annotate(completion: Completion, note: str) -> Completion:
+    """``completion`` with ``note`` on its last call: why the strategy moved on (or not)."""
+    if not completion.trace:
+        return completion
+    *head, last = completion.trace
+    merged = f"{last.note}; {note}" if last.note else note
+    return completion.model_copy(
+        update={"trace": [*head, last.model_copy(update={"note": merged})]}
+    )
+
+
+def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Completion:
+    """The strategy's answer: ``chosen``'s text, every call of every round in its trace.
+
+    Tokens and cost are sums over the calls. Latency is what a caller would wait: rounds run
+    one after another, the calls of one round side by side (the slowest counts), from each
+    call's own latency, so an answer rebuilt from the response cache reports the same time.
+    """
+    calls = [c for round_ in rounds for done in round_ for c in done.trace]
+    answered = [done for round_ in rounds for done in round_]
+    return chosen.model_copy(
+        update={
+            "input_tokens": sum(c.input_tokens for c in calls),
+            "output_tokens": sum(c.output_tokens for c in calls),
+            "cached_tokens": sum(c.cached_tokens for c in calls),
+            "reasoning_tokens": sum(c.reasoning_tokens for c in calls),
+            "cost_usd": math.fsum(c.cost_usd for c in calls),
+            "latency_s": sum(max((d.latency_s for d in r), default=0.0) for r in rounds),
+            "ttft_s": None,
+            "cached": all(c.cached for c in calls),
+            "attempts": sum(c.attempts for c in calls),
+            "retry_wait_s": sum(d.retry_wait_s for d in answered),
+            "trace": calls,
+        }
+    )
+
+
+class Strategy(abc.ABC):
+    """One kind of strategy. ``roles``: the role names it takes (None: any names);
+    ``required``: those it cannot work without."""
+
+    kind: ClassVar[str]
+    options_model: ClassVar[type[Options]] = Options
+    roles: ClassVar[frozenset[str] | None] = None
+    required: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, spec: StrategySpec, members: Mapping[str, Member], task: TaskView) -> None:
+        self.spec, self.members, self.task = spec, dict(members), task
+        self.options: Any = self.options_model.model_validate(spec.options)
+
+    @classmethod
+    def check(cls, spec: StrategySpec) -> None:
+        """Raise ValueError naming the field if ``spec`` is not a valid strategy of this kind."""
+        if cls.roles is not None:
+            for role in spec.members:
+                if role not in cls.roles:
+                    raise ValueError(
+                        f"members.{role}: a {cls.kind} has no role {role!r}; "
+                        f"its roles are {', '.join(sorted(cls.roles))}"
+                    )
+        for role in sorted(cls.required - set(spec.members)):
+            raise ValueError(f"members.{role}: a {cls.kind} needs a {role!r} member")
+        try:
+            options = cls.options_model.model_validate(spec.options)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = "unknown option; remove it or check its spelling"
+            raise ValueError(f"options.{loc}: {message}") from None
+        cls.check_options(spec, options)
+
+    @classmethod
+    def check_options(cls, spec: StrategySpec, options: Any) -> None:
+        """Cross-checks between options and members (roles named in options exist ...)."""
+        return None
+
+    @classmethod
+    def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
+        """Checks that need the members' own settings (e.g. sampling for k draws)."""
+        return None
+
+    @classmethod
+    def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
+        """At most how many calls each role makes per sample (``--dry-run``'s worst case)."""
+        return dict.fromkeys(spec.members, 1)
+
+    @abc.abstractmethod
+    async def answer(self, sample: Sample, index: int) -> Completion:
+        """The strategy's answer to one sample, with every member call in its trace."""
+
+    async def aclose(self) -> None:
+        closed: set[int] = set()  # two roles played by one model share one client
+        for member in self.members.values():
+            handle = id(member.client or member.strategy)
+            if handle not in closed:
+                closed.add(handle)
+                await member.aclose()
+
+
+def check_role(spec: StrategySpec, field: str, role: str) -> None:
+    if role not in spec.members:
+        raise ValueError(
+            f"options.{field}: no member with role {role!r}; "
+            f"the members are {', '.join(spec.members)}"
+        )

@@ -1,0 +1,191 @@
+"""``cascade``: ask the cheapest member first and escalate to the next while its answer
+looks wrong: the task's extractors find no answer, k sampled answers disagree, a verifier
+member grades it under a threshold, or the member's stated confidence is too low.
+
+The first stage's first draw is exactly the request that member's own leaderboard row
+sent, so it comes from the response cache; only escalations cost new calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from typing import Any, Literal
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import Field, model_validator
+
+from llmbench.config import BenchConfig, ModelSpec, StrategySpec
+from llmbench.scoring.extract import extract
+from llmbench.scoring.verdict import parse_grade
+from llmbench.strategies.base import Options, Strategy, annotate, check_role, combine
+from llmbench.types import Completion, Message, Sample
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined)
+
+VERIFIER_PROMPT = (
+    "Is this answer to the question correct? Grade it from 1 (certainly wrong) to 10 "
+    "(certainly right) and end your reply with the grade in double brackets, like [[7]].\n\n"
+    "Question:\n{{ prompt }}\n\nAnswer:\n{{ answer }}\n\nGrade:"
+)
+CONFIDENCE = re.compile(r"confidence\W{0,3}(\d+(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
+Signal = Literal["no_answer", "disagreement", "low_grade", "low_confidence"]
+
+
+class CascadeOptions(Options):
+    order: list[str] | None = Field(
+        default=None, description="stage roles, cheapest first; default: the members' order"
+    )
+    escalate_on: list[Signal] = Field(default=["no_answer"], min_length=1)
+    samples: int = Field(default=3, ge=2, le=32, description="draws compared for disagreement")
+    min_agreement: float = Field(
+        default=1.0, gt=0, le=1, description="share of draws that must give the same answer"
+    )
+    verifier: str | None = Field(default=None, description="the role that grades answers")
+    min_grade: float = Field(default=7.0, ge=1, le=10, description="verifier grade to accept")
+    verifier_prompt: str = VERIFIER_PROMPT
+    min_confidence: float = Field(default=0.7, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _verifier_when_graded(self) -> CascadeOptions:
+        if "low_grade" in self.escalate_on and self.verifier is None:
+            raise ValueError("escalate_on low_grade needs 'verifier': the role that grades")
+        return self
+
+
+def stated_confidence(text: str) -> float | None:
+    """The last "confidence: 0.8" / "Confidence 80%" in the text, on 0-1."""
+    found = CONFIDENCE.findall(text)
+    if not found:
+        return None
+    number, percent = found[-1]
+    value = float(number)
+    return value / 100.0 if percent or value > 1.0 else value
+
+
+class Cascade(Strategy):
+    kind = "cascade"
+    options_model = CascadeOptions
+
+    @classmethod
+    def stages(cls, spec: StrategySpec, options: CascadeOptions) -> list[str]:
+        if options.order is not None:
+            return list(options.order)
+        return [role for role in spec.members if role != options.verifier]
+
+    @classmethod
+    def check_options(cls, spec: StrategySpec, options: Any) -> None:
+        assert isinstance(options, CascadeOptions)
+        for n, role in enumerate(options.order or []):
+            check_role(spec, f"order.{n}", role)
+        if options.verifier is not None:
+            check_role(spec, "verifier", options.verifier)
+        if len(cls.stages(spec, options)) < 2:
+            raise ValueError("members: a cascade needs two or more stages to escalate between")
+        if options.verifier in cls.stages(spec, options):
+            raise ValueError("options.verifier: the verifier cannot also be a stage")
+
+    @classmethod
+    def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
+        options = CascadeOptions.model_validate(spec.options)
+        if "disagreement" not in options.escalate_on:
+            return
+        for role in cls.stages(spec, options)[:-1]:
+            member = config.entrant(spec.members[role])
+            if isinstance(member, ModelSpec) and member.params.temperature == 0:
+                raise ValueError(
+                    f"members.{role}: disagreement compares {options.samples} sampled answers, "
+                    f"but {member.name} samples greedily (temperature 0): its draws would all "
+                    "be the same; set its params.temperature above 0"
+                )
+
+    @classmethod
+    def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
+        options = CascadeOptions.model_validate(spec.options)
+        stages = cls.stages(spec, options)
+        draws = options.samples if "disagreement" in options.escalate_on else 1
+        calls = {role: draws for role in stages[:-1]}
+        calls[stages[-1]] = 1
+        if options.verifier is not None:
+            calls[options.verifier] = len(stages) - 1
+        return calls
+
+    def answer_of(self, completion: Completion) -> str | None:
+        if completion.error is not None:
+            return None
+        if not self.task.extract:
+            return completion.text.strip() or None
+        return extract(completion.text, self.task.extract)
+
+    async def answer(self, sample: Sample, index: int) -> Completion:
+        options: CascadeOptions = self.options
+        stages = self.stages(self.spec, options)
+        rounds: list[list[Completion]] = []
+        answer = Completion(finish_reason="error", error="cascade: no stage answered")
+        for n, role in enumerate(stages):
+            answer, why = await self._stage(sample, index, role, rounds)
+            if n == len(stages) - 1:
+                break
+            if why is None:
+                rounds[-1][-1] = annotate(rounds[-1][-1], "accepted")
+                break
+            rounds[-1][-1] = annotate(rounds[-1][-1], f"escalated: {why}")
+        result = combine(answer, rounds)
+        return result
+
+    async def _stage(
+        self, sample: Sample, index: int, role: str, rounds: list[list[Completion]]
+    ) -> tuple[Completion, str | None]:
+        """One stage's answer and the reason to escalate from it (None: accept it)."""
+        options: CascadeOptions = self.options
+        member = self.members[role]
+        signals = set(options.escalate_on)
+        if "disagreement" in signals and member.sampled:
+            draws = await asyncio.gather(
+                *(
+                    member.ask(sample, index, draw=d, purpose="answer" if d == 0 else f"draw {d}")
+                    for d in range(options.samples)
+                )
+            )
+            rounds.append(list(draws))
+            answers = [self.answer_of(d) for d in draws]
+            counts = Counter(a for a in answers if a is not None)
+            top, votes = counts.most_common(1)[0] if counts else (None, 0)
+            chosen = draws[answers.index(top)] if top is not None else draws[0]
+            agreement = votes / len(draws)
+            if agreement < options.min_agreement:
+                return chosen, (
+                    f"{votes} of {len(draws)} draws agree ({agreement:.2f} < "
+                    f"{options.min_agreement:.2f})"
+                )
+        else:
+            chosen = await member.ask(sample, index)
+            rounds.append([chosen])
+        if chosen.error is not None:
+            return chosen, "the request failed"
+        extracted = self.answer_of(chosen)
+        if "no_answer" in signals and extracted is None:
+            return chosen, "no answer extracted"
+        if "low_confidence" in signals:
+            confidence = stated_confidence(chosen.text)
+            if confidence is None:
+                return chosen, "no stated confidence"
+            if confidence < options.min_confidence:
+                return chosen, f"stated confidence {confidence:.2f} < {options.min_confidence:.2f}"
+        if "low_grade" in signals:
+            assert options.verifier is not None
+            prompt = _ENV.from_string(options.verifier_prompt).render(
+                prompt=sample.prompt, answer=chosen.text
+            )
+            verdict = await self.members[options.verifier].ask(
+                sample, index, messages=[Message(role="user", content=prompt)], purpose="verify"
+            )
+            grade = parse_grade(verdict.text, low=1, high=10) if verdict.error is None else None
+            rounds.append([verdict])
+            if grade is None or not grade.scored:
+                return chosen, "the verifier gave no grade"
+            if grade.value < options.min_grade:
+                return chosen, f"verifier grade {grade.value:g} < {options.min_grade:g}"
+        return chosen, None

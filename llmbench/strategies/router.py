@@ -1,0 +1,175 @@
+"""``router``: one member answers each prompt, chosen by rules (task, a regex on the prompt,
+its length) and, where no rule decides, by a classifier member that labels the prompt.
+
+Rules are tried in order; the first whose conditions all hold picks the member. The
+classifier's call is part of the answer's trace and cost.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import Field, field_validator, model_validator
+
+from llmbench.config import StrategySpec
+from llmbench.strategies.base import Options, Strategy, check_role, combine
+from llmbench.types import Completion, Message, Sample
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined)
+
+CLASSIFIER_PROMPT = (
+    "Which kind of request is this? Answer with one word from: {{ labels | join(', ') }}.\n\n"
+    "Request:\n{{ prompt }}\n\nAnswer:"
+)
+
+
+class Rule(Options):
+    """Send a prompt to ``use`` when every condition given holds."""
+
+    use: str = Field(description="the member role that answers")
+    task: list[str] | None = Field(default=None, description="the task is one of these")
+    regex: str | None = Field(default=None, description="the prompt matches (re.search)")
+    min_chars: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, ge=0)
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _has_condition(self) -> Rule:
+        if all(v is None for v in (self.task, self.regex, self.min_chars, self.max_chars)):
+            raise ValueError("a rule needs a condition: task, regex, min_chars or max_chars")
+        return self
+
+    def reason(self, sample: Sample, task: str) -> str | None:
+        """Why this rule matches (None: it does not)."""
+        text, why = sample.prompt, []
+        if self.task is not None:
+            if task not in self.task:
+                return None
+            why.append(f"task {task}")
+        if self.regex is not None:
+            if re.search(self.regex, text) is None:
+                return None
+            why.append(f"prompt matches /{self.regex}/")
+        if self.min_chars is not None:
+            if len(text) < self.min_chars:
+                return None
+            why.append(f"prompt {len(text)} >= {self.min_chars} chars")
+        if self.max_chars is not None:
+            if len(text) > self.max_chars:
+                return None
+            why.append(f"prompt {len(text)} <= {self.max_chars} chars")
+        return ", ".join(why)
+
+
+class Classifier(Options):
+    """A member labels the prompt; ``labels`` maps each label it may answer to a role."""
+
+    member: str = Field(description="the role of the member that classifies")
+    labels: dict[str, str] = Field(min_length=2, description="label -> role that answers")
+    prompt: str = CLASSIFIER_PROMPT
+
+
+class RouterOptions(Options):
+    rules: list[Rule] = Field(default_factory=list)
+    classifier: Classifier | None = None
+    default: str | None = Field(
+        default=None, description="the role answering when nothing else decides"
+    )
+
+    @model_validator(mode="after")
+    def _decides(self) -> RouterOptions:
+        if self.default is None and self.classifier is None:
+            raise ValueError("give 'default' (the role answering when no rule matches)")
+        return self
+
+
+def label_of(reply: str, labels: dict[str, str]) -> str | None:
+    """The first label named in the classifier's reply, as a whole word, case-insensitive."""
+    found = [
+        (match.start(), label)
+        for label in labels
+        if (match := re.search(rf"\b{re.escape(label)}\b", reply, re.IGNORECASE))
+    ]
+    return min(found)[1] if found else None
+
+
+class Router(Strategy):
+    kind = "router"
+    options_model = RouterOptions
+
+    @classmethod
+    def check_options(cls, spec: StrategySpec, options: Any) -> None:
+        assert isinstance(options, RouterOptions)
+        for n, rule in enumerate(options.rules):
+            check_role(spec, f"rules.{n}.use", rule.use)
+        if options.default is not None:
+            check_role(spec, "default", options.default)
+        if options.classifier is not None:
+            check_role(spec, "classifier.member", options.classifier.member)
+            for label, role in options.classifier.labels.items():
+                check_role(spec, f"classifier.labels.{label}", role)
+            try:
+                _ENV.from_string(options.classifier.prompt)
+            except Exception as exc:
+                raise ValueError(
+                    f"options.classifier.prompt: not a valid template: {exc}"
+                ) from None
+
+    async def answer(self, sample: Sample, index: int) -> Completion:
+        options: RouterOptions = self.options
+        rounds: list[list[Completion]] = []
+        for n, rule in enumerate(options.rules):
+            why = rule.reason(sample, self.task.name)
+            if why is not None:
+                return await self._route(sample, index, rule.use, f"rule {n + 1}: {why}", rounds)
+        if options.classifier is not None:
+            spec = options.classifier
+            prompt = _ENV.from_string(spec.prompt).render(
+                prompt=sample.prompt, labels=list(spec.labels)
+            )
+            reply = await self.members[spec.member].ask(
+                sample, index, messages=[Message(role="user", content=prompt)], purpose="classify"
+            )
+            rounds.append([reply])
+            label = None if reply.error else label_of(reply.text, spec.labels)
+            if label is not None:
+                return await self._route(
+                    sample, index, spec.labels[label], f"classifier said {label!r}", rounds
+                )
+            if options.default is None:
+                return combine(
+                    Completion(
+                        finish_reason="error", error="router: the classifier named no label"
+                    ),
+                    rounds,
+                )
+            return await self._route(
+                sample, index, options.default, "classifier named no label: default", rounds
+            )
+        assert options.default is not None
+        return await self._route(sample, index, options.default, "no rule matched: default", rounds)
+
+    async def _route(
+        self, sample: Sample, index: int, role: str, why: str, rounds: list[list[Completion]]
+    ) -> Completion:
+        member = self.members[role]
+        answer = await member.ask(sample, index, note=f"routed to {role}: {why}")
+        rounds.append([answer])
+        return combine(answer, rounds)
