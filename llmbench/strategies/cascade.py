@@ -125,15 +125,16 @@ class Cascade(Strategy):
         rounds: list[list[Completion]] = []
         answer = Completion(finish_reason="error", error="cascade: no stage answered")
         for n, role in enumerate(stages):
-            answer, why = await self._stage(sample, index, role, rounds)
-            if n == len(stages) - 1:
+            if n == len(stages) - 1:  # the last stage answers; nothing to escalate to
+                answer = await self.members[role].ask(sample, index)
+                rounds.append([answer])
                 break
+            answer, why = await self._stage(sample, index, role, rounds)
             if why is None:
                 rounds[-1][-1] = annotate(rounds[-1][-1], "accepted")
                 break
             rounds[-1][-1] = annotate(rounds[-1][-1], f"escalated: {why}")
-        result = combine(answer, rounds)
-        return result
+        return combine(answer, rounds)
 
     async def _stage(
         self, sample: Sample, index: int, role: str, rounds: list[list[Completion]]
