@@ -18,6 +18,7 @@ from llmbench.estimate import Estimate
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
+from llmbench.report.strategies import strategy_table
 from llmbench.tracking.mlflow_log import price_snapshot
 
 
@@ -73,6 +74,10 @@ def write_outputs(
         folder.mkdir(exist_ok=True)
         for name in report.TABLES:
             getattr(report, name).to_csv(folder / f"{name}.csv", index=False)
+    if config.strategies:
+        folder = output_dir / "statistics"
+        folder.mkdir(exist_ok=True)
+        strategy_table(config, leaderboard, results).to_csv(folder / "strategies.csv", index=False)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
@@ -190,6 +195,36 @@ def print_leaderboard(
     config: BenchConfig, leaderboard: pd.DataFrame, title: str, console: Console
 ) -> None:
     console.print(leaderboard_table(config, leaderboard, title))
+
+
+def print_strategies(
+    config: BenchConfig, leaderboard: pd.DataFrame, results: pd.DataFrame, console: Console
+) -> None:
+    """What each strategy buys, beside the models: cost per correct answer, the Pareto
+    frontier, who answered and how often an answer escalated."""
+    if not config.strategies:
+        return
+    frame = strategy_table(config, leaderboard, results)
+    table = Table(title="strategies (Pareto: no row is both cheaper and better)")
+    for column in ("model", "score", "$/item", "$/correct", "pareto", "escalated", "answered by"):
+        table.add_column(column, overflow="fold")
+    for row in frame.to_dict("records"):
+        shares = json.loads(row["answers_by"]) if isinstance(row["answers_by"], str) else {}
+        table.add_row(
+            str(row["model"]),
+            _fmt(row["score"], "score"),
+            f"${row['cost_per_item_usd']:.6f}",
+            "-"
+            if math.isnan(row["cost_per_correct_usd"])
+            else f"${row['cost_per_correct_usd']:.6f}",
+            "yes" if row["pareto"] else "",
+            "" if math.isnan(row["escalation_rate"]) else f"{row['escalation_rate']:.0%}",
+            ", ".join(f"{k} {v:.0%}" for k, v in shares.items()),
+        )
+    console.print(table)
+    for line in frame["summary"]:
+        if line:
+            console.print(line)
 
 
 def print_estimates(estimates: list[Estimate], console: Console) -> None:

@@ -20,6 +20,7 @@ import yaml
 
 from llmbench.config import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
 from llmbench.report.statistics import Report
+from llmbench.report.strategies import strategy_table
 
 TRACKED_PACKAGES = (
     "llmbench",
@@ -234,6 +235,9 @@ def log_benchmark(
         )
         if report is not None:
             _log_report(report)
+        if config.strategies:
+            table = strategy_table(config, leaderboard, results)
+            mlflow.log_table(_loggable(table), artifact_file="statistics/strategies.json")
         for model in config.entrants:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]

@@ -1,0 +1,119 @@
+"""What orchestration buys: cost per item and per correct answer, the Pareto frontier of
+(cost, score) over every leaderboard row, and for strategies who answered, how many calls
+each member took, how often an answer escalated and how many member calls were free."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import pandas as pd
+
+from llmbench.config import BenchConfig, StrategySpec
+from llmbench.tables import trace_of
+
+STRATEGY_COLUMNS = [
+    "model",
+    "kind",
+    "items",
+    "score",
+    "cost_usd",
+    "cost_per_item_usd",
+    "correct",
+    "cost_per_correct_usd",
+    "pareto",
+    "escalation_rate",
+    "answers_by",
+    "calls_by",
+    "member_calls",
+    "free_member_calls",
+    "summary",
+]
+
+
+def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
+    """The rows no other row beats: as cheap or cheaper and as good or better, one strictly."""
+    live = {k: v for k, v in points.items() if not any(map(math.isnan, v))}
+    frontier = set()
+    for name, (cost, score) in live.items():
+        beaten = any(
+            c <= cost and s >= score and (c < cost or s > score)
+            for other, (c, s) in live.items()
+            if other != name
+        )
+        if not beaten:
+            frontier.add(name)
+    return frontier
+
+
+def _correct(config: BenchConfig, results: pd.DataFrame) -> pd.Series:
+    """Per row, the headline score on 0-1 (1 = a right answer), NaN when unscored."""
+    from llmbench.report.statistics import headline
+
+    values = pd.Series(math.nan, index=results.index)
+    for task in config.tasks:
+        line = headline(task)
+        mine = results["task"] == task.name
+        column = f"score.{line.key}"
+        if column in results:
+            values[mine] = line.normalise(results.loc[mine, column].to_numpy(float))
+    return values
+
+
+def strategy_table(
+    config: BenchConfig, leaderboard: pd.DataFrame, results: pd.DataFrame
+) -> pd.DataFrame:
+    """A row per leaderboard entrant (models too, so strategies read against them)."""
+    if leaderboard.empty:
+        return pd.DataFrame(columns=STRATEGY_COLUMNS)
+    board = leaderboard.set_index("model")
+    points = {str(m): (float(r["cost_usd"]), float(r["score"])) for m, r in board.iterrows()}
+    frontier = pareto(points)
+    correct = _correct(config, results)
+    best = board["score"].astype(float).idxmax() if board["score"].notna().any() else None
+    rows = []
+    for entrant in config.entrants:
+        mine = results[results["model"] == entrant.name]
+        cost = float(board.loc[entrant.name, "cost_usd"])
+        score = float(board.loc[entrant.name, "score"])
+        right = float(correct[mine.index].sum(skipna=True))
+        row: dict[str, object] = {
+            "model": entrant.name,
+            "kind": entrant.kind if isinstance(entrant, StrategySpec) else "model",
+            "items": len(mine),
+            "score": score,
+            "cost_usd": cost,
+            "cost_per_item_usd": cost / len(mine) if len(mine) else math.nan,
+            "correct": right,
+            "cost_per_correct_usd": cost / right if right > 0 else math.nan,
+            "pareto": entrant.name in frontier,
+            "escalation_rate": math.nan,
+            "answers_by": None,
+            "calls_by": None,
+            "member_calls": 0,
+            "free_member_calls": 0,
+            "summary": "",
+        }
+        if isinstance(entrant, StrategySpec) and len(mine):
+            traces = [trace_of(t) for t in mine["trace"]]
+            calls = [c for trace in traces for c in trace]
+            answers = Counter(str(a) for a in mine["answered_by"].dropna())
+            row["answers_by"] = json.dumps(
+                {k: v / len(mine) for k, v in sorted(answers.items())}, sort_keys=True
+            )
+            by_model = Counter(c.model for c in calls)
+            row["calls_by"] = json.dumps(dict(sorted(by_model.items())), sort_keys=True)
+            row["member_calls"] = len(calls)
+            row["free_member_calls"] = sum(c.cached for c in calls)
+            escalated = [any((c.note or "").startswith("escalated") for c in t) for t in traces]
+            row["escalation_rate"] = sum(escalated) / len(traces)
+            if best is not None and best != entrant.name:
+                top = board.loc[best]
+                if float(top["score"]) > 0 and float(top["cost_usd"]) > 0:
+                    row["summary"] = (
+                        f"{entrant.name} reaches {score / float(top['score']):.0%} of {best}'s "
+                        f"score at {cost / float(top['cost_usd']):.0%} of its cost"
+                    )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=STRATEGY_COLUMNS)
