@@ -62,9 +62,15 @@ def test_local_models_are_counted_with_their_tokenizer() -> None:
     from llmbench.estimate import estimate
 
     config = load(ROOT / "bench.yaml").with_limit(2)
-    rows = estimate(config)
-    assert {r.counted_by for r in rows} == {"tokenizer"}
-    assert all(r.max_cost_usd is None and r.prompt_tokens > 0 for r in rows)
+    rows = {r.model: r for r in estimate(config)}
+    models = [rows[m.name] for m in config.models]
+    assert {r.counted_by for r in models} == {"tokenizer"}
+    assert all(r.max_cost_usd is None and r.prompt_tokens > 0 for r in rows.values())
+    # A strategy's worst case is built from its members': a cascade may call both.
+    cascade = rows["cascade"]
+    assert cascade.counted_by == "members"
+    assert cascade.prompt_tokens == sum(r.prompt_tokens for r in models)
+    assert cascade.max_output_tokens == sum(r.max_output_tokens for r in models)
 
 
 def test_dry_run_counts_judge_calls(
