@@ -753,8 +753,8 @@ RECORDED_PRICE = PriceEntry(
 def _resolve_price(model: ModelSpec, table: PriceTable, prices_file: Path) -> ModelSpec:
     if model.price is not None:
         return model
-    if model.provider == "recorded":
-        return model.model_copy(update={"price": RECORDED_PRICE})
+    if model.provider == "recorded":  # priced only where the table knows the model by name
+        return model.model_copy(update={"price": table.models.get(model.name, RECORDED_PRICE)})
     entry = table.models.get(model.model) or table.models.get(model.name)
     if entry is None:
         raise ConfigError(

@@ -69,6 +69,7 @@ class Call(BaseModel):
     attempts: int = 0
     error: str | None = None
     note: str | None = None  # the strategy's reason: "routed: prompt under 400 chars", ...
+    score: float | None = None  # the router's score for this prompt, where it uses one
 
 
 class Completion(BaseModel):

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from llmbench.config import SourceSpec
 from llmbench.errors import ConfigError, DatasetError
+from llmbench.pricing import CHARS_PER_TOKEN
 from llmbench.providers.base import Provider
 from llmbench.tasks.loader import load_rows, source_fingerprint
 from llmbench.types import Completion, GenerationParams, Message
@@ -32,6 +34,12 @@ class RecordedOptions(BaseModel):
 
     prompt_field: str = "instruction"
     output_field: str = "output"
+    tokens_field: str | None = Field(
+        default=None,
+        description="the text the model generated, when output_field holds something else "
+        "(e.g. a per-item correctness flag): its ~4-characters-per-token estimate is billed "
+        "as the output tokens, and the prompt's as the input",
+    )
 
 
 class NoRecordedOutput(LookupError):
@@ -49,7 +57,7 @@ def _source(spec: ModelSpec) -> SourceSpec:
         ) from None
 
 
-def _load(spec: ModelSpec) -> dict[str, str]:
+def _load(spec: ModelSpec) -> dict[str, Recorded]:
     options = RecordedOptions.model_validate(spec.options)
     source = _source(spec)
     rows = load_rows(source)
@@ -61,13 +69,38 @@ def _load(spec: ModelSpec) -> dict[str, str]:
                 field=f"models.{spec.name}.options",
                 hint="set options.prompt_field / options.output_field to the file's field names",
             )
-    answers: dict[str, str] = {}
+    if options.tokens_field is not None and options.tokens_field not in rows[0]:
+        raise DatasetError(
+            f"no field {options.tokens_field!r} in the recorded outputs "
+            f"(fields: {', '.join(rows[0])})",
+            source=spec.model,
+            field=f"models.{spec.name}.options.tokens_field",
+        )
+    answers: dict[str, Recorded] = {}
     for row in rows:  # the first answer wins when a prompt repeats
         output = row[options.output_field]
-        if output is None or (isinstance(output, float) and math.isnan(output)):
+        if _missing(output):
             continue  # no recorded answer: that prompt becomes an error row, not "None"
-        answers.setdefault(str(row[options.prompt_field]).strip(), str(output))
+        prompt = str(row[options.prompt_field]).strip()
+        generated = row[options.tokens_field] if options.tokens_field else None
+        answers.setdefault(
+            prompt, Recorded(str(output), None if _missing(generated) else str(generated))
+        )
     return answers
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    output: str
+    generated: str | None  # the text behind the output, for token estimates
+
+
+def _estimated_tokens(text: str) -> int:
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 class RecordedProvider(Provider):
@@ -103,4 +136,11 @@ class RecordedProvider(Provider):
                 f"no recorded output for this prompt in {Path(self.spec.model).name} "
                 "(the task's template must render exactly the file's prompt field)"
             )
-        return Completion(text=answer, model_version="recorded")
+        if answer.generated is None:
+            return Completion(text=answer.output, model_version="recorded")
+        return Completion(
+            text=answer.output,
+            input_tokens=sum(_estimated_tokens(m.content) for m in messages),
+            output_tokens=_estimated_tokens(answer.generated),
+            model_version="recorded",
+        )

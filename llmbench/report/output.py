@@ -16,6 +16,7 @@ from rich.table import Table
 from llmbench.config import BenchConfig
 from llmbench.estimate import Estimate
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
+from llmbench.report.routing import routing_table
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
 from llmbench.report.strategies import strategy_table
@@ -78,6 +79,9 @@ def write_outputs(
         folder = output_dir / "statistics"
         folder.mkdir(exist_ok=True)
         strategy_table(config, leaderboard, results).to_csv(folder / "strategies.csv", index=False)
+        routing = routing_table(config, results)
+        if not routing.empty:
+            routing.to_csv(folder / "routing.csv", index=False)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
@@ -225,6 +229,14 @@ def print_strategies(
     for line in frame["summary"]:
         if line:
             console.print(line)
+    for row in routing_table(config, results).to_dict("records"):
+        console.print(
+            f"{row['model']} on {row['task']} ({row['weak']} -> {row['strong']}): "
+            f"APGR {row['apgr']:.3f} [{row['apgr_ci_low']:.3f}, {row['apgr_ci_high']:.3f}], "
+            f"CPT(50%) {row['cpt_50']:.1%}, CPT(80%) {row['cpt_80']:.1%}; weak "
+            f"{row['weak_score']:.2%}, strong {row['strong_score']:.2%}, oracle "
+            f"{row['oracle_score']:.2%}"
+        )
 
 
 def print_estimates(estimates: list[Estimate], console: Console) -> None:

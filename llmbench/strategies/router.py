@@ -7,8 +7,9 @@ classifier's call is part of the answer's trace and cost.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
@@ -86,8 +87,25 @@ class Classifier(Options):
     prompt: str = CLASSIFIER_PROMPT
 
 
+class Threshold(Options):
+    """RouteLLM's shape of router: a score per prompt, the strong member when the score
+    reaches ``at``. ``random``: a uniform score from the sample id and ``seed`` (the baseline
+    every learned router is held against)."""
+
+    score: Literal["random"]
+    strong: str = Field(description="the role answering when the score reaches 'at'")
+    weak: str = Field(description="the role answering below it")
+    at: float = Field(default=0.5, ge=0.0, le=1.0)
+    seed: int = 0
+
+    def of(self, sample: Sample) -> float:
+        digest = hashlib.sha256(f"{self.seed}:{sample.sample_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
 class RouterOptions(Options):
     rules: list[Rule] = Field(default_factory=list)
+    threshold: Threshold | None = None
     classifier: Classifier | None = None
     default: str | None = Field(
         default=None, description="the role answering when nothing else decides"
@@ -95,8 +113,10 @@ class RouterOptions(Options):
 
     @model_validator(mode="after")
     def _decides(self) -> RouterOptions:
-        if self.default is None and self.classifier is None:
+        if self.default is None and self.classifier is None and self.threshold is None:
             raise ValueError("give 'default' (the role answering when no rule matches)")
+        if self.threshold is not None and self.classifier is not None:
+            raise ValueError("use 'threshold' or 'classifier' after the rules, not both")
         return self
 
 
@@ -121,6 +141,9 @@ class Router(Strategy):
             check_role(spec, f"rules.{n}.use", rule.use)
         if options.default is not None:
             check_role(spec, "default", options.default)
+        if options.threshold is not None:
+            check_role(spec, "threshold.strong", options.threshold.strong)
+            check_role(spec, "threshold.weak", options.threshold.weak)
         if options.classifier is not None:
             check_role(spec, "classifier.member", options.classifier.member)
             for label, role in options.classifier.labels.items():
@@ -139,6 +162,12 @@ class Router(Strategy):
             why = rule.reason(sample, self.task.name)
             if why is not None:
                 return await self._route(sample, index, rule.use, f"rule {n + 1}: {why}", rounds)
+        if options.threshold is not None:
+            cut = options.threshold
+            score = cut.of(sample)
+            role, sign = (cut.strong, ">=") if score >= cut.at else (cut.weak, "<")
+            why = f"{cut.score} score {score:.3f} {sign} {cut.at:g}"
+            return await self._route(sample, index, role, why, rounds, score=score)
         if options.classifier is not None:
             spec = options.classifier
             prompt = _ENV.from_string(spec.prompt).render(
@@ -167,9 +196,19 @@ class Router(Strategy):
         return await self._route(sample, index, options.default, "no rule matched: default", rounds)
 
     async def _route(
-        self, sample: Sample, index: int, role: str, why: str, rounds: list[list[Completion]]
+        self,
+        sample: Sample,
+        index: int,
+        role: str,
+        why: str,
+        rounds: list[list[Completion]],
+        *,
+        score: float | None = None,
     ) -> Completion:
         member = self.members[role]
         answer = await member.ask(sample, index, note=f"routed to {role}: {why}")
+        if score is not None and answer.trace:
+            last = answer.trace[-1].model_copy(update={"score": score})
+            answer = answer.model_copy(update={"trace": [*answer.trace[:-1], last]})
         rounds.append([answer])
         return combine(answer, rounds)

@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from llmbench.config import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
+from llmbench.report.routing import routing_table
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
 
@@ -238,6 +239,14 @@ def log_benchmark(
         if config.strategies:
             table = strategy_table(config, leaderboard, results)
             mlflow.log_table(_loggable(table), artifact_file="statistics/strategies.json")
+            routing = routing_table(config, results)
+            if not routing.empty:
+                mlflow.log_table(_loggable(routing), artifact_file="statistics/routing.json")
+                for row in routing.to_dict("records"):
+                    prefix = f"routing/{row['task']}/{row['model']}"
+                    mlflow.log_metrics(
+                        _finite({f"{prefix}/{k}": row[k] for k in ("apgr", "cpt_50", "cpt_80")})
+                    )
         for model in config.entrants:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]

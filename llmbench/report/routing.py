@@ -1,0 +1,174 @@
+"""RouteLLM's figures for a router that sends a prompt to the strong member when its score
+reaches a threshold, computed over the whole threshold sweep from the members' own rows (no
+new calls): quality at every share of calls to the strong model, PGR, APGR, CPT(50%),
+CPT(80%), beside the oracle, with bootstrap intervals over items.
+
+Definitions (Ong et al., 2024, "RouteLLM"): with weak quality q_w and strong quality q_s,
+PGR(router) = (q(router) - q_w) / (q_s - q_w); APGR is the area under PGR against the share
+of calls routed to the strong model (0 to 1), which is 0.5 in expectation for a router that
+routes at random; CPT(x%) is the least share of strong calls at which PGR reaches x%.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from llmbench.config import BenchConfig, StrategySpec
+from llmbench.strategies.router import RouterOptions
+from llmbench.tables import trace_of
+
+ROUTING_COLUMNS = [
+    "model",
+    "task",
+    "weak",
+    "strong",
+    "items",
+    "weak_score",
+    "strong_score",
+    "oracle_score",
+    "oracle_strong_share",
+    "router_score",
+    "router_strong_share",
+    "apgr",
+    "apgr_ci_low",
+    "apgr_ci_high",
+    "cpt_50",
+    "cpt_50_ci_low",
+    "cpt_50_ci_high",
+    "cpt_80",
+    "cpt_80_ci_low",
+    "cpt_80_ci_high",
+]
+
+
+def sweep(weak: np.ndarray, strong: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Quality when the k highest-scored prompts go to the strong model, k = 0..n."""
+    order = np.argsort(-score, kind="stable")
+    gains = np.concatenate([[0.0], np.cumsum((strong - weak)[order])])
+    quality: np.ndarray = (weak.sum() + gains) / len(weak)
+    return quality
+
+
+def apgr(quality: np.ndarray, q_weak: float, q_strong: float) -> float:
+    if q_strong == q_weak:
+        return math.nan
+    pgr = (quality - q_weak) / (q_strong - q_weak)
+    shares = np.linspace(0.0, 1.0, len(quality))
+    return float(np.trapezoid(pgr, shares))
+
+
+def cpt(quality: np.ndarray, q_weak: float, q_strong: float, target: float) -> float:
+    """The least share of strong calls whose quality recovers ``target`` of the gap."""
+    if q_strong == q_weak:
+        return math.nan
+    pgr = (quality - q_weak) / (q_strong - q_weak)
+    reached = np.flatnonzero(pgr >= target - 1e-12)
+    return float(reached[0] / (len(quality) - 1)) if len(reached) else math.nan
+
+
+def _figures(weak: np.ndarray, strong: np.ndarray, score: np.ndarray) -> tuple[float, ...]:
+    quality = sweep(weak, strong, score)
+    q_w, q_s = float(weak.mean()), float(strong.mean())
+    return apgr(quality, q_w, q_s), cpt(quality, q_w, q_s, 0.5), cpt(quality, q_w, q_s, 0.8)
+
+
+def _headline(config: BenchConfig, results: pd.DataFrame, model: str, task: str) -> pd.Series:
+    from llmbench.report.statistics import headline
+
+    spec = next(t for t in config.tasks if t.name == task)
+    line = headline(spec)
+    mine = results[(results["model"] == model) & (results["task"] == task)]
+    column = f"score.{line.key}"
+    values = mine[column].to_numpy(float) if column in mine else np.full(len(mine), np.nan)
+    return pd.Series(line.normalise(values), index=mine["sample_id"].astype(str).to_numpy())
+
+
+def _route_scores(results: pd.DataFrame, model: str, task: str) -> pd.Series:
+    mine = results[(results["model"] == model) & (results["task"] == task)]
+    scores = []
+    for trace in mine["trace"]:
+        found = [c.score for c in trace_of(trace) if c.score is not None]
+        scores.append(found[-1] if found else math.nan)
+    return pd.Series(scores, index=mine["sample_id"].astype(str).to_numpy(), dtype=float)
+
+
+def routing_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
+    """A row per (threshold router, task): the sweep's figures with intervals."""
+    spec = config.stats
+    alpha = (1.0 - spec.confidence) / 2.0
+    models = {m.name for m in config.models}
+    rows = []
+    for strategy in config.strategies:
+        if strategy.kind != "router":
+            continue
+        options = RouterOptions.model_validate(strategy.options)
+        cut = options.threshold
+        if cut is None or options.rules:  # rules decide some prompts: no single sweep
+            continue
+        weak_name, strong_name = strategy.members[cut.weak], strategy.members[cut.strong]
+        if weak_name not in models or strong_name not in models:
+            continue
+        for task in config.tasks:
+            rows.append(_row(config, results, strategy, task.name, weak_name, strong_name, alpha))
+    return pd.DataFrame(rows, columns=ROUTING_COLUMNS)
+
+
+def _row(
+    config: BenchConfig,
+    results: pd.DataFrame,
+    strategy: StrategySpec,
+    task: str,
+    weak_name: str,
+    strong_name: str,
+    alpha: float,
+) -> dict[str, object]:
+    frame = pd.DataFrame(
+        {
+            "weak": _headline(config, results, weak_name, task),
+            "strong": _headline(config, results, strong_name, task),
+            "router": _headline(config, results, strategy.name, task),
+            "score": _route_scores(results, strategy.name, task),
+        }
+    ).dropna()
+    weak, strong = frame["weak"].to_numpy(), frame["strong"].to_numpy()
+    score = frame["score"].to_numpy()
+    options = RouterOptions.model_validate(strategy.options)
+    assert options.threshold is not None
+    row: dict[str, object] = dict.fromkeys(ROUTING_COLUMNS, math.nan)
+    row.update(
+        {
+            "model": strategy.name,
+            "task": task,
+            "weak": weak_name,
+            "strong": strong_name,
+            "items": len(frame),
+        }
+    )
+    if frame.empty:
+        return row
+    figures = _figures(weak, strong, score)
+    rng = np.random.default_rng(config.stats.seed)
+    draws = []
+    for _ in range(config.stats.resamples):
+        pick = rng.integers(0, len(frame), len(frame))
+        draws.append(_figures(weak[pick], strong[pick], score[pick]))
+    table = np.array(draws, dtype=float)
+    low, high = np.nanquantile(table, [alpha, 1.0 - alpha], axis=0)
+    row.update(
+        {
+            "weak_score": float(weak.mean()),
+            "strong_score": float(strong.mean()),
+            "oracle_score": float(np.maximum(weak, strong).mean()),
+            "oracle_strong_share": float((strong > weak).mean()),
+            "router_score": float(frame["router"].mean()),
+            "router_strong_share": float((score >= options.threshold.at).mean()),
+        }
+    )
+    for n, key in enumerate(("apgr", "cpt_50", "cpt_80")):
+        row[key] = figures[n]
+        row[f"{key}_ci_low"] = float(low[n])
+        row[f"{key}_ci_high"] = float(high[n])
+    return row
