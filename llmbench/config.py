@@ -158,6 +158,16 @@ class MetricSpec(_Strict):
         return self
 
 
+class SubsetSpec(_Strict):
+    """A seeded split of a task's items by sample id: ``share`` of them are ``train``, the
+    rest ``test``. The same split trains a learned router and scores it only on items it
+    never saw."""
+
+    share: float = Field(gt=0.0, lt=1.0, description="the share of items in the train part")
+    seed: int = 0
+    part: Literal["train", "test"] = "test"
+
+
 class SampleSpec(_Strict):
     """The part of a task that decides what each model is asked: data and prompt.
 
@@ -178,6 +188,9 @@ class SampleSpec(_Strict):
     system: str | None = None
     template: str
     fewshot: FewShotSpec | None = None
+    subset: SubsetSpec | None = Field(
+        default=None, description="keep one part of a seeded train/test split of the items"
+    )
 
     @model_validator(mode="after")
     def _fewshot_needs_target(self) -> SampleSpec:
@@ -801,6 +814,13 @@ def load(path: str | Path) -> BenchConfig:
         )
         if is_file and isinstance(model_file, str) and not Path(model_file).is_absolute():
             model["model"] = str((base_dir / model_file).resolve())
+
+    for strategy in raw.get("strategies") or []:
+        threshold = (
+            (strategy.get("options") or {}).get("threshold") if isinstance(strategy, dict) else None
+        )
+        if isinstance(threshold, dict) and isinstance(threshold.get("path"), str):
+            threshold["path"] = str((base_dir / os.path.expandvars(threshold["path"])).resolve())
 
     tasks: list[Any] = []
     entries = raw.get("tasks")

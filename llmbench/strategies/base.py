@@ -181,6 +181,11 @@ class Strategy(abc.ABC):
         return None
 
     @classmethod
+    def identity_extra(cls, spec: StrategySpec) -> dict[str, Any]:
+        """What else shapes its answers besides its settings and members (a trained file)."""
+        return {}
+
+    @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
         """At most how many calls each role makes per sample (``--dry-run``'s worst case)."""
         return dict.fromkeys(spec.members, 1)

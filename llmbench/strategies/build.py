@@ -52,7 +52,11 @@ def identity(
             members[role] = identity(strategies[name], models, strategies)
         else:
             members[role] = models[name].generation_identity()
-    return {**spec.model_dump(mode="json", exclude={"description"}), "members": members}
+    return {
+        **spec.model_dump(mode="json", exclude={"description"}),
+        "members": members,
+        **strategy_class(spec.kind).identity_extra(spec),
+    }
 
 
 def from_identity(
@@ -76,7 +80,8 @@ def from_identity(
                 name = str(member["name"])
                 models[name] = ModelSpec.model_validate({**member, **model_settings[name]})
                 names[role] = name
-        return StrategySpec.model_validate({**node, "members": names})
+        fields = {k: v for k, v in node.items() if k in StrategySpec.model_fields}
+        return StrategySpec.model_validate({**fields, "members": names})
 
     spec = walk(ident)
     return spec, models, strategies

@@ -16,6 +16,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator, model_validator
 
 from llmbench.config import StrategySpec
+from llmbench.strategies import learned
 from llmbench.strategies.base import Options, Strategy, check_role, combine
 from llmbench.types import Completion, Message, Sample
 
@@ -90,17 +91,30 @@ class Classifier(Options):
 class Threshold(Options):
     """RouteLLM's shape of router: a score per prompt, the strong member when the score
     reaches ``at``. ``random``: a uniform score from the sample id and ``seed`` (the baseline
-    every learned router is held against)."""
+    every learned router is held against); ``learned``: a trained router's probability that
+    the strong member is needed (``path``: from ``python -m llmbench.route train``)."""
 
-    score: Literal["random"]
+    score: Literal["random", "learned"]
+    path: str | None = Field(default=None, description="learned: the trained router file")
     strong: str = Field(description="the role answering when the score reaches 'at'")
     weak: str = Field(description="the role answering below it")
     at: float = Field(default=0.5, ge=0.0, le=1.0)
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _learned_has_a_file(self) -> Threshold:
+        if (self.score == "learned") != (self.path is not None):
+            raise ValueError("'path' (the trained router file) goes with score: learned only")
+        return self
+
     def of(self, sample: Sample) -> float:
+        if self.path is not None:
+            return learned.load(self.path).score(sample.prompt)
         digest = hashlib.sha256(f"{self.seed}:{sample.sample_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2.0**64
+
+    def trained_on(self, sample: Sample) -> bool:
+        return self.path is not None and sample.sample_id in learned.load(self.path).train_ids
 
 
 class RouterOptions(Options):
@@ -135,6 +149,13 @@ class Router(Strategy):
     options_model = RouterOptions
 
     @classmethod
+    def identity_extra(cls, spec: StrategySpec) -> dict[str, Any]:
+        threshold = RouterOptions.model_validate(spec.options).threshold
+        if threshold is None or threshold.path is None:
+            return {}
+        return {"router_file": learned.file_digest(threshold.path)}
+
+    @classmethod
     def check_options(cls, spec: StrategySpec, options: Any) -> None:
         assert isinstance(options, RouterOptions)
         for n, rule in enumerate(options.rules):
@@ -164,6 +185,12 @@ class Router(Strategy):
                 return await self._route(sample, index, rule.use, f"rule {n + 1}: {why}", rounds)
         if options.threshold is not None:
             cut = options.threshold
+            if cut.trained_on(sample):
+                return Completion(
+                    finish_reason="error",
+                    error="not scored: the learned router was trained on this item "
+                    "(score it on the task's subset part: test)",
+                )
             score = cut.of(sample)
             role, sign = (cut.strong, ">=") if score >= cut.at else (cut.weak, "<")
             why = f"{cut.score} score {score:.3f} {sign} {cut.at:g}"

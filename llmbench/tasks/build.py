@@ -6,6 +6,7 @@ from llmbench.config import SampleSpec
 from llmbench.errors import DatasetError
 from llmbench.tasks.loader import load_rows
 from llmbench.tasks.prompt import TaskRenderer
+from llmbench.tasks.split import in_train
 from llmbench.types import Sample
 
 
@@ -15,10 +16,13 @@ def build_samples(task: SampleSpec, limit: int | None = None) -> list[Sample]:
     if task.fewshot is not None:
         shots = load_rows(task.fewshot.source, limit=task.fewshot.n)
         fewshot = renderer.fewshot_block(shots)
-    samples = [
-        renderer.sample(row, index, fewshot)
-        for index, row in enumerate(load_rows(task.source, limit=limit))
-    ]
+    subset = task.subset
+    rows = load_rows(task.source, limit=None if subset else limit)
+    samples = [renderer.sample(row, index, fewshot) for index, row in enumerate(rows)]
+    if subset is not None:  # the split is by id, so it is drawn before --limit
+        train = subset.part == "train"
+        samples = [s for s in samples if in_train(s.sample_id, subset.share, subset.seed) == train]
+        samples = samples[:limit] if limit is not None else samples
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:

@@ -260,6 +260,13 @@ def log_benchmark(
                         "model_version": ",".join(versions_seen) or "unknown",
                     }
                 )
+                router_file = (
+                    (model.options.get("threshold") or {}).get("path")
+                    if isinstance(model, StrategySpec)
+                    else None
+                )
+                if isinstance(router_file, str) and Path(router_file).is_file():
+                    mlflow.log_artifact(router_file, artifact_path="router")  # this run's version
                 kind = "strategy" if isinstance(model, StrategySpec) else "model"
                 mlflow.set_tags({"llmbench.kind": kind, "llmbench.model": model.name})
                 mlflow.log_metrics(_model_metrics(board_row))
