@@ -30,7 +30,10 @@ the loop, the next test, or shutdown.
 
 Faults: `reset_connection` aborts the TCP connection with an RST (SO_LINGER 0, then
 `transport.abort()`); `drop_stream_after` sends N text deltas, lets them reach the client, then
-closes the socket without the end of the chunked body. Both need the socket, which ASGI does not
+closes the socket without the end of the chunked body; `malformed` answers 200 with the JSON
+body (or a stream's first event) cut in half, the HTTP framing intact; `end_stream_after` ends a
+stream cleanly after N text deltas, without its closing events (usage, finish reason, `[DONE]`,
+`message_stop`, Ollama's done line). Both need the socket, which ASGI does not
 expose, so `_TransportInScope` (a uvicorn h11 protocol) puts each connection's transport into the
 ASGI scope state. Without it (another server) they fall back to raising, which uvicorn answers by
 closing the connection or with a 500.
@@ -99,12 +102,15 @@ class Reply:
 
 @dataclass(frozen=True)
 class Fault:
-    """A failure. Precedence: reset_connection, malformed, drop_stream_after, then the status.
+    """A failure. Precedence: reset_connection, malformed, drop_stream_after, end_stream_after,
+    then the status.
 
     `body=None` renders the vendor's own error shape for `status` (see `error_body`); a dict is
-    sent as JSON, a str verbatim as text/plain (like a proxy's error page). `malformed` and
-    `drop_stream_after` ignore `status` and play the default responder's answer, truncated: a
-    non-streaming drop sends the headers and half the body, then closes.
+    sent as JSON, a str verbatim as text/plain (like a proxy's error page); `status=200` with a
+    `body` is a 200 of another shape. `malformed`, `drop_stream_after` and `end_stream_after`
+    ignore `status` and play the default responder's answer, truncated: a non-streaming drop
+    sends the headers and half the body, then closes; a non-streaming `end_stream_after` is
+    `malformed` (a JSON body has no events to stop between).
     """
 
     status: int = 500
@@ -113,6 +119,7 @@ class Fault:
     retry_after_ms: int | None = None
     malformed: bool = False
     drop_stream_after: int | None = None
+    end_stream_after: int | None = None
     delay_s: float = 0.0
     reset_connection: bool = False
 
@@ -785,6 +792,11 @@ class _Exchange(Response):
             reply = self._server._default_reply(self._request)
             await self._reply(wire, reply, malformed=fault.malformed, drop=fault.drop_stream_after)
             return
+        if fault.end_stream_after is not None:
+            reply = self._server._default_reply(self._request)
+            streaming = self._request.stream
+            await self._reply(wire, reply, malformed=not streaming, end=fault.end_stream_after)
+            return
         headers = self._vendor_headers()
         if fault.retry_after is not None:
             headers["retry-after"] = f"{fault.retry_after:g}"
@@ -808,7 +820,13 @@ class _Exchange(Response):
         await wire.respond(fault.status, headers, json.dumps(body).encode())
 
     async def _reply(
-        self, wire: _Wire, reply: Reply, *, malformed: bool = False, drop: int | None = None
+        self,
+        wire: _Wire,
+        reply: Reply,
+        *,
+        malformed: bool = False,
+        drop: int | None = None,
+        end: int | None = None,
     ) -> None:
         render = _Render(self._request, reply, self._server._next_id())
         headers = self._vendor_headers()
@@ -837,6 +855,9 @@ class _Exchange(Response):
         for index, frame in enumerate(plan.frames):
             if drop is not None and sent >= drop and (frame.delta or index > last_delta):
                 await wire.hang_up(reset=False)
+                return
+            if end is not None and sent >= end and (frame.delta or index > last_delta):
+                await wire.finish(plan.trailer)
                 return
             pause = 0.0
             if frame.delta:

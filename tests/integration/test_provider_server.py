@@ -643,6 +643,36 @@ def test_ollama_malformed_dropped_and_reset(server: ProviderServer) -> None:
         asyncio.run(ollama_chat(server))
 
 
+def test_a_stream_can_end_cleanly_before_its_closing_events(server: ProviderServer) -> None:
+    """end_stream_after: the body ends well framed after N text deltas, so each SDK reads it
+    without an error, and nothing in it says that the answer was finished."""
+    server.script(Fault(end_stream_after=2))
+    chunks: list[Any] = []
+    asyncio.run(openai_stream(server, chunks, stream_options={"include_usage": True}))
+    assert [c.choices[0].delta.content for c in chunks] == ["", "echo:", " What"]
+    assert all(c.choices[0].finish_reason is None and c.usage is None for c in chunks)
+
+    server.script(Fault(end_stream_after=2))
+    events = asyncio.run(anthropic_events(server))
+    assert events == ["message_start", "content_block_start", *["content_block_delta"] * 2]
+
+    server.script(Fault(end_stream_after=1))
+    pieces: list[Any] = []
+    asyncio.run(gemini_stream(server, pieces))
+    assert [c.text for c in pieces] == ["echo:"]
+    assert all(c.candidates[0].finish_reason is None for c in pieces)
+
+    server.script(Fault(end_stream_after=2))
+    parts: list[Any] = []
+    asyncio.run(ollama_stream(server, parts))
+    assert [p.message.content for p in parts] == ["echo:", " What"]
+    assert not any(p.done for p in parts)
+
+    server.script(Fault(end_stream_after=2))  # not streaming: the JSON body is cut instead
+    with pytest.raises(json.JSONDecodeError):
+        asyncio.run(openai_chat(server))
+
+
 # The fixture itself ----------------------------------------------------------------------------
 
 
