@@ -14,6 +14,8 @@ app served by uvicorn on 127.0.0.1, free port, background thread) speaks all fou
 What each request gets is scripted: `server.script(Reply(...), Fault(...))` queues items that any
 route consumes in arrival order; with the queue empty, `server.default(request)` answers (the
 built-in `echo_reply` says "echo: <last user text>" with whitespace word counts as tokens).
+`reset()` forgets requests and script and puts back the constructor's latency and responder (the
+tests' `server` fixture does so around each test).
 
 `Reply` counts use the OpenAI convention: `input_tokens` is the whole prompt including cached
 tokens and `output_tokens` all billed output including reasoning. Each vendor then splits them the
@@ -885,6 +887,7 @@ class ProviderServer:
     ) -> None:
         self.latency_s = latency_s  # added before every answer, e.g. for throughput benchmarks
         self.default: Responder = default or echo_reply
+        self._initial = (self.latency_s, self.default)  # what reset() puts back
         self.host = host
         self._lock = threading.Lock()
         self._queue: deque[Reply | Fault] = deque()
@@ -1015,6 +1018,12 @@ class ProviderServer:
             self._requests.clear()
             self._queue.clear()
             self._peak_in_flight = self._in_flight
+
+    def reset(self) -> None:
+        """As constructed: clear(), and the constructor's latency and default responder,
+        whatever a test set them to (the fixtures call it around each test)."""
+        self.clear()
+        self.latency_s, self.default = self._initial
 
     # Internals (called on the server's event loop) --------------------------------------
     def _routes(self) -> list[Route]:

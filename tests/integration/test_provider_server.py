@@ -14,7 +14,6 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -34,25 +33,11 @@ from tests.fakes.provider_server import (
     ProviderServer,
     RecordedRequest,
     Reply,
-    echo_reply,
     error_body,
 )
 
 QUESTION = "What is the capital of France?"
 TLS = ssl.create_default_context()
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[ProviderServer]:
-    with ProviderServer() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: ProviderServer) -> None:
-    server.clear()
-    server.latency_s = 0.0
-    server.default = echo_reply
 
 
 def openai_client(server: ProviderServer) -> openai.AsyncOpenAI:

@@ -44,7 +44,6 @@ AUTH_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
 @pytest.fixture(autouse=True)
 def environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    server.clear()
     for _model, key_var, url_var, suffix in PROVIDERS.values():
         if key_var:
             monkeypatch.setenv(key_var, KEY)

@@ -40,7 +40,6 @@ class Clock:
 
 @pytest.fixture(autouse=True)
 def environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    server.clear()
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
@@ -223,13 +222,8 @@ def test_error_rate_guard_aborts_early(server: ProviderServer) -> None:
     from llmbench.runtime.runner import ErrorRateExceeded
 
     server.default = lambda request: Fault(status=401)
-    try:
-        with pytest.raises(ErrorRateExceeded, match=r"above execution\.max_error_rate 50%"):
-            run(provider(), samples(60), RunSettings(concurrency=2, max_error_rate=0.5))
-    finally:
-        from tests.fakes.provider_server import echo_reply
-
-        server.default = echo_reply
+    with pytest.raises(ErrorRateExceeded, match=r"above execution\.max_error_rate 50%"):
+        run(provider(), samples(60), RunSettings(concurrency=2, max_error_rate=0.5))
     assert 20 <= len(server.requests) <= 23  # stopped after the first 20, not all 60
 
 
@@ -253,20 +247,17 @@ def test_one_endpoint_limit_is_shared_by_steps_in_threads(server: ProviderServer
 
     limiter = ConnectionLimiter(RateLimits(max_concurrency=3, adaptive=True), 3)
     server.latency_s = 0.05
-    try:
 
-        def step(tag: str) -> None:
-            items = [
-                Sample(sample_id=str(i), prompt=f"{tag} {i}", references=("x",)) for i in range(12)
-            ]
-            run(provider(), items, RunSettings(concurrency=8, limiter=limiter))
+    def step(tag: str) -> None:
+        items = [
+            Sample(sample_id=str(i), prompt=f"{tag} {i}", references=("x",)) for i in range(12)
+        ]
+        run(provider(), items, RunSettings(concurrency=8, limiter=limiter))
 
-        threads = [threading.Thread(target=step, args=(t,)) for t in ("a", "b")]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        server.latency_s = 0.0
+    threads = [threading.Thread(target=step, args=(t,)) for t in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     assert len(server.requests) == 24
     assert server.peak_in_flight <= 3
