@@ -15,7 +15,8 @@ What each request gets is scripted: `server.script(Reply(...), Fault(...))` queu
 route consumes in arrival order; with the queue empty, `server.default(request)` answers (the
 built-in `echo_reply` says "echo: <last user text>" with whitespace word counts as tokens).
 `reset()` forgets requests and script and puts back the constructor's latency and responder (the
-tests' `server` fixture does so around each test).
+tests' `server` fixture does so around each test); `hold(n)` keeps answers waiting until n
+requests are in flight at once, so a test proves concurrency by a count instead of a duration.
 
 `Reply` counts use the OpenAI convention: `input_tokens` is the whole prompt including cached
 tokens and `output_tokens` all billed output including reasoning. Each vendor then splits them the
@@ -766,6 +767,7 @@ class _Exchange(Response):
         wire = _Wire(scope, receive, send)
         self._server._enter(wire)
         try:
+            await self._server._wait_for_company(wire)
             await wire.pause(self._server.latency_s)
             if isinstance(self._item, Fault):
                 await self._fault(wire, self._item)
@@ -773,6 +775,7 @@ class _Exchange(Response):
                 await self._reply(wire, self._item)
         except _Gone:
             if not wire.disconnected.is_set():  # stop() abandoned it: let the client know
+                self._server._count_abandoned()
                 await wire.hang_up(reset=not wire.started)
         finally:
             wire.close()
@@ -895,6 +898,9 @@ class ProviderServer:
         self._ids = itertools.count(1)
         self._in_flight = 0
         self._peak_in_flight = 0
+        self._hold_until: int | None = None  # answers wait until this many are in flight
+        self._held = False  # ... and once that many were, the hold is over
+        self._abandoned = 0
         self._wires: set[_Wire] = set()  # touched on the server's loop only
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -1012,6 +1018,19 @@ class ProviderServer:
         with self._lock:
             return self._peak_in_flight
 
+    @property
+    def abandoned(self) -> int:
+        """Answers that stop() cut short (not the client leaving), since start."""
+        with self._lock:
+            return self._abandoned
+
+    def hold(self, count: int | None) -> None:
+        """Answers wait until `count` requests are in flight at once, then all go (None: no
+        hold). Concurrency proven by a count, not by how long a batch took: a client that
+        sends fewer at once leaves them waiting, until it gives up (its own timeout)."""
+        with self._lock:
+            self._hold_until, self._held = count, False
+
     def clear(self) -> None:
         """Forget recorded requests, unconsumed script items and the concurrency peak."""
         with self._lock:
@@ -1020,9 +1039,10 @@ class ProviderServer:
             self._peak_in_flight = self._in_flight
 
     def reset(self) -> None:
-        """As constructed: clear(), and the constructor's latency and default responder,
-        whatever a test set them to (the fixtures call it around each test)."""
+        """As constructed: clear(), no hold, and the constructor's latency and default
+        responder, whatever a test set them to (the fixtures call it around each test)."""
         self.clear()
+        self.hold(None)
         self.latency_s, self.default = self._initial
 
     # Internals (called on the server's event loop) --------------------------------------
@@ -1096,6 +1116,21 @@ class ProviderServer:
     def _next_id(self) -> int:
         with self._lock:
             return next(self._ids)
+
+    async def _wait_for_company(self, wire: _Wire) -> None:
+        """Hold this answer until hold()'s count of requests is in flight."""
+        while True:
+            with self._lock:
+                if self._hold_until is None or self._held:
+                    return
+                if self._in_flight >= self._hold_until:
+                    self._held = True
+                    return
+            await wire.pause(0.002)
+
+    def _count_abandoned(self) -> None:
+        with self._lock:
+            self._abandoned += 1
 
     def _enter(self, wire: _Wire) -> None:
         self._loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ def provider_server() -> Iterator[ProviderServer]:
 @pytest.fixture
 def server(provider_server: ProviderServer) -> Iterator[ProviderServer]:
     """The module's fake as each test must find it: nothing recorded or scripted, the echo
-    responder, no latency. Reset after the test too, so what one test scripted or
+    responder, no latency, no hold. Reset after the test too, so what one test scripted or
     set (a judge responder, a latency) never answers the next one's requests."""
     provider_server.reset()
     yield provider_server
