@@ -1,7 +1,7 @@
 """Retries, timeouts and the response cache under injected faults, on a scaled-down clock.
 
-Waits are recorded instead of slept, so a storm of faults runs in seconds and the tests can
-check the waits against the policy.
+Waits are recorded instead of slept (a test's own Clock, else the `backoff` fixture), so a
+storm of faults runs in seconds and the tests can check the waits against the policy.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import RunSettings, run_samples
 from llmbench.types import Completion, GenerationParams, Sample
+from tests.conftest import BackoffClock
 from tests.fakes.provider_server import Fault, ProviderServer, Reply
 
 KEY = "sk-reliability-test"
@@ -67,7 +68,7 @@ def run(
     )
 
 
-def test_waits_follow_the_policy(server: ProviderServer) -> None:
+def test_waits_follow_the_policy(server: ProviderServer, backoff: BackoffClock) -> None:
     clock = Clock()
     policy = RetryPolicy(max_attempts=6, backoff_base_s=2.0, backoff_max_s=5.0)
     server.script(
@@ -87,6 +88,18 @@ def test_waits_follow_the_policy(server: ProviderServer) -> None:
     assert clock.waits[3] == 1.5  # retry-after-ms
     assert 0 <= clock.waits[4] <= 5.0
     assert row.retry_wait_s == pytest.approx(sum(clock.waits))
+    assert backoff.waits == []  # a clock passed in is the one used
+
+
+def test_no_test_sleeps_in_backoff(server: ProviderServer, backoff: BackoffClock) -> None:
+    """Requests sent with no clock of their own (RunSettings(), as the judge tests and
+    in-process ZenML steps send them) wait on the `backoff` fixture: recorded, not slept."""
+    server.script(Fault(status=429, retry_after=60), Fault(status=503), Reply(text="at last"))
+    [row] = run(provider(), samples(1), RunSettings())
+    assert (row.text, row.attempts) == ("at last", 3)
+    assert len(backoff.waits) == 2 and backoff.waits[0] == 60.0  # a minute, not slept
+    assert 0 <= backoff.waits[1] <= 2.0  # the default policy's jitter, base 1 s
+    assert row.retry_wait_s == pytest.approx(sum(backoff.waits))
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404])
