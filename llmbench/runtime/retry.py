@@ -1,8 +1,9 @@
 """The one retry layer (tenacity): exponential backoff with full jitter, Retry-After honoured.
 
 The SDKs' own retries are off, so attempts are never multiplied. Whether an error is worth
-retrying is the provider's call (429, 5xx, timeouts, cut connections: yes; auth and invalid
-requests: no). Attempts and waits are returned so every sample records them.
+retrying is the provider's call (429, 5xx, timeouts, cut connections, a 200 whose body is cut
+short or not the API's answer: yes; auth and invalid requests: no). Attempts and waits are
+returned so every sample records them.
 
 Waits are slept by the ``sleep`` a caller passes (``RunSettings.sleep``: tests pass a clock that
 records), else by ``default_sleep`` (asyncio.sleep). Nothing in llmbench changes
