@@ -1,6 +1,8 @@
 """Process settings that keep a run offline and quiet; applied before ZenML/MLflow import.
 
-Values already set by the user win, except where noted.
+Values already set by the user win, except where noted. This changes the process for good
+(os.environ, a logger's level, one memoized importlib.metadata function): right for run.py,
+which calls it once; tests that call it put the process back (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import functools
 import importlib.metadata
 import logging
 import os
+from collections.abc import MutableMapping
 
 DEFAULTS = {
     "ZENML_ANALYTICS_OPT_IN": "false",  # no analytics calls (the global config alone is not enough)
@@ -23,18 +26,21 @@ DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     "GIT_PYTHON_REFRESH": "quiet",
 }
+# ZenML's MLflow tracker warns on every run that it cannot disable autologging for
+# frameworks that are not installed (fastai): noise, not a problem.
+QUIETED_LOGGERS = ("zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker",)
 
 
-def configure_environment() -> None:
+def configure_environment(environ: MutableMapping[str, str] | None = None) -> None:
+    """Apply the defaults to ``environ`` (default: os.environ), quiet ZenML's noisy logger and
+    memoize the package scan."""
+    env = os.environ if environ is None else environ
     for key, value in DEFAULTS.items():
-        os.environ.setdefault(key, value)
+        env.setdefault(key, value)
     # An empty catalog URI stops MLflow from fetching its model catalog over the network.
-    os.environ["MLFLOW_MODEL_CATALOG_URI"] = os.environ.get("MLFLOW_MODEL_CATALOG_URI", "")
-    # ZenML's MLflow tracker warns on every run that it cannot disable autologging for
-    # frameworks that are not installed (fastai): noise, not a problem.
-    logging.getLogger(
-        "zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker"
-    ).setLevel(logging.ERROR)
+    env["MLFLOW_MODEL_CATALOG_URI"] = env.get("MLFLOW_MODEL_CATALOG_URI", "")
+    for name in QUIETED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
     _memoize_package_scan()
 
 

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# A run.py subprocess is out of reach of the `backoff` fixture (tests/conftest.py): configs it
+# runs against the fake say so themselves, so a retried request is sent again at once.
+NO_WAIT_RETRIES = {"backoff_base_s": 0.0, "backoff_max_s": 0.0, "max_retry_after_s": 0.0}
 
 
 def isolated_env(folder: Path, **extra: str) -> dict[str, str]:

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmbench.providers.remote import (
     Endpoint,
+    MalformedReply,
     RemoteProvider,
     SDKOptions,
     Stopwatch,
     finish_reason,
+    is_malformed_reply,
     is_transport_error,
+    reading_reply,
     sampling,
     sdk_http_client,
     split_system,
@@ -81,10 +84,11 @@ class AnthropicProvider(RemoteProvider):
         if self.spec.stream:
             return await self._stream(body, clock)
         response = await self.client.messages.create(**body)
-        text = "".join(block.text for block in response.content if block.type == "text")
-        return self._completion(
-            text, response.stop_reason, response.usage, response.model, clock.elapsed, None
-        )
+        with reading_reply("the reply"):
+            text = "".join(block.text for block in response.content if block.type == "text")
+            return self._completion(
+                text, response.stop_reason, response.usage, response.model, clock.elapsed, None
+            )
 
     async def _stream(self, body: dict[str, Any], clock: Stopwatch) -> Completion:
         stream = await self.client.messages.create(**body, stream=True)
@@ -93,22 +97,25 @@ class AnthropicProvider(RemoteProvider):
         stop: str | None = None
         model = self.spec.model
         finished = False
-        async for event in stream:
-            if event.type == "message_start":
-                usage = event.message.usage
-                model = event.message.model
-            elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                clock.token()
-                text.append(event.delta.text)
-            elif event.type == "message_delta":
-                stop = event.delta.stop_reason
-                if usage is not None:
-                    usage.output_tokens = event.usage.output_tokens
-            elif event.type == "message_stop":
-                finished = True
-        if usage is None or not finished:
-            raise ConnectionError("the stream ended before message_stop (dropped)")
-        return self._completion("".join(text), stop, usage, model, clock.elapsed, clock.first_token)
+        with reading_reply("the stream"):
+            async for event in stream:
+                if event.type == "message_start":
+                    usage = event.message.usage
+                    model = event.message.model
+                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    clock.token()
+                    text.append(event.delta.text)
+                elif event.type == "message_delta":
+                    stop = event.delta.stop_reason
+                    if usage is not None:
+                        usage.output_tokens = event.usage.output_tokens
+                elif event.type == "message_stop":
+                    finished = True
+            if usage is None or not finished:
+                raise MalformedReply("the stream ended before message_stop (cut short)")
+            return self._completion(
+                "".join(text), stop, usage, model, clock.elapsed, clock.first_token
+            )
 
     def _completion(
         self,
@@ -139,7 +146,9 @@ class AnthropicProvider(RemoteProvider):
             return True
         if isinstance(error, anthropic.APIStatusError):
             return error.status_code >= 500  # 529 overloaded included
-        return is_transport_error(error)  # a stream cut mid-answer surfaces unwrapped
+        # A stream cut mid-answer surfaces unwrapped; a 200 cut short or not JSON raises
+        # json's own error (the SDK does not wrap it).
+        return is_transport_error(error) or is_malformed_reply(error)
 
     async def aclose(self) -> None:
         await self.client.close()

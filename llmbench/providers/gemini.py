@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmbench.providers.remote import (
     Endpoint,
+    MalformedReply,
     RemoteProvider,
     Stopwatch,
     finish_reason,
+    is_malformed_reply,
     is_transport_error,
+    reading_reply,
     split_system,
 )
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
@@ -96,13 +99,15 @@ class GeminiProvider(RemoteProvider):
         clock = Stopwatch()
         if not self.spec.stream:
             response = await self.client.aio.models.generate_content(**body)
-            return self._completion([response], clock.elapsed, None)
+            with reading_reply("the reply"):
+                return self._completion([response], clock.elapsed, None)
         chunks = []
-        async for chunk in await self.client.aio.models.generate_content_stream(**body):
-            if _text(chunk):
-                clock.token()
-            chunks.append(chunk)
-        return self._completion(chunks, clock.elapsed, clock.first_token)
+        with reading_reply("the stream"):
+            async for chunk in await self.client.aio.models.generate_content_stream(**body):
+                if _text(chunk):
+                    clock.token()
+                chunks.append(chunk)
+            return self._completion(chunks, clock.elapsed, clock.first_token)
 
     def _completion(self, chunks: list[Any], latency: float, ttft: float | None) -> Completion:
         text = "".join(_text(c) for c in chunks)
@@ -115,6 +120,10 @@ class GeminiProvider(RemoteProvider):
         )
         feedback = getattr(last, "prompt_feedback", None)
         block = _enum_name(getattr(feedback, "block_reason", None))
+        if candidates and finish is None and not block:
+            # The API sets finishReason once a candidate is done; without it the answer was
+            # cut short (a stream that ended early), not finished.
+            raise MalformedReply("the reply ended before its finish reason (cut short)")
         error = None
         if block:
             error = f"blocked: prompt blocked by the provider ({block})"
@@ -138,12 +147,17 @@ class GeminiProvider(RemoteProvider):
 
     def retryable(self, error: BaseException) -> bool:
         from google.genai import errors
+        from pydantic import ValidationError
 
         if isinstance(error, errors.ServerError):
             return True
         if isinstance(error, errors.ClientError):
             return error.code in (408, 429)
-        return is_transport_error(error)
+        if isinstance(error, errors.UnknownApiResponseError):
+            return True  # a stream event that is not JSON (cut short)
+        if isinstance(error, ValidationError) and error.title == "GenerateContentResponse":
+            return True  # the SDK validates a reply: this one is not the API's shape
+        return is_transport_error(error) or is_malformed_reply(error)
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()

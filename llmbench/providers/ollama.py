@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmbench.providers.remote import (
     Endpoint,
+    MalformedReply,
     RemoteProvider,
     Stopwatch,
     finish_reason,
+    is_malformed_reply,
     is_transport_error,
+    reading_reply,
 )
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
 
@@ -59,28 +62,30 @@ class OllamaProvider(RemoteProvider):
         clock = Stopwatch()
         if not self.spec.stream:
             response = await self.client.chat(**body, stream=False)
-            return self._completion(
-                response.message.content or "",
-                response.message.thinking,
-                response,
-                clock.elapsed,
-                None,
-            )
+            with reading_reply("the reply"):
+                return self._completion(
+                    response.message.content or "",
+                    response.message.thinking,
+                    response,
+                    clock.elapsed,
+                    None,
+                )
         text: list[str] = []
         thinking: list[str] = []
         final: Any = None
-        async for part in await self.client.chat(**body, stream=True):
-            if part.message.content or part.message.thinking:
-                clock.token()
-            text.append(part.message.content or "")
-            thinking.append(part.message.thinking or "")
-            if part.done:
-                final = part
-        if final is None:
-            raise ConnectionError("the stream ended before its final message (dropped)")
-        return self._completion(
-            "".join(text), "".join(thinking) or None, final, clock.elapsed, clock.first_token
-        )
+        with reading_reply("the stream"):
+            async for part in await self.client.chat(**body, stream=True):
+                if part.message.content or part.message.thinking:
+                    clock.token()
+                text.append(part.message.content or "")
+                thinking.append(part.message.thinking or "")
+                if part.done:
+                    final = part
+            if final is None:
+                raise MalformedReply("the stream ended before its final message (cut short)")
+            return self._completion(
+                "".join(text), "".join(thinking) or None, final, clock.elapsed, clock.first_token
+            )
 
     def _completion(
         self, text: str, thinking: str | None, final: Any, latency: float, ttft: float | None
@@ -98,10 +103,13 @@ class OllamaProvider(RemoteProvider):
 
     def retryable(self, error: BaseException) -> bool:
         from ollama import ResponseError
+        from pydantic import ValidationError
 
         if isinstance(error, ResponseError):
             return error.status_code in (408, 429) or error.status_code >= 500
-        return is_transport_error(error)
+        if isinstance(error, ValidationError) and error.title == "ChatResponse":
+            return True  # the SDK validates a reply: this one is not the API's shape
+        return is_transport_error(error) or is_malformed_reply(error)
 
     async def aclose(self) -> None:
         await self.client.close()  # type: ignore[no-untyped-call]

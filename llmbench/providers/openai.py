@@ -16,11 +16,14 @@ from pydantic import Field
 
 from llmbench.providers.remote import (
     Endpoint,
+    MalformedReply,
     RemoteProvider,
     SDKOptions,
     Stopwatch,
     finish_reason,
+    is_malformed_reply,
     is_transport_error,
+    reading_reply,
     sampling,
     sdk_http_client,
 )
@@ -132,16 +135,17 @@ class OpenAIProvider(RemoteProvider):
         if self.spec.stream:
             return await self._stream(body, clock)
         response = await self.client.chat.completions.create(**body)
-        choice = response.choices[0]
-        return self._completion(
-            text=choice.message.content or "",
-            reasoning=_field(choice.message, "reasoning_content"),
-            finish=choice.finish_reason,
-            usage=response.usage,
-            model=response.model,
-            latency=clock.elapsed,
-            ttft=None,
-        )
+        with reading_reply("the reply"):
+            choice = response.choices[0]
+            return self._completion(
+                text=choice.message.content or "",
+                reasoning=_field(choice.message, "reasoning_content"),
+                finish=choice.finish_reason,
+                usage=response.usage,
+                model=response.model,
+                latency=clock.elapsed,
+                ttft=None,
+            )
 
     async def _stream(self, body: dict[str, Any], clock: Stopwatch) -> Completion:
         stream = await self.client.chat.completions.create(
@@ -152,30 +156,31 @@ class OpenAIProvider(RemoteProvider):
         finish: str | None = None
         usage: Any = None
         model = self.spec.model
-        async for chunk in stream:
-            model = chunk.model or model
-            if chunk.usage is not None:
-                usage = chunk.usage
-            for choice in chunk.choices:
-                delta = choice.delta
-                piece = delta.content or ""
-                thought = _field(delta, "reasoning_content") or ""
-                if piece or thought:
-                    clock.token()
-                text.append(piece)
-                reasoning.append(thought)
-                finish = choice.finish_reason or finish
-        if usage is None:
-            raise ConnectionError("the stream ended without usage (dropped before the end)")
-        return self._completion(
-            text="".join(text),
-            reasoning="".join(reasoning) or None,
-            finish=finish,
-            usage=usage,
-            model=model,
-            latency=clock.elapsed,
-            ttft=clock.first_token,
-        )
+        with reading_reply("the stream"):
+            async for chunk in stream:
+                model = chunk.model or model
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    delta = choice.delta
+                    piece = delta.content or ""
+                    thought = _field(delta, "reasoning_content") or ""
+                    if piece or thought:
+                        clock.token()
+                    text.append(piece)
+                    reasoning.append(thought)
+                    finish = choice.finish_reason or finish
+            if usage is None:
+                raise MalformedReply("the stream ended without its usage event (cut short)")
+            return self._completion(
+                text="".join(text),
+                reasoning="".join(reasoning) or None,
+                finish=finish,
+                usage=usage,
+                model=model,
+                latency=clock.elapsed,
+                ttft=clock.first_token,
+            )
 
     def _completion(
         self,
@@ -214,7 +219,9 @@ class OpenAIProvider(RemoteProvider):
             return True  # APITimeoutError is an APIConnectionError
         if isinstance(error, openai.APIStatusError):
             return error.status_code >= 500
-        return is_transport_error(error)  # a stream cut mid-answer surfaces unwrapped
+        # A stream cut mid-answer surfaces unwrapped; a 200 cut short or not JSON raises
+        # json's own error (the SDK does not wrap it).
+        return is_transport_error(error) or is_malformed_reply(error)
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -1,15 +1,18 @@
-"""What every HTTP provider shares: endpoint and key resolution, options, timing, finish reasons."""
+"""What every HTTP provider shares: endpoint and key resolution, options, timing, finish
+reasons, and which failures are worth sending again (cut connections, malformed replies)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmbench.errors import ConfigError, MissingDependencyError
 from llmbench.providers.base import Provider
@@ -205,3 +208,27 @@ def is_transport_error(error: BaseException) -> bool:
         if isinstance(error, cls):
             return True
     return False
+
+
+class MalformedReply(Exception):
+    """A 200 reply that is not the API's answer: fields missing or of another type, or a
+    stream that ended (cleanly) before its last event. Sent again, like a 5xx."""
+
+
+@contextmanager
+def reading_reply(what: str) -> Iterator[None]:
+    """Around our reading of an SDK's response objects. The openai and anthropic SDKs do not
+    validate a 200 (they build their models without checking), so a body of another shape
+    reaches us as is and fails here: as MalformedReply, not as a bare TypeError."""
+    try:
+        yield
+    except (AttributeError, TypeError, KeyError, IndexError, ValidationError) as error:
+        raise MalformedReply(
+            f"{what} is not the API's answer ({type(error).__name__}: {error})"
+        ) from error
+
+
+def is_malformed_reply(error: BaseException) -> bool:
+    """A 200 whose body could not be read: cut short or not JSON (json's own error, whichever
+    SDK parsed it; no provider parses JSON itself), or not the API's shape (MalformedReply)."""
+    return isinstance(error, (MalformedReply, json.JSONDecodeError))

@@ -1,12 +1,19 @@
 """The one retry layer (tenacity): exponential backoff with full jitter, Retry-After honoured.
 
 The SDKs' own retries are off, so attempts are never multiplied. Whether an error is worth
-retrying is the provider's call (429, 5xx, timeouts, cut connections: yes; auth and invalid
-requests: no). Attempts and waits are returned so every sample records them.
+retrying is the provider's call (429, 5xx, timeouts, cut connections, a 200 whose body is cut
+short or not the API's answer: yes; auth and invalid requests: no). Attempts and waits are
+returned so every sample records them.
+
+Waits are slept by the ``sleep`` a caller passes (``RunSettings.sleep``: tests pass a clock that
+records), else by ``default_sleep`` (asyncio.sleep). Nothing in llmbench changes
+``default_sleep``; the test suite replaces it for every test (``backoff`` in tests/conftest.py)
+so that no test sleeps in backoff unless it passes a clock of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import random
 import time
@@ -19,6 +26,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+
+default_sleep: Sleep = asyncio.sleep  # how waits pass when the caller gives no ``sleep``
 
 
 class RetryPolicy(BaseModel):
@@ -99,9 +108,8 @@ async def with_retries(
         "retry": retry_if_exception(retryable),
         "before_sleep": record,
         "reraise": True,
+        "sleep": sleep if sleep is not None else default_sleep,  # looked up per call
     }
-    if sleep is not None:
-        options["sleep"] = sleep
     async for attempt in AsyncRetrying(**options):
         with attempt:
             attempts.count += 1

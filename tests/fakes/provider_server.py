@@ -14,6 +14,9 @@ app served by uvicorn on 127.0.0.1, free port, background thread) speaks all fou
 What each request gets is scripted: `server.script(Reply(...), Fault(...))` queues items that any
 route consumes in arrival order; with the queue empty, `server.default(request)` answers (the
 built-in `echo_reply` says "echo: <last user text>" with whitespace word counts as tokens).
+`reset()` forgets requests and script and puts back the constructor's latency and responder (the
+tests' `server` fixture does so around each test); `hold(n)` keeps answers waiting until n
+requests are in flight at once, so a test proves concurrency by a count instead of a duration.
 
 `Reply` counts use the OpenAI convention: `input_tokens` is the whole prompt including cached
 tokens and `output_tokens` all billed output including reasoning. Each vendor then splits them the
@@ -30,7 +33,10 @@ the loop, the next test, or shutdown.
 
 Faults: `reset_connection` aborts the TCP connection with an RST (SO_LINGER 0, then
 `transport.abort()`); `drop_stream_after` sends N text deltas, lets them reach the client, then
-closes the socket without the end of the chunked body. Both need the socket, which ASGI does not
+closes the socket without the end of the chunked body; `malformed` answers 200 with the JSON
+body (or a stream's first event) cut in half, the HTTP framing intact; `end_stream_after` ends a
+stream cleanly after N text deltas, without its closing events (usage, finish reason, `[DONE]`,
+`message_stop`, Ollama's done line). Both need the socket, which ASGI does not
 expose, so `_TransportInScope` (a uvicorn h11 protocol) puts each connection's transport into the
 ASGI scope state. Without it (another server) they fall back to raising, which uvicorn answers by
 closing the connection or with a 500.
@@ -99,12 +105,15 @@ class Reply:
 
 @dataclass(frozen=True)
 class Fault:
-    """A failure. Precedence: reset_connection, malformed, drop_stream_after, then the status.
+    """A failure. Precedence: reset_connection, malformed, drop_stream_after, end_stream_after,
+    then the status.
 
     `body=None` renders the vendor's own error shape for `status` (see `error_body`); a dict is
-    sent as JSON, a str verbatim as text/plain (like a proxy's error page). `malformed` and
-    `drop_stream_after` ignore `status` and play the default responder's answer, truncated: a
-    non-streaming drop sends the headers and half the body, then closes.
+    sent as JSON, a str verbatim as text/plain (like a proxy's error page); `status=200` with a
+    `body` is a 200 of another shape. `malformed`, `drop_stream_after` and `end_stream_after`
+    ignore `status` and play the default responder's answer, truncated: a non-streaming drop
+    sends the headers and half the body, then closes; a non-streaming `end_stream_after` is
+    `malformed` (a JSON body has no events to stop between).
     """
 
     status: int = 500
@@ -113,6 +122,7 @@ class Fault:
     retry_after_ms: int | None = None
     malformed: bool = False
     drop_stream_after: int | None = None
+    end_stream_after: int | None = None
     delay_s: float = 0.0
     reset_connection: bool = False
 
@@ -757,6 +767,7 @@ class _Exchange(Response):
         wire = _Wire(scope, receive, send)
         self._server._enter(wire)
         try:
+            await self._server._wait_for_company(wire)
             await wire.pause(self._server.latency_s)
             if isinstance(self._item, Fault):
                 await self._fault(wire, self._item)
@@ -764,6 +775,7 @@ class _Exchange(Response):
                 await self._reply(wire, self._item)
         except _Gone:
             if not wire.disconnected.is_set():  # stop() abandoned it: let the client know
+                self._server._count_abandoned()
                 await wire.hang_up(reset=not wire.started)
         finally:
             wire.close()
@@ -784,6 +796,11 @@ class _Exchange(Response):
         if fault.malformed or fault.drop_stream_after is not None:
             reply = self._server._default_reply(self._request)
             await self._reply(wire, reply, malformed=fault.malformed, drop=fault.drop_stream_after)
+            return
+        if fault.end_stream_after is not None:
+            reply = self._server._default_reply(self._request)
+            streaming = self._request.stream
+            await self._reply(wire, reply, malformed=not streaming, end=fault.end_stream_after)
             return
         headers = self._vendor_headers()
         if fault.retry_after is not None:
@@ -808,7 +825,13 @@ class _Exchange(Response):
         await wire.respond(fault.status, headers, json.dumps(body).encode())
 
     async def _reply(
-        self, wire: _Wire, reply: Reply, *, malformed: bool = False, drop: int | None = None
+        self,
+        wire: _Wire,
+        reply: Reply,
+        *,
+        malformed: bool = False,
+        drop: int | None = None,
+        end: int | None = None,
     ) -> None:
         render = _Render(self._request, reply, self._server._next_id())
         headers = self._vendor_headers()
@@ -838,6 +861,9 @@ class _Exchange(Response):
             if drop is not None and sent >= drop and (frame.delta or index > last_delta):
                 await wire.hang_up(reset=False)
                 return
+            if end is not None and sent >= end and (frame.delta or index > last_delta):
+                await wire.finish(plan.trailer)
+                return
             pause = 0.0
             if frame.delta:
                 pause = reply.ttft_delay_s if sent == 0 else gap
@@ -864,6 +890,7 @@ class ProviderServer:
     ) -> None:
         self.latency_s = latency_s  # added before every answer, e.g. for throughput benchmarks
         self.default: Responder = default or echo_reply
+        self._initial = (self.latency_s, self.default)  # what reset() puts back
         self.host = host
         self._lock = threading.Lock()
         self._queue: deque[Reply | Fault] = deque()
@@ -871,6 +898,9 @@ class ProviderServer:
         self._ids = itertools.count(1)
         self._in_flight = 0
         self._peak_in_flight = 0
+        self._hold_until: int | None = None  # answers wait until this many are in flight
+        self._held = False  # ... and once that many were, the hold is over
+        self._abandoned = 0
         self._wires: set[_Wire] = set()  # touched on the server's loop only
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -988,12 +1018,32 @@ class ProviderServer:
         with self._lock:
             return self._peak_in_flight
 
+    @property
+    def abandoned(self) -> int:
+        """Answers that stop() cut short (not the client leaving), since start."""
+        with self._lock:
+            return self._abandoned
+
+    def hold(self, count: int | None) -> None:
+        """Answers wait until `count` requests are in flight at once, then all go (None: no
+        hold). Concurrency proven by a count, not by how long a batch took: a client that
+        sends fewer at once leaves them waiting, until it gives up (its own timeout)."""
+        with self._lock:
+            self._hold_until, self._held = count, False
+
     def clear(self) -> None:
         """Forget recorded requests, unconsumed script items and the concurrency peak."""
         with self._lock:
             self._requests.clear()
             self._queue.clear()
             self._peak_in_flight = self._in_flight
+
+    def reset(self) -> None:
+        """As constructed: clear(), no hold, and the constructor's latency and default
+        responder, whatever a test set them to (the fixtures call it around each test)."""
+        self.clear()
+        self.hold(None)
+        self.latency_s, self.default = self._initial
 
     # Internals (called on the server's event loop) --------------------------------------
     def _routes(self) -> list[Route]:
@@ -1066,6 +1116,21 @@ class ProviderServer:
     def _next_id(self) -> int:
         with self._lock:
             return next(self._ids)
+
+    async def _wait_for_company(self, wire: _Wire) -> None:
+        """Hold this answer until hold()'s count of requests is in flight."""
+        while True:
+            with self._lock:
+                if self._hold_until is None or self._held:
+                    return
+                if self._in_flight >= self._hold_until:
+                    self._held = True
+                    return
+            await wire.pause(0.002)
+
+    def _count_abandoned(self) -> None:
+        with self._lock:
+            self._abandoned += 1
 
     def _enter(self, wire: _Wire) -> None:
         self._loop = asyncio.get_running_loop()

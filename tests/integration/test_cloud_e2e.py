@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli_runs import isolated_env, run_cli
+from tests.cli_runs import NO_WAIT_RETRIES, isolated_env, run_cli
 from tests.fakes.provider_server import ProviderServer
 
 pytestmark = pytest.mark.slow
@@ -27,6 +27,7 @@ def cloud_config(folder: Path) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "cloud.yaml").read_text())
     config["tasks"] = [str((ROOT / "configs" / t).resolve()) for t in config["tasks"]]
     config["tracking"] = {"experiment": "cloud-e2e"}
+    config["execution"]["retries"] = NO_WAIT_RETRIES
     for model in config["models"]:
         if model["name"] == "gpt-4o-mini":
             model["secret"] = "openai-from-zenml"  # its key comes from a ZenML secret

@@ -33,7 +33,6 @@ SAMPLES = [
 
 @pytest.fixture(autouse=True)
 def environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    server.clear()
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
 

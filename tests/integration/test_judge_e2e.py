@@ -15,7 +15,7 @@ import mlflow
 import pytest
 import yaml
 
-from tests.cli_runs import ROOT, isolated_env, run_cli
+from tests.cli_runs import NO_WAIT_RETRIES, ROOT, isolated_env, run_cli
 from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply
 
 pytestmark = pytest.mark.slow
@@ -97,6 +97,7 @@ def write_bench(folder: Path, server: ProviderServer, *, labels: Path | None = N
             },
         ],
         "stats": {"resamples": 500},
+        "execution": {"retries": NO_WAIT_RETRIES},
         "tracking": {"experiment": "judged-e2e"},
     }
     path = folder / "bench.yaml"

@@ -44,7 +44,6 @@ AUTH_HEADERS = ("authorization", "x-api-key", "x-goog-api-key")
 
 @pytest.fixture(autouse=True)
 def environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    server.clear()
     for _model, key_var, url_var, suffix in PROVIDERS.values():
         if key_var:
             monkeypatch.setenv(key_var, KEY)
@@ -292,7 +291,57 @@ def test_cut_connections_are_retryable(server: ProviderServer, name: str) -> Non
     with pytest.raises(Exception) as reset:
         generate(plain)
     assert plain.retryable(reset.value), repr(reset.value)
-    server.script(Fault(malformed=True))
-    with pytest.raises(Exception) as malformed:
-        generate(make(name))
-    assert not plain.retryable(malformed.value)
+
+
+# A 200 that is not the answer, in every shape found to reach a provider (what each SDK raises
+# for it differs: json's JSONDecodeError, google-genai's UnknownApiResponseError, pydantic's
+# ValidationError from google-genai and ollama; openai and anthropic hand a body of another
+# shape over unchecked, and the provider's reading of it raises MalformedReply).
+MALFORMED_200 = {
+    "json-cut-short": Fault(malformed=True),
+    "stream-ends-early": Fault(end_stream_after=1),
+    "not-json": Fault(status=200, body="<html>upstream busy</html>"),
+    "another-shape": Fault(
+        status=200,
+        body={"choices": "x", "content": 5, "candidates": [{"content": 3}], "message": 3},
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_200))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
+def test_a_malformed_200_is_retryable(
+    server: ProviderServer, name: str, stream: bool, kind: str
+) -> None:
+    provider = make(name, stream=stream)
+    server.script(MALFORMED_200[kind])
+    with pytest.raises(Exception) as broken:
+        generate(provider)
+    assert provider.retryable(broken.value), repr(broken.value)
+    assert not provider.rate_limited(broken.value)
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
+def test_a_malformed_200_is_sent_again_and_counted(server: ProviderServer, name: str) -> None:
+    server.script(Fault(malformed=True), Fault(end_stream_after=1), Reply(text="whole"))
+    settings = RunSettings(retries=RetryPolicy(max_attempts=3, backoff_base_s=0))
+    progress = GenerationProgress("t", 1, live=False)
+    sample = Sample(sample_id="0", prompt="hi", references=("x",))
+    [row] = asyncio.run(
+        run_samples(make(name), [sample], PARAMS, price=PRICE, progress=progress, settings=settings)
+    )
+    assert (row.text, row.error, row.attempts) == ("whole", None, 3)
+    assert len(server.requests) == 3 and server.pending == 0
+
+
+def test_a_bug_in_the_request_is_not_mistaken_for_a_malformed_reply(
+    server: ProviderServer,
+) -> None:
+    """Only errors from reading a reply count: one raised while building the request (here
+    a google-genai config that rejects a value) is not retried, and nothing is sent."""
+    provider = make("gemini")
+    with pytest.raises(Exception) as invalid:
+        generate(provider, temperature="hot")
+    assert not provider.retryable(invalid.value), repr(invalid.value)
+    assert server.requests == []

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli_runs import ROOT, isolated_env, run_cli
+from tests.cli_runs import NO_WAIT_RETRIES, ROOT, isolated_env, run_cli
 from tests.fakes.provider_server import ProviderServer
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def write_config(folder: Path, server: ProviderServer) -> None:
             }
         ],
         "tasks": [str(ROOT / "configs" / "tasks" / "arithmetic.yaml")],
-        "execution": {"limit": LIMIT, "concurrency": CONCURRENCY},
+        "execution": {"limit": LIMIT, "concurrency": CONCURRENCY, "retries": NO_WAIT_RETRIES},
     }
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bench.yaml").write_text(yaml.safe_dump(config))
