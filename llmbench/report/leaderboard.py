@@ -8,8 +8,13 @@ import numpy as np
 import pandas as pd
 
 from llmbench.config import BenchConfig
-from llmbench.report.statistics import headline, overall_intervals
-from llmbench.scoring.stats import rank_with_ties
+from llmbench.report.statistics import (
+    comparisons,
+    headline,
+    overall_intervals,
+    overall_ranks,
+    task_ranks,
+)
 
 RESULT_COLUMNS = [
     "model",
@@ -51,15 +56,20 @@ def build_leaderboard(
     intervals: pd.DataFrame,
 ) -> pd.DataFrame:
     """``results``: a row per (model, task, sample); ``aggregates``: model, task, metric,
-    value; ``intervals``: the CI of every per-sample score (:func:`statistics.intervals`).
+    value; ``intervals``: the CI of every score (:func:`statistics.intervals`).
 
-    Ranks treat overlapping CIs of the overall score as ties: rank 1 is every model no other
-    model beats beyond doubt."""
+    rank = 1 + the number of models significantly better on the overall score: by the
+    Holm-adjusted paired tests of :func:`statistics.comparisons` (the same seed, so the same
+    tests as the printed table) where two models were scored on the same items, by
+    non-overlapping CIs where they were not. ``<task>/rank`` is the same rule on the task's
+    headline. Rank 1 is every model no other model beats beyond doubt."""
     cis = {
         (r["model"], r["task"], r["metric"]): (r["low"], r["high"])
         for r in intervals.to_dict("records")
     }
     overall = overall_intervals(config, results)
+    tests = comparisons(config, results)
+    per_task = task_ranks(config, intervals, tests)
     rows = []
     for model in config.models:
         mine = results[results["model"] == model.name]
@@ -82,6 +92,7 @@ def build_leaderboard(
             ci = cis[(model.name, task.name, line.key)]
             row[f"{task.name}/{line.key}_ci_low"] = ci[0]
             row[f"{task.name}/{line.key}_ci_high"] = ci[1]
+            row[f"{task.name}/rank"] = per_task[task.name][model.name]
         # A task with nothing scored makes the overall score undefined: averaging the other
         # tasks would rank this model on an easier subset than the rest.
         row["score"] = math.nan if any(map(math.isnan, headlines)) else float(np.mean(headlines))
@@ -113,8 +124,7 @@ def build_leaderboard(
         )
         rows.append(row)
     board = pd.DataFrame(rows)
-    ranks = rank_with_ties(overall)
-    board.insert(0, "rank", board["model"].map(ranks))
+    board.insert(0, "rank", board["model"].map(overall_ranks(config, overall, tests)))
     first = ["rank", "model", "provider", "model_id", "score", "score_ci_low", "score_ci_high"]
     tail = [
         "samples",
