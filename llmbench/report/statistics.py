@@ -159,11 +159,11 @@ def item_scores(task: TaskSpec, key: str, rows: pd.DataFrame) -> ItemScores:
     metric = _corpus_metric(task, key)
     if metric is None:
         frame = pd.DataFrame({"value": scored[column].astype(float).to_numpy()}, index=ids)
-        return ItemScores(frame if len(scored) else frame.iloc[:0], None)
+        return ItemScores(frame, None)
+    if scored.empty:  # nothing to score: no statistics, and a score that is never asked for
+        return ItemScores(pd.DataFrame(index=ids), lambda summed: math.nan)
     predictions = [a if isinstance(a, str) else "" for a in scored["answer"]]
     references = [[str(r) for r in refs] for refs in scored["references"]]
-    if not predictions:
-        return ItemScores(pd.DataFrame(index=ids), corpus_statistics(metric, [], []).score)
     corpus = corpus_statistics(metric, predictions, references)
     return ItemScores(pd.DataFrame(corpus.table, index=ids), corpus.score)
 

@@ -151,6 +151,13 @@ def test_corpus_interval_skips_failed_requests(tmp_path: Path) -> None:
     assert row["estimate"] == pytest.approx(aggregate(aggregates, "smollm", "bleu"), abs=1e-9)
     paired = comparisons(config, results).iloc[0]
     assert paired["n"] == 30 and not paired["same_items"]
+    # A model with every request failed: no corpus, no interval, no test, no overall score.
+    results, aggregates = score_outputs(config, {"smollm": {}, "gemma": outputs["gemma3-270m"]})
+    row = intervals(config, results).set_index("model").loc["smollm"]
+    assert row["n"] == 0 and math.isnan(row["estimate"]) and math.isnan(row["low"])
+    assert comparisons(config, results).empty
+    board = build_leaderboard(config, results, aggregates, intervals(config, results))
+    assert board.set_index("model")["rank"].to_dict() == {"gemma": 1, "smollm": 2}
 
 
 # --- 4. direction of metrics ---------------------------------------------------------------
