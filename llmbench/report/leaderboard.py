@@ -8,8 +8,13 @@ import numpy as np
 import pandas as pd
 
 from llmbench.config import BenchConfig
-from llmbench.report.statistics import headline, overall_intervals
-from llmbench.scoring.stats import rank_with_ties
+from llmbench.report.statistics import (
+    comparisons,
+    headline,
+    overall_intervals,
+    overall_ranks,
+    task_ranks,
+)
 
 RESULT_COLUMNS = [
     "model",
@@ -42,6 +47,14 @@ RESULT_COLUMNS = [
 JUDGE_RESULT_COLUMNS = ["judgments", "judge_cost_usd", "judge_latency_s", "human_label"]
 
 
+def spend_of(rows: pd.DataFrame) -> float:
+    """What a run paid for these rows; results stored before ``spend_usd`` existed count
+    every answer not from the response cache."""
+    if "spend_usd" in rows:
+        return float(rows["spend_usd"].sum())
+    return float(rows.loc[~rows["cached"].astype(bool), "cost_usd"].sum())
+
+
 def _percentile(values: pd.Series, q: float) -> float:
     values = values.dropna()
     return float(np.percentile(values, q)) if len(values) else math.nan
@@ -54,15 +67,20 @@ def build_leaderboard(
     intervals: pd.DataFrame,
 ) -> pd.DataFrame:
     """``results``: a row per (model, task, sample); ``aggregates``: model, task, metric,
-    value; ``intervals``: the CI of every per-sample score (:func:`statistics.intervals`).
+    value; ``intervals``: the CI of every score (:func:`statistics.intervals`).
 
-    Ranks treat overlapping CIs of the overall score as ties: rank 1 is every model no other
-    model beats beyond doubt."""
+    rank = 1 + the number of models significantly better on the overall score: by the
+    Holm-adjusted paired tests of :func:`statistics.comparisons` (the same seed, so the same
+    tests as the printed table) where two models were scored on the same items, by
+    non-overlapping CIs where they were not. ``<task>/rank`` is the same rule on the task's
+    headline. Rank 1 is every model no other model beats beyond doubt."""
     cis = {
         (r["model"], r["task"], r["metric"]): (r["low"], r["high"])
         for r in intervals.to_dict("records")
     }
     overall = overall_intervals(config, results)
+    tests = comparisons(config, results)
+    per_task = task_ranks(config, intervals, tests)
     rows = []
     for model in config.entrants:
         mine = results[results["model"] == model.name]
@@ -85,6 +103,7 @@ def build_leaderboard(
             ci = cis[(model.name, task.name, line.key)]
             row[f"{task.name}/{line.key}_ci_low"] = ci[0]
             row[f"{task.name}/{line.key}_ci_high"] = ci[1]
+            row[f"{task.name}/rank"] = per_task[task.name][model.name]
         # A task with nothing scored makes the overall score undefined: averaging the other
         # tasks would rank this model on an easier subset than the rest.
         row["score"] = math.nan if any(map(math.isnan, headlines)) else float(np.mean(headlines))
@@ -100,7 +119,7 @@ def build_leaderboard(
                 "output_tokens": int(mine["output_tokens"].sum()),
                 "cost_usd": float(mine["cost_usd"].sum()),
                 # What this run paid: answers from the response cache cost nothing again.
-                "spend_usd": float(mine["spend_usd"].sum()),
+                "spend_usd": spend_of(mine),
                 "cache_hits": int(mine["cached"].astype(bool).sum()),
                 "retries": int((mine["attempts"] - 1).clip(lower=0).sum()),
                 "latency_p50_s": _percentile(live["latency_s"], 50),
@@ -116,8 +135,7 @@ def build_leaderboard(
         )
         rows.append(row)
     board = pd.DataFrame(rows)
-    ranks = rank_with_ties(overall)
-    board.insert(0, "rank", board["model"].map(ranks))
+    board.insert(0, "rank", board["model"].map(overall_ranks(config, overall, tests)))
     first = ["rank", "model", "provider", "model_id", "score", "score_ci_low", "score_ci_high"]
     tail = [
         "samples",

@@ -7,7 +7,7 @@ report can be rebuilt from a run's artifacts without calling a model.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import pandas as pd
 
 from llmbench.config import BenchConfig, TaskSpec
 from llmbench.scoring import stats
+from llmbench.scoring.corpus import corpus_statistics
 from llmbench.scoring.judge import (
     OUTCOME,
     PAIR_COLUMNS,
@@ -36,10 +37,16 @@ COMPARISON_COLUMNS = [
     "low",
     "high",
     "p_value",
+    "p_holm",
     "method",
     "n",
+    "same_items",
     "significant",
+    "better",
 ]
+# The comparisons of overall scores (the leaderboard's rank) sit under this task name, which no
+# task can have (task names start with a letter or digit).
+OVERALL = "_overall"
 RATING_COLUMNS = ["task", "model", "rating", "low", "high", "win_rate", "comparisons"]
 INTEGER_COLUMNS = {"n", "comparisons", "judged", "unscored", "errors", "human_n"}
 JUDGE_COLUMNS = [
@@ -63,15 +70,19 @@ JUDGE_COLUMNS = [
 
 @dataclass(frozen=True)
 class Headline:
-    """A task's headline metric and its range, to put tasks on one 0-1 scale."""
+    """A task's headline metric, its range and direction, to put tasks on one 0-1 scale on
+    which higher is better."""
 
     key: str
     low: float
     high: float
+    higher_is_better: bool = True
 
     def normalise(self, value: Any) -> Any:
-        """A value or an array of values on the 0-1 scale."""
-        return (value - self.low) / (self.high - self.low)
+        """A value or an array of values on the 0-1 scale, 1 the best end: a lower-is-better
+        metric enters as 1 - (value - low) / (high - low)."""
+        share = (value - self.low) / (self.high - self.low)
+        return share if self.higher_is_better else 1.0 - share
 
 
 def headline(task: TaskSpec) -> Headline:
@@ -80,7 +91,12 @@ def headline(task: TaskSpec) -> Headline:
     if task.metrics:
         metric = task.metrics[0]
         definition = METRICS[metric.name]
-        return Headline(definition.output_keys(metric.options)[0], 0.0, definition.scale)
+        return Headline(
+            definition.output_keys(metric.options)[0],
+            0.0,
+            definition.scale,
+            definition.higher_is_better,
+        )
     assert task.judge is not None
     if task.judge.mode == "pairwise":
         return Headline(WIN_RATE_KEY, 0.0, 1.0)
@@ -99,97 +115,228 @@ def _rows(results: pd.DataFrame, model: str, task: str) -> pd.DataFrame:
     return results[(results["model"] == model) & (results["task"] == task)]
 
 
+def _corpus_metric(task: TaskSpec, key: str) -> str | None:
+    """The corpus metric (BLEU, chrF, TER) that reports ``key`` on this task, if any."""
+    for metric in task.metrics:
+        definition = METRICS[metric.name]
+        if definition.corpus and key in definition.output_keys(metric.options):
+            return metric.name
+    return None
+
+
+@dataclass(frozen=True)
+class ItemScores:
+    """One model's scored items on one task for one score, by sample id: the per-item values
+    of a mean, or the per-item sufficient statistics of a corpus score."""
+
+    frame: pd.DataFrame  # index: sample_id of scored items; "value", or statistics columns
+    score: Callable[[np.ndarray], float] | None  # corpus score of summed statistics
+
+    @property
+    def ids(self) -> pd.Index:
+        return self.frame.index
+
+    def group(
+        self, ids: Sequence[Any] | None = None, transform: Headline | None = None
+    ) -> np.ndarray | stats.Corpus:
+        """What :mod:`stats` resamples, on ``ids`` only when given, optionally normalised."""
+        frame = self.frame if ids is None else self.frame.loc[list(ids)]
+        if self.score is None:
+            values = frame["value"].to_numpy(np.float64)
+            return values if transform is None else np.asarray(transform.normalise(values))
+        corpus = stats.Corpus(frame.to_numpy(np.float64), self.score)
+        return corpus if transform is None else corpus.mapped(transform.normalise)
+
+
+def item_scores(task: TaskSpec, key: str, rows: pd.DataFrame) -> ItemScores:
+    """The scored items (score not NaN) of one model's ``rows`` for score ``key``.
+
+    For a corpus metric the statistics are recomputed with sacrebleu from the extracted
+    answers and references, scored as ``score`` scored them (a missing answer is "")."""
+    column = f"score.{key}"
+    scored = rows[rows[column].astype(float).notna()] if column in rows else rows.iloc[:0]
+    ids = pd.Index(scored["sample_id"], name="sample_id")
+    metric = _corpus_metric(task, key)
+    if metric is None:
+        frame = pd.DataFrame({"value": scored[column].astype(float).to_numpy()}, index=ids)
+        return ItemScores(frame, None)
+    if scored.empty:  # nothing to score: no statistics, and a score that is never asked for
+        return ItemScores(pd.DataFrame(index=ids), lambda summed: math.nan)
+    predictions = [a if isinstance(a, str) else "" for a in scored["answer"]]
+    references = [[str(r) for r in refs] for refs in scored["references"]]
+    corpus = corpus_statistics(metric, predictions, references)
+    return ItemScores(pd.DataFrame(corpus.table, index=ids), corpus.score)
+
+
 def intervals(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
-    """A bootstrap CI of the mean of every per-sample score, per (model, task, metric)."""
+    """A bootstrap CI of every score as reported, per (model, task, metric): of the mean of
+    per-sample scores, or of the corpus score for BLEU, chrF and TER."""
     spec = config.stats
     rows = []
     for task in config.tasks:
         for model in config.entrants:
             mine = _rows(results, model.name, task.name)
             for key in score_keys(task):
-                column = f"score.{key}"
-                values = mine[column].to_numpy(float) if column in mine else np.array([])
                 ci = stats.bootstrap_ci(
-                    values, resamples=spec.resamples, confidence=spec.confidence, seed=spec.seed
+                    item_scores(task, key, mine).group(),
+                    resamples=spec.resamples,
+                    confidence=spec.confidence,
+                    seed=spec.seed,
                 )
                 rows.append([model.name, task.name, key, ci.estimate, ci.low, ci.high, ci.n])
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-def normalised_scores(config: BenchConfig, results: pd.DataFrame, model: str) -> list[np.ndarray]:
-    """Per task, the model's headline per-sample scores on the common 0-1 scale."""
-    groups = []
-    for task in config.tasks:
-        line = headline(task)
-        column = f"score.{line.key}"
-        mine = _rows(results, model, task.name)
-        values = mine[column].to_numpy(float) if column in mine else np.array([])
-        groups.append(line.normalise(values))
-    return groups
+def headline_scores(config: BenchConfig, results: pd.DataFrame) -> dict[str, list[ItemScores]]:
+    """Per model, per task (in config order), the scored items of the task's headline."""
+    return {
+        model.name: [
+            item_scores(task, headline(task).key, _rows(results, model.name, task.name))
+            for task in config.tasks
+        ]
+        for model in config.entrants
+    }
 
 
 def overall_intervals(config: BenchConfig, results: pd.DataFrame) -> dict[str, stats.Interval]:
-    """Each model's overall score (mean over tasks of the headline) with a CI that resamples
-    each task's items independently."""
+    """Each model's overall score (mean over tasks of the normalised headline) with a CI that
+    resamples each task's items independently."""
     spec = config.stats
+    lines = [headline(task) for task in config.tasks]
     intervals = {}
-    for model in config.entrants:
-        groups = normalised_scores(config, results, model.name)
-        if any(np.isnan(g).all() for g in groups):  # a task with nothing scored: undefined
-            intervals[model.name] = stats.Interval(math.nan, math.nan, math.nan, 0)
+    for model, tasks in headline_scores(config, results).items():
+        if any(not len(scores.ids) for scores in tasks):  # a task with nothing scored
+            intervals[model] = stats.Interval(math.nan, math.nan, math.nan, 0)
             continue
-        intervals[model.name] = stats.stratified_bootstrap_ci(
-            groups, resamples=spec.resamples, confidence=spec.confidence, seed=spec.seed
+        intervals[model] = stats.stratified_bootstrap_ci(
+            [scores.group(transform=line) for scores, line in zip(tasks, lines, strict=True)],
+            resamples=spec.resamples,
+            confidence=spec.confidence,
+            seed=spec.seed,
         )
     return intervals
 
 
+def _common(a: ItemScores, b: ItemScores) -> tuple[list[Any], bool]:
+    """The items both models scored (in a's order), and whether each scored exactly those."""
+    shared = a.ids.intersection(b.ids, sort=False)
+    ids = [i for i in a.ids if i in shared]
+    return ids, len(ids) == len(a.ids) == len(b.ids)
+
+
+def _test_row(
+    task: str, metric: str, a: str, b: str, test: stats.PairedTest, same: bool
+) -> dict[str, Any]:
+    return {
+        "task": task,
+        "metric": metric,
+        "model_a": a,
+        "model_b": b,
+        "difference": test.difference,
+        "low": test.low,
+        "high": test.high,
+        "p_value": test.p_value,
+        "method": test.method,
+        "n": test.n,
+        "same_items": same,
+    }
+
+
+def _with_holm(
+    family: list[dict[str, Any]], alpha: float, higher_is_better: bool
+) -> list[dict[str, Any]]:
+    """One family of tests (one task's pairs, or the overall score's) completed with the
+    Holm-adjusted p-value, its significance and the better model (in the metric's direction)."""
+    adjusted = stats.holm([row["p_value"] for row in family])
+    for row, p_holm in zip(family, adjusted, strict=True):
+        significant = bool(p_holm < alpha)
+        ahead = row["model_a"] if (row["difference"] > 0) == higher_is_better else row["model_b"]
+        row.update(p_holm=p_holm, significant=significant, better=ahead if significant else "")
+    return family
+
+
 def comparisons(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of models on every task's headline metric, over the items both scored:
-    the mean difference with its CI and a paired test (McNemar for 0/1 scores)."""
+    """Every pair of models on every task's headline, over the items both scored: the
+    difference (of means, or of corpus scores) with its CI and a paired test (McNemar for 0/1
+    scores), Holm-adjusted over the task's pairs. With several tasks, the same for the
+    overall score (task ``_overall``): the tests the leaderboard's rank reads."""
     spec = config.stats
     alpha = 1.0 - spec.confidence
-    rows = []
+    options: dict[str, Any] = {
+        "resamples": spec.resamples,
+        "confidence": spec.confidence,
+        "seed": spec.seed,
+    }
     names = [m.name for m in config.entrants]
+    scores = headline_scores(config, results)
+    lines = [headline(task) for task in config.tasks]
+    pairs = [(a, b) for n, a in enumerate(names) for b in names[n + 1 :]]
+    table: list[dict[str, Any]] = []
+    for t, (task, line) in enumerate(zip(config.tasks, lines, strict=True)):
+        family = []
+        for a, b in pairs:
+            ids, same = _common(scores[a][t], scores[b][t])
+            if ids:
+                test = stats.paired_test(
+                    scores[a][t].group(ids), scores[b][t].group(ids), **options
+                )
+                family.append(_test_row(task.name, line.key, a, b, test, same))
+        table += _with_holm(family, alpha, line.higher_is_better)
+    if len(config.tasks) > 1:
+        family = []
+        for a, b in pairs:
+            common = [_common(x, y) for x, y in zip(scores[a], scores[b], strict=True)]
+            if any(not ids for ids, _ in common):  # an overall score on a subset of tasks
+                continue
+            groups = [
+                (scores[a][t].group(ids, line), scores[b][t].group(ids, line))
+                for t, ((ids, _), line) in enumerate(zip(common, lines, strict=True))
+            ]
+            test = stats.stratified_paired_test(groups, **options)
+            same = all(same for _, same in common)
+            family.append(_test_row(OVERALL, "score", a, b, test, same))
+        table += _with_holm(family, alpha, higher_is_better=True)
+    return pd.DataFrame(table, columns=COMPARISON_COLUMNS)
+
+
+def ranks(
+    intervals: Mapping[str, stats.Interval], family: pd.DataFrame, higher_is_better: bool
+) -> dict[str, int]:
+    """Rank = 1 + the number of models significantly better: by the family's Holm-adjusted
+    paired tests for pairs scored on the same items, by non-overlapping intervals otherwise."""
+    paired: dict[tuple[str, str], bool] = {}
+    for row in family.to_dict("records"):
+        if row["same_items"]:
+            a, b = str(row["model_a"]), str(row["model_b"])
+            paired[(a, b)] = row["better"] == a
+            paired[(b, a)] = row["better"] == b
+    return stats.rank_with_ties(intervals, higher_is_better, paired=paired)
+
+
+def overall_ranks(
+    config: BenchConfig, overall: Mapping[str, stats.Interval], table: pd.DataFrame
+) -> dict[str, int]:
+    """The leaderboard's rank, from the overall score's tests (with one task, the task's)."""
+    task = OVERALL if len(config.tasks) > 1 else config.tasks[0].name
+    return ranks(overall, table[table["task"] == task], higher_is_better=True)
+
+
+def task_ranks(
+    config: BenchConfig, interval_table: pd.DataFrame, table: pd.DataFrame
+) -> dict[str, dict[str, int]]:
+    """Per task, each model's rank on the headline, by the same rule as the overall rank."""
+    result = {}
     for task in config.tasks:
         line = headline(task)
-        column = f"score.{line.key}"
-        frames = {}
-        for name in names:
-            mine = _rows(results, name, task.name)
-            frames[name] = (
-                mine.set_index("sample_id")[column].astype(float)
-                if column in mine
-                else pd.Series(dtype=float)
-            )
-        for n, a in enumerate(names):
-            for b in names[n + 1 :]:
-                joined = pd.concat([frames[a], frames[b]], axis=1, join="inner")
-                if joined.empty:
-                    continue
-                test = stats.paired_test(
-                    joined.iloc[:, 0].to_numpy(),
-                    joined.iloc[:, 1].to_numpy(),
-                    resamples=spec.resamples,
-                    confidence=spec.confidence,
-                    seed=spec.seed,
-                )
-                rows.append(
-                    [
-                        task.name,
-                        line.key,
-                        a,
-                        b,
-                        test.difference,
-                        test.low,
-                        test.high,
-                        test.p_value,
-                        test.method,
-                        test.n,
-                        bool(test.p_value < alpha) if test.n else False,
-                    ]
-                )
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+        mine = interval_table[
+            (interval_table["task"] == task.name) & (interval_table["metric"] == line.key)
+        ]
+        cis = {
+            str(r["model"]): stats.Interval(r["estimate"], r["low"], r["high"], int(r["n"]))
+            for r in mine.to_dict("records")
+        }
+        result[task.name] = ranks(cis, table[table["task"] == task.name], line.higher_is_better)
+    return result
 
 
 def ratings(config: BenchConfig, verdicts: pd.DataFrame) -> pd.DataFrame:

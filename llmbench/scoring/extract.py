@@ -7,6 +7,7 @@ lists extractors in YAML and they run in order, each taking the previous one's o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -46,7 +47,9 @@ class LastNumberExtractor(_Spec):
 
 
 class ChoiceLetterExtractor(_Spec):
-    """The letter of a multiple-choice answer (``(B)``, ``Answer: B``, ``B.`` ...)."""
+    """The letter of a multiple-choice answer where it stands as the answer (``(B)``,
+    ``Answer: B``, a line ``B`` or ``B. Earth``), never a letter that is a word of a sentence
+    ("A child ...", "the answer is a tough one")."""
 
     type: Literal["choice_letter"]
     letters: str = "ABCD"
@@ -121,19 +124,43 @@ def _last_number(text: str) -> str | None:
     return normalize_number(numbers[-1]) if numbers else None
 
 
-def _choice_letter(spec: ChoiceLetterExtractor, text: str) -> str | None:
-    letters = re.escape(spec.letters)
-    patterns = (
-        rf"answer\s*(?:is|:)?\s*\(?([{letters}])\b",
-        rf"\(([{letters}])\)",
-        rf"^\s*([{letters}])(?:[.):\s]|$)",
-        rf"\b([{letters}])\b",
+@functools.cache
+def _choice_patterns(letters: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Where a letter stands as an answer: (an answer statement, a letter standing alone).
+
+    A letter counts when it is marked off from the words around it: bracketed ("(B)",
+    "[B]"), in bold, alone on its line or followed there by punctuation and perhaps the
+    option text ("B", "B. Earth", "B) Earth"), or named by "answer"/"option"/"choice"
+    ("Answer: b", "the answer is (B)", "The answer is B because ..."). A bare letter inside a
+    sentence ("A child ...", "the answer is a tough one") is a word, not an answer."""
+    letter = f"[{re.escape(letters)}]"
+    inline = r"[^\S\n]*"  # spaces within one line
+    bracketed = rf"[(\[]{inline}({letter}){inline}[)\]]|\*\*({letter})\*\*"
+    punctuated = rf"({letter})(?={inline}(?:[.):,;!]|$))"
+    upper = rf"(?-i:({letter.upper()}))(?![A-Za-z0-9])"  # "is B because": a capital stands out
+    marker = rf"\b(?:answer|option|choice)\b(?:{inline}(?:is|would be|should be)\b)?{inline}[:=-]?"
+    statement = re.compile(
+        rf"{marker}{inline}(?:{bracketed}|{punctuated}|{upper})", re.IGNORECASE | re.MULTILINE
     )
-    for pattern in patterns:
-        match = re.search(pattern, text, re.IGNORECASE | re.MULTILINE)
-        if match:
-            return match.group(1).upper()
-    return None
+    alone = re.compile(
+        rf"{bracketed}|^{inline}(?:{bracketed}|{punctuated})", re.IGNORECASE | re.MULTILINE
+    )
+    return statement, alone
+
+
+def _letter(match: re.Match[str]) -> str:
+    return next(g for g in match.groups() if g is not None).upper()
+
+
+def _choice_letter(spec: ChoiceLetterExtractor, text: str) -> str | None:
+    """The first answer statement's letter; else the letter standing alone, if only one
+    does (a reply that lists "A. Venus / B. Earth / C. Mars" has not chosen)."""
+    statement, alone = _choice_patterns(spec.letters)
+    match = statement.search(text)
+    if match:
+        return _letter(match)
+    standing = {_letter(m) for m in alone.finditer(text)}
+    return standing.pop() if len(standing) == 1 else None
 
 
 def _first_line(text: str) -> str | None:

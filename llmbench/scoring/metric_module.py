@@ -31,12 +31,3 @@ def metric_info(description: str, citation: str = "", inputs: str = "") -> evalu
 
 def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
-
-
-def reference_streams(references: list[list[str]]) -> list[list[str]]:
-    """sacrebleu wants one stream per reference position; every item needs as many."""
-    counts = {len(refs) for refs in references}
-    if len(counts) > 1:
-        raise ValueError("bleu/chrf need the same number of references for every item")
-    width = counts.pop() if counts else 1
-    return [[refs[i] for refs in references] for i in range(width)]

@@ -28,8 +28,11 @@ class MetricDef:
     name: str
     keys: tuple[str, ...]
     options: frozenset[str] = field(default_factory=frozenset)
-    higher_is_better: bool = True
+    higher_is_better: bool = True  # read by ranks, paired "better" and the overall score
     scale: float = 1.0  # the value of a perfect score (sacrebleu reports 0-100)
+    # A corpus score (sacrebleu): the aggregate is not the mean of the per-sample scores, so
+    # intervals and paired tests resample its sufficient statistics (scoring/corpus.py).
+    corpus: bool = False
 
     def output_keys(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         if self.name == "rouge" and options.get("rouge_types"):
@@ -52,8 +55,10 @@ METRICS: dict[str, MetricDef] = {
             ("rouge1", "rouge2", "rougeL", "rougeLsum"),
             frozenset({"rouge_types", "use_stemmer"}),
         ),
-        MetricDef("bleu", ("bleu",), scale=100.0),
-        MetricDef("chrf", ("chrf",), scale=100.0),
+        MetricDef("bleu", ("bleu",), scale=100.0, corpus=True),
+        MetricDef("chrf", ("chrf",), scale=100.0, corpus=True),
+        # Translation edit rate: edits per reference word, x100; 0 is perfect, can pass 100.
+        MetricDef("ter", ("ter",), higher_is_better=False, scale=100.0, corpus=True),
     )
 }
 

@@ -1,8 +1,13 @@
 """Uncertainty and agreement statistics for the leaderboard.
 
 Every number in the leaderboard comes with how much to trust it: a confidence interval, a
-p-value for "is model A really better than B", ranks that only differ when the intervals do,
-and how well an LLM judge agrees with humans.
+p-value for "is model A really better than B", ranks that only differ when the paired tests
+(or, for models scored on different items, the intervals) say so, and how well an LLM judge
+agrees with humans.
+
+An interval describes the number it stands beside. Scores that are means (accuracy, exact
+match, ROUGE) are resampled as per-item values; corpus scores (BLEU, chrF, TER) as per-item
+sufficient statistics (:class:`Corpus`) whose resampled sums are scored again.
 
 Conventions: NaN (or None) in an input means "unscored" and is dropped, never read as 0; in
 paired inputs the whole pair goes. All randomness comes from ``numpy.random.default_rng(seed)``,
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -42,10 +47,41 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Corpus:
+    """A corpus-level score: one row of sufficient statistics per item, and the score of
+    their column sums (sacrebleu's BLEU, chrF and TER are of this form).
+
+    Resampling items and scoring the summed rows again is the bootstrap of the corpus score
+    itself; the mean of sentence scores is a different number."""
+
+    table: FloatArray  # (items, statistics)
+    score: Callable[[FloatArray], float]  # summed statistics -> score
+
+    def __post_init__(self) -> None:
+        if self.table.ndim != 2:
+            raise ValueError(f"table must be (items, statistics), got shape {self.table.shape}")
+
+    @property
+    def n(self) -> int:
+        return int(self.table.shape[0])
+
+    def estimate(self) -> float:
+        return self.score(self.table.sum(axis=0)) if self.n else math.nan
+
+    def mapped(self, transform: Callable[[float], float]) -> Corpus:
+        """The same items with ``transform`` applied to the score (e.g. onto a 0-1 scale)."""
+        score = self.score
+        return Corpus(self.table, lambda summed: transform(score(summed)))
+
+
+Group = Values | Corpus  # one model's scored items on one task: values to average, or a corpus
+
+
+@dataclass(frozen=True)
 class PairedTest:
     """The difference between two models on the same items, and whether it is real."""
 
-    difference: float  # mean(a - b) over paired items
+    difference: float  # a - b: of the means, or of the corpus scores, over paired items
     low: float  # bootstrap CI of the difference
     high: float
     p_value: float  # two-sided
@@ -112,6 +148,42 @@ def _bootstrap_means(x: FloatArray, resamples: int, rng: np.random.Generator) ->
     return np.concatenate(parts)
 
 
+def _scores_of_sums(corpus: Corpus, summed: FloatArray) -> FloatArray:
+    return np.fromiter((corpus.score(row) for row in summed), np.float64, len(summed))
+
+
+def _bootstrap_corpus(corpus: Corpus, resamples: int, rng: np.random.Generator) -> FloatArray:
+    """Corpus scores of ``resamples`` resamples of the items (with replacement)."""
+    n, k = corpus.table.shape
+    parts = []
+    for rows in _chunks(resamples, n * k):
+        summed = corpus.table[rng.integers(0, n, size=(rows, n))].sum(axis=1)
+        parts.append(_scores_of_sums(corpus, summed))
+    return np.concatenate(parts)
+
+
+def _kept(group: Group, name: str = "values") -> FloatArray | Corpus:
+    """A group with its unscored (NaN) values dropped; a corpus is already scored items."""
+    if isinstance(group, Corpus):
+        return group
+    x = _as_vector(group, name)
+    return x[~np.isnan(x)]
+
+
+def _size(group: FloatArray | Corpus) -> int:
+    return group.n if isinstance(group, Corpus) else int(group.size)
+
+
+def _estimate(group: FloatArray | Corpus) -> float:
+    return group.estimate() if isinstance(group, Corpus) else float(group.mean())
+
+
+def _bootstrap(group: FloatArray | Corpus, resamples: int, rng: np.random.Generator) -> FloatArray:
+    if isinstance(group, Corpus):
+        return _bootstrap_corpus(group, resamples, rng)
+    return _bootstrap_means(group, resamples, rng)
+
+
 def _is_missing(value: object) -> bool:
     if value is None:
         return True
@@ -132,49 +204,46 @@ def _present_pairs(a: Labels, b: Labels) -> tuple[list[Hashable], list[Hashable]
 
 
 def bootstrap_ci(
-    values: Values, *, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+    values: Group, *, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> Interval:
-    """Percentile bootstrap CI of the mean: how far the score could move on another sample."""
+    """Percentile bootstrap CI of the mean of ``values``, or of a :class:`Corpus` score: how
+    far the score could move on another sample of items."""
     _check_resampling(resamples, confidence)
-    x = _as_vector(values)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
+    x = _kept(values)
+    n = _size(x)
+    if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    estimate = float(x.mean())
-    if x.size == 1:  # one value says nothing about spread: no interval, not a zero-width one
+    estimate = _estimate(x)
+    if n == 1:  # one value says nothing about spread: no interval, not a zero-width one
         return Interval(estimate, math.nan, math.nan, 1)
     rng = np.random.default_rng(seed)
-    low, high = _bounds(_bootstrap_means(x, resamples, rng), confidence)
-    return Interval(estimate, low, high, int(x.size))
+    low, high = _bounds(_bootstrap(x, resamples, rng), confidence)
+    return Interval(estimate, low, high, n)
 
 
 def stratified_bootstrap_ci(
-    groups: Sequence[Values],
+    groups: Sequence[Group],
     *,
     resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> Interval:
-    """CI of the mean of group means, e.g. an overall score that averages per-task scores.
+    """CI of the mean of group scores, e.g. an overall score that averages per-task scores.
 
-    Each group is resampled within itself, so every task keeps its weight and its size. Groups
-    with no scored values are left out; ``n`` is the number of values used over all groups.
+    A group's score is the mean of its values, or its :class:`Corpus` score. Each group is
+    resampled within itself, so every task keeps its weight and its size. Groups with no
+    scored values are left out; ``n`` is the number of values used over all groups.
     """
     _check_resampling(resamples, confidence)
-    kept = []
-    for i, group in enumerate(groups):
-        x = _as_vector(group, f"groups[{i}]")
-        x = x[~np.isnan(x)]
-        if x.size:
-            kept.append(x)
-    n = sum(x.size for x in kept)
+    kept = [x for i, g in enumerate(groups) if _size(x := _kept(g, f"groups[{i}]"))]
+    n = sum(_size(x) for x in kept)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
-    estimate = float(np.mean([x.mean() for x in kept]))
+    estimate = float(np.mean([_estimate(x) for x in kept]))
     if n == 1:
         return Interval(estimate, math.nan, math.nan, 1)
     rng = np.random.default_rng(seed)
-    means = np.mean([_bootstrap_means(x, resamples, rng) for x in kept], axis=0)
+    means = np.mean([_bootstrap(x, resamples, rng) for x in kept], axis=0)
     low, high = _bounds(means, confidence)
     return Interval(estimate, low, high, n)
 
@@ -182,9 +251,81 @@ def stratified_bootstrap_ci(
 # --- paired comparison ---------------------------------------------------------------------
 
 
+Pair = tuple[FloatArray, FloatArray] | tuple[Corpus, Corpus]
+
+
+def _aligned(a: Group, b: Group) -> Pair:
+    """Two models' scores on the same items, pairs with a NaN side dropped."""
+    if isinstance(a, Corpus) or isinstance(b, Corpus):
+        if not (isinstance(a, Corpus) and isinstance(b, Corpus)):
+            raise TypeError("a corpus score can only be compared with another corpus score")
+        if a.n != b.n or a.table.shape[1] != b.table.shape[1]:
+            raise ValueError(f"a and b must be aligned: {a.table.shape} vs {b.table.shape}")
+        return a, b
+    x, y = _as_vector(a, "a"), _as_vector(b, "b")
+    if x.size != y.size:
+        raise ValueError(f"a and b must be aligned: {x.size} vs {y.size} items")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    return x[keep], y[keep]
+
+
+def _pair_size(pair: Pair) -> int:
+    return _size(pair[0])
+
+
+def _pair_difference(pair: Pair) -> float:
+    return _estimate(pair[0]) - _estimate(pair[1])
+
+
+def _bootstrap_differences(pair: Pair, resamples: int, rng: np.random.Generator) -> FloatArray:
+    """a - b on ``resamples`` resamples of the items, the same items for both models."""
+    a, b = pair
+    if not isinstance(a, Corpus):
+        return _bootstrap_means(a - cast(FloatArray, b), resamples, rng)
+    assert isinstance(b, Corpus)
+    n, k = a.table.shape
+    parts = []
+    for rows in _chunks(resamples, 2 * n * k):
+        index = rng.integers(0, n, size=(rows, n))
+        parts.append(
+            _scores_of_sums(a, a.table[index].sum(axis=1))
+            - _scores_of_sums(b, b.table[index].sum(axis=1))
+        )
+    return np.concatenate(parts)
+
+
+def _permuted_differences(pair: Pair, resamples: int, rng: np.random.Generator) -> FloatArray:
+    """a - b after swapping the two models' outputs on a random half of the items, as the
+    null hypothesis (no difference) allows: sign flips for means, approximate randomization
+    (swapped statistics rows, scored again) for corpus scores."""
+    a, b = pair
+    n = _pair_size(pair)
+    parts = []
+    if not isinstance(a, Corpus):
+        d = a - cast(FloatArray, b)
+        for rows in _chunks(resamples, n):
+            signs = rng.integers(0, 2, size=(rows, n), dtype=np.int8) * 2 - 1
+            parts.append((signs @ d) / n)
+        return np.concatenate(parts)
+    assert isinstance(b, Corpus)
+    sum_a, sum_b = a.table.sum(axis=0), b.table.sum(axis=0)
+    moved = b.table - a.table  # what a's sums gain when an item's outputs are swapped
+    for rows in _chunks(resamples, n):
+        swaps = rng.integers(0, 2, size=(rows, n)).astype(np.float64) @ moved
+        parts.append(_scores_of_sums(a, sum_a + swaps) - _scores_of_sums(b, sum_b - swaps))
+    return np.concatenate(parts)
+
+
+def _permutation_p(observed: float, permuted: FloatArray) -> float:
+    """p = (extreme + 1) / (resamples + 1); ties up to rounding count as extreme."""
+    tolerance = 1e-9 * abs(observed) + 1e-12
+    extreme = int(np.count_nonzero(np.abs(permuted) >= abs(observed) - tolerance))
+    return (extreme + 1) / (permuted.size + 1)
+
+
 def paired_test(
-    a: Values,
-    b: Values,
+    a: Group,
+    b: Group,
     *,
     resamples: int = 1000,
     confidence: float = 0.95,
@@ -197,13 +338,17 @@ def paired_test(
     pairs; 1.0 when there are none). Otherwise it is a paired sign-flip permutation test with
     ``resamples`` random flips, p = (extreme + 1) / (resamples + 1). The interval is a paired
     bootstrap of the mean difference. With no pairs left every number is NaN.
+
+    For two aligned :class:`Corpus` scores the difference is that of the corpus scores, its
+    interval a paired bootstrap of it and the p-value approximate randomization (each item's
+    outputs swapped between the models at random, the corpus scores recomputed), as in
+    sacrebleu's ``paired_ar``.
     """
     _check_resampling(resamples, confidence)
-    x, y = _as_vector(a, "a"), _as_vector(b, "b")
-    if x.size != y.size:
-        raise ValueError(f"a and b must be aligned: {x.size} vs {y.size} items")
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
+    pair = _aligned(a, b)
+    if isinstance(pair[0], Corpus):
+        return _paired_corpus(pair, resamples, confidence, seed)
+    x, y = pair
     n = int(x.size)
     binary = bool(np.all((x == 0) | (x == 1)) and np.all((y == 0) | (y == 1)))
     method = "mcnemar" if binary else "permutation"
@@ -234,26 +379,106 @@ def paired_test(
     return PairedTest(difference, low, high, p_value, n, method)
 
 
-def rank_with_ties(
-    intervals: Mapping[str, Interval], higher_is_better: bool = True
-) -> dict[str, int]:
-    """Ranks that only separate models whose intervals do not overlap (the LMSYS arena rule).
+def _paired_corpus(
+    pair: tuple[Corpus, Corpus], resamples: int, confidence: float, seed: int
+) -> PairedTest:
+    n = _pair_size(pair)
+    if n == 0:
+        return PairedTest(math.nan, math.nan, math.nan, math.nan, 0, "permutation")
+    difference = _pair_difference(pair)
+    rng = np.random.default_rng(seed)
+    low, high = (
+        (math.nan, math.nan)
+        if n == 1
+        else _bounds(_bootstrap_differences(pair, resamples, rng), confidence)
+    )
+    p_value = _permutation_p(difference, _permuted_differences(pair, resamples, rng))
+    return PairedTest(difference, low, high, p_value, n, "permutation")
 
-    Rank = 1 + the number of models whose interval lies entirely on the better side of this
-    one's (for higher_is_better: other.low > this.high). Models with a NaN estimate rank last,
-    at len(intervals), and do not push anyone else down.
+
+def stratified_paired_test(
+    pairs: Sequence[tuple[Group, Group]],
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedTest:
+    """Is A's overall score (the mean of its per-task scores) different from B's?
+
+    ``pairs`` holds, per task, the two models' aligned scores (values or corpora), as for
+    :func:`paired_test`. Tasks with no pairs left are dropped. With one task this is
+    :func:`paired_test` itself (so McNemar for 0/1 scores); with more, the difference is the
+    mean of per-task differences, its interval a paired bootstrap resampling each task's
+    items within the task, and the p-value a permutation test swapping the models' outputs
+    item by item within each task.
     """
+    _check_resampling(resamples, confidence)
+    if not pairs:
+        raise ValueError("stratified_paired_test needs at least one task")
+    kept = [pair for a, b in pairs if _pair_size(pair := _aligned(a, b))]
+    if len(kept) <= 1:
+        return paired_test(
+            *(kept[0] if kept else pairs[0]), resamples=resamples, confidence=confidence, seed=seed
+        )
+    n = sum(_pair_size(pair) for pair in kept)
+    difference = float(np.mean([_pair_difference(pair) for pair in kept]))
+    rng = np.random.default_rng(seed)
+    boot = np.mean([_bootstrap_differences(pair, resamples, rng) for pair in kept], axis=0)
+    low, high = _bounds(boot, confidence)
+    permuted = np.mean([_permuted_differences(pair, resamples, rng) for pair in kept], axis=0)
+    return PairedTest(difference, low, high, _permutation_p(difference, permuted), n, "permutation")
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values, in the input order.
+
+    Declaring every adjusted p below alpha significant keeps the chance of any false
+    positive among the whole family of tests at alpha (the raw p-values would not, once many
+    pairs of models are compared). NaN p-values (no test) stay NaN and are not counted.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    running = 0.0
+    for position, index in enumerate(order):
+        running = max(running, min(1.0, float((order.size - position) * p[index])))
+        adjusted[index] = running
+    return [float(v) for v in adjusted]
+
+
+def rank_with_ties(
+    intervals: Mapping[str, Interval],
+    higher_is_better: bool = True,
+    *,
+    paired: Mapping[tuple[str, str], bool] | None = None,
+) -> dict[str, int]:
+    """Rank = 1 + the number of models significantly better than this one.
+
+    Where two models were scored on the same items, a paired test decides: ``paired[(x, y)]``
+    is True when x is significantly better than y (the caller's test, e.g. Holm-adjusted, in
+    the metric's direction); a pair present in either order is decided by it alone. Other
+    pairs fall back to the intervals: x is better when its interval lies entirely on the
+    better side of y's (for higher_is_better: x.low > y.high; the LMSYS arena rule), so
+    overlapping intervals share a rank. Models with a NaN estimate rank last, at
+    len(intervals), and do not push anyone else down.
+    """
+    decided = paired or {}
     scored = {k: v for k, v in intervals.items() if not math.isnan(v.estimate)}
+
+    def beats(x: str, y: str) -> bool:
+        if (x, y) in decided or (y, x) in decided:
+            return decided.get((x, y), False)
+        if higher_is_better:
+            return scored[x].low > scored[y].high
+        return scored[x].high < scored[y].low
+
     ranks: dict[str, int] = {}
-    for name, this in intervals.items():
+    for name in intervals:
         if name not in scored:
             ranks[name] = len(intervals)
             continue
-        if higher_is_better:
-            better = sum(o.low > this.high for k, o in scored.items() if k != name)
-        else:
-            better = sum(o.high < this.low for k, o in scored.items() if k != name)
-        ranks[name] = 1 + better
+        ranks[name] = 1 + sum(beats(other, name) for other in scored if other != name)
     return ranks
 
 

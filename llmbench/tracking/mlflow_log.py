@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from llmbench.config import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
+from llmbench.report.leaderboard import spend_of
 from llmbench.report.routing import routing_table
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
@@ -224,7 +225,7 @@ def log_benchmark(
         mlflow.log_metrics(
             {
                 "cost_usd": float(results["cost_usd"].sum()),
-                "spend_usd": float(results["spend_usd"].sum()),
+                "spend_usd": spend_of(results),
                 "saved_usd": float(results.loc[cached, "cost_usd"].sum()),
                 "cache_hits": int(cached.sum()),
                 "cache_misses": int((~cached).sum()),

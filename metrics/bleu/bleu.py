@@ -5,7 +5,8 @@ from __future__ import annotations
 import evaluate
 import sacrebleu
 
-from llmbench.scoring.metric_module import metric_info, reference_streams
+from llmbench.scoring.corpus import reference_streams, sacrebleu_metric
+from llmbench.scoring.metric_module import metric_info
 
 
 class Bleu(evaluate.Metric):
@@ -16,7 +17,7 @@ class Bleu(evaluate.Metric):
         )
 
     def _compute(self, predictions: list[str], references: list[list[str]]) -> dict[str, object]:
-        corpus = sacrebleu.corpus_bleu(predictions, reference_streams(references))
+        corpus = sacrebleu_metric("bleu").corpus_score(predictions, reference_streams(references))
         per_item = [
             sacrebleu.sentence_bleu(p, list(refs)).score
             for p, refs in zip(predictions, references, strict=True)

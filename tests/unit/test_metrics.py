@@ -8,7 +8,9 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from llmbench.scoring.metrics import compute_metric
+from llmbench.scoring.corpus import corpus_statistics
+from llmbench.scoring.metrics import METRICS, compute_metric
+from llmbench.scoring.stats import Corpus
 
 PREDICTIONS = [
     "The concert moved to next weekend because of rain.",
@@ -63,6 +65,37 @@ def test_bleu_and_chrf_match_sacrebleu() -> None:
     assert chrf.per_sample["chrf"] == pytest.approx(
         [sacrebleu.sentence_chrf(p, r).score for p, r in zip(PREDICTIONS, REFERENCES, strict=True)]
     )
+
+
+def test_ter_matches_sacrebleu_and_is_lower_is_better() -> None:
+    streams = [[r[0] for r in REFERENCES]]
+    ter = compute_metric("ter", {}, PREDICTIONS, REFERENCES)
+    assert ter.aggregate["ter"] == pytest.approx(sacrebleu.corpus_ter(PREDICTIONS, streams).score)
+    assert ter.per_sample["ter"] == pytest.approx(
+        [sacrebleu.sentence_ter(p, r).score for p, r in zip(PREDICTIONS, REFERENCES, strict=True)]
+    )
+    perfect = compute_metric("ter", {}, [r[0] for r in REFERENCES], REFERENCES)
+    assert perfect.aggregate["ter"] == 0.0 < ter.aggregate["ter"]  # 0 is the best TER
+    assert METRICS["ter"].higher_is_better is False
+    assert all(METRICS[name].higher_is_better for name in METRICS if name != "ter")
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf", "ter"])
+def test_corpus_statistics_sum_to_the_reported_corpus_score(name: str) -> None:
+    """The statistics the intervals resample give back exactly the leaderboard's number."""
+    references = [[r[0], r[0].replace("the", "a")] for r in REFERENCES]  # two references
+    corpus = corpus_statistics(name, PREDICTIONS, references)
+    assert corpus.n == len(PREDICTIONS)
+    reported = compute_metric(name, {}, PREDICTIONS, references).aggregate[name]
+    assert corpus.estimate() == pytest.approx(reported, abs=1e-9)
+    sentence_mean = sum(compute_metric(name, {}, PREDICTIONS, references).per_sample[name]) / 3
+    assert corpus.estimate() != pytest.approx(sentence_mean)  # a different number
+    # Any subset is the corpus score of that subset.
+    subset = Corpus(corpus.table[[0, 2]], corpus.score)
+    direct = compute_metric(
+        name, {}, [PREDICTIONS[0], PREDICTIONS[2]], [references[0], references[2]]
+    )
+    assert subset.estimate() == pytest.approx(direct.aggregate[name], abs=1e-9)
 
 
 def test_exact_match_options_and_multiple_references() -> None:

@@ -11,15 +11,18 @@ from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score
 
 from llmbench.scoring.stats import (
+    Corpus,
     Interval,
     agreement,
     bootstrap_ci,
     bradley_terry,
     cohen_kappa,
     fleiss_kappa,
+    holm,
     paired_test,
     rank_with_ties,
     stratified_bootstrap_ci,
+    stratified_paired_test,
 )
 
 NAN = math.nan
@@ -204,6 +207,177 @@ def test_rank_with_ties_chains_of_overlap() -> None:
         "c": Interval(0.7, 0.65, 0.76, 10),  # below a only
     }
     assert rank_with_ties(intervals) == {"a": 1, "b": 1, "c": 2}
+
+
+def test_paired_tests_decide_ranks_where_given() -> None:
+    intervals = {
+        "a": Interval(0.80, 0.75, 0.85, 100),
+        "b": Interval(0.76, 0.71, 0.81, 100),  # overlaps a
+        "c": Interval(0.74, 0.69, 0.79, 100),  # overlaps a and b
+    }
+    assert rank_with_ties(intervals) == {"a": 1, "b": 1, "c": 1}
+    # The same items: the paired test separates a from b although their intervals overlap;
+    # b vs c was tested and found no difference; a vs c falls back to the intervals.
+    paired = {("a", "b"): True, ("b", "a"): False, ("b", "c"): False, ("c", "b"): False}
+    assert rank_with_ties(intervals, paired=paired) == {"a": 1, "b": 2, "c": 1}
+    # A paired "no difference" also overrides intervals that do not overlap.
+    apart = {"a": Interval(0.9, 0.85, 0.95, 10), "b": Interval(0.5, 0.45, 0.55, 10)}
+    assert rank_with_ties(apart) == {"a": 1, "b": 2}
+    assert rank_with_ties(apart, paired={("a", "b"): False}) == {"a": 1, "b": 1}
+    # Direction: for a lower-is-better score the paired verdict is taken as given.
+    assert rank_with_ties(apart, False, paired={("b", "a"): True}) == {"a": 2, "b": 1}
+
+
+# --- holm ----------------------------------------------------------------------------------
+
+
+def test_holm_adjusts_step_down_and_keeps_order() -> None:
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> max so far 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([0.003]) == [0.003]  # one test: unchanged
+    adjusted = holm([0.02, NAN, 0.01])  # NaN: no test, not counted in the family
+    assert adjusted[0] == pytest.approx(0.02) and adjusted[2] == pytest.approx(0.02)
+    assert math.isnan(adjusted[1])
+    assert holm([]) == []
+
+
+def test_holm_controls_the_familywise_error_rate() -> None:
+    """Six true-null pairs: raw p < 0.05 somewhere far more often than 5%, Holm at most 5%."""
+    rng = np.random.default_rng(77)
+    raw_any = holm_any = 0
+    trials = 2000
+    for _ in range(trials):
+        p = rng.random(6)  # p-values of true nulls are uniform
+        raw_any += bool(np.any(p < 0.05))
+        holm_any += bool(np.any(np.array(holm(p.tolist())) < 0.05))
+    assert raw_any / trials > 0.2
+    assert holm_any / trials <= 0.06
+
+
+# --- corpus scores -------------------------------------------------------------------------
+
+
+def ratio(summed: np.ndarray) -> float:
+    """A corpus score of the TER kind: total edits / total reference length, x100."""
+    return 100.0 * float(summed[0]) / float(summed[1])
+
+
+def corpus(edits: np.ndarray, lengths: np.ndarray) -> Corpus:
+    return Corpus(np.column_stack([edits, lengths]).astype(float), ratio)
+
+
+def test_corpus_interval_is_of_the_corpus_score_not_the_sentence_mean() -> None:
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 40, 200)
+    edits = rng.binomial(lengths, np.where(lengths < 10, 0.8, 0.2))  # short items err more
+    scores = corpus(edits, lengths)
+    ci = bootstrap_ci(scores, resamples=2000, seed=1)
+    assert ci.estimate == pytest.approx(100 * edits.sum() / lengths.sum())
+    assert ci.n == 200
+    assert ci.low < ci.estimate < ci.high
+    sentence_mean = bootstrap_ci(100 * edits / lengths, resamples=2000, seed=1)
+    assert not sentence_mean.low <= ci.estimate <= sentence_mean.high  # another number
+
+
+def test_corpus_interval_covers_the_true_score_at_the_nominal_rate() -> None:
+    rng = np.random.default_rng(11)
+    covered = []
+    for i in range(300):
+        lengths = rng.integers(3, 30, 80)
+        edits = rng.binomial(lengths, 0.3)
+        ci = bootstrap_ci(corpus(edits, lengths), resamples=400, seed=i)
+        covered.append(ci.low <= 30.0 <= ci.high)
+    assert 0.90 <= np.mean(covered) <= 0.99
+
+
+def test_corpus_degenerate_sizes() -> None:
+    one = bootstrap_ci(corpus(np.array([2]), np.array([4])))
+    assert (one.estimate, one.n) == (50.0, 1)
+    assert math.isnan(one.low) and math.isnan(one.high)
+    empty = bootstrap_ci(Corpus(np.zeros((0, 2)), ratio))
+    assert empty.n == 0 and math.isnan(empty.estimate)
+
+
+def test_paired_corpus_test_is_the_difference_of_corpus_scores() -> None:
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(3, 30, 150)
+    a, b = rng.binomial(lengths, 0.2), rng.binomial(lengths, 0.35)
+    result = paired_test(corpus(a, lengths), corpus(b, lengths), seed=2)
+    assert result.method == "permutation"
+    assert result.n == 150
+    assert result.difference == pytest.approx(100 * (a.sum() - b.sum()) / lengths.sum())
+    assert result.low < result.difference < result.high < 0
+    assert result.p_value == pytest.approx(1 / 1001)  # no swap is as extreme
+    same = paired_test(corpus(a, lengths), corpus(a, lengths))
+    assert same.difference == 0.0 and same.p_value == 1.0
+
+
+def test_paired_corpus_test_is_calibrated_under_the_null() -> None:
+    rng = np.random.default_rng(8)
+    p_values = []
+    for i in range(300):
+        lengths = rng.integers(3, 30, 60)
+        a, b = rng.binomial(lengths, 0.3), rng.binomial(lengths, 0.3)
+        p_values.append(
+            paired_test(corpus(a, lengths), corpus(b, lengths), resamples=200, seed=i).p_value
+        )
+    assert 0.02 <= np.mean(np.array(p_values) < 0.05) <= 0.08
+
+
+def test_paired_corpus_test_needs_aligned_corpora() -> None:
+    with pytest.raises(ValueError):
+        paired_test(
+            corpus(np.array([1, 2]), np.array([3, 3])), corpus(np.array([1]), np.array([3]))
+        )
+    with pytest.raises(TypeError):
+        paired_test(corpus(np.array([1]), np.array([3])), [0.5])
+
+
+def test_stratified_bootstrap_mixes_means_and_corpora() -> None:
+    rng = np.random.default_rng(9)
+    values = rng.random(50)
+    lengths = rng.integers(3, 30, 40)
+    scores = corpus(rng.binomial(lengths, 0.3), lengths).mapped(lambda v: v / 100)
+    result = stratified_bootstrap_ci([values, scores], seed=3)
+    assert result.estimate == pytest.approx((values.mean() + scores.estimate()) / 2)
+    assert result.n == 90
+    assert result.low < result.estimate < result.high
+
+
+# --- stratified_paired_test ----------------------------------------------------------------
+
+
+def test_stratified_paired_test_of_one_task_is_the_task_test() -> None:
+    rng = np.random.default_rng(10)
+    a = (rng.random(100) < 0.6).astype(float)
+    b = (rng.random(100) < 0.4).astype(float)
+    assert stratified_paired_test([(a, b)], seed=4) == paired_test(a, b, seed=4)
+    # Tasks with no pairs left are dropped.
+    assert stratified_paired_test([(a, b), ([NAN], [1.0])], seed=4) == paired_test(a, b, seed=4)
+
+
+def test_stratified_paired_test_averages_task_differences() -> None:
+    rng = np.random.default_rng(12)
+    a1, b1 = (rng.random(80) < 0.7).astype(float), (rng.random(80) < 0.4).astype(float)
+    a2, b2 = rng.random(60) + 0.2, rng.random(60)
+    result = stratified_paired_test([(a1, b1), (a2, b2)], seed=1)
+    expected = ((a1 - b1).mean() + (a2 - b2).mean()) / 2
+    assert result.difference == pytest.approx(expected)
+    assert result.n == 140
+    assert result.method == "permutation"
+    assert result.low < expected < result.high
+    assert result.p_value < 0.01
+
+
+def test_stratified_paired_test_is_calibrated_under_the_null() -> None:
+    rng = np.random.default_rng(13)
+    p_values = []
+    for i in range(300):
+        a1, b1 = (rng.random(40) < 0.5).astype(float), (rng.random(40) < 0.5).astype(float)
+        a2, b2 = rng.random(30), rng.random(30)
+        p_values.append(stratified_paired_test([(a1, b1), (a2, b2)], resamples=200, seed=i).p_value)
+    assert 0.02 <= np.mean(np.array(p_values) < 0.05) <= 0.08
 
 
 # --- cohen_kappa / fleiss_kappa ------------------------------------------------------------
