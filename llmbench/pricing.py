@@ -73,3 +73,14 @@ def worst_case_cost(
 ) -> float:
     """What a request is reserved against the budget before it is sent."""
     return max_cost(price, estimated_prompt_tokens(messages), params.max_tokens) or 0.0
+
+
+def cost_parts(price: PriceEntry | None, call: Call) -> tuple[float, float]:
+    """(input, output) USD of a call, summing to its cost: compute-time pricing bills it all
+    as output (the time is spent generating); unpriced calls cost nothing."""
+    if price is None:
+        return 0.0, call.cost_usd
+    if price.per_hour is not None:
+        return 0.0, call_cost(call, price)
+    prompt = usage_cost(price, call.input_tokens, 0, 0.0, call.cached_tokens)
+    return prompt, usage_cost(price, 0, call.output_tokens, 0.0)

@@ -16,7 +16,7 @@ from rich.table import Table
 from llmbench.config import BenchConfig
 from llmbench.estimate import Estimate
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
-from llmbench.report.routing import routing_table
+from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
 from llmbench.report.strategies import strategy_table
@@ -82,6 +82,7 @@ def write_outputs(
         routing = routing_table(config, results)
         if not routing.empty:
             routing.to_csv(folder / "routing.csv", index=False)
+            sweep_curves(config, results).to_csv(folder / "sweeps.csv", index=False)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )

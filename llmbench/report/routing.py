@@ -1,6 +1,7 @@
-"""RouteLLM's figures for a router that sends a prompt to the strong member when its score
-reaches a threshold, computed over the whole threshold sweep from the members' own rows (no
-new calls): quality at every share of calls to the strong model, PGR, APGR, CPT(50%),
+"""RouteLLM's figures for a strategy that one score and one threshold decide between two
+members (a threshold router; a two-stage cascade on stated confidence or a verifier's
+grade), computed over the whole threshold sweep from the members' own rows (no new calls):
+quality and cost at every share of calls to the strong model, PGR, APGR, CPT(50%),
 CPT(80%), beside the oracle, with bootstrap intervals over items.
 
 Definitions (Ong et al., 2024, "RouteLLM"): with weak quality q_w and strong quality q_s,
@@ -17,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from llmbench.config import BenchConfig, StrategySpec
-from llmbench.strategies.router import RouterOptions
 from llmbench.tables import trace_of
 
 ROUTING_COLUMNS = [
@@ -95,25 +95,101 @@ def _route_scores(results: pd.DataFrame, model: str, task: str) -> pd.Series:
     return pd.Series(scores, index=mine["sample_id"].astype(str).to_numpy(), dtype=float)
 
 
-def routing_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
-    """A row per (threshold router, task): the sweep's figures with intervals."""
-    spec = config.stats
-    alpha = (1.0 - spec.confidence) / 2.0
+def _sweeps(config: BenchConfig) -> list[tuple[StrategySpec, str, str, int]]:
+    """(strategy, weak model, strong model, direction) for every sweepable strategy."""
+    from llmbench.strategies.registry import strategy_class
+
     models = {m.name for m in config.models}
-    rows = []
+    found = []
     for strategy in config.strategies:
-        if strategy.kind != "router":
+        sweep_spec = strategy_class(strategy.kind).sweep(strategy)
+        if sweep_spec is None:
             continue
-        options = RouterOptions.model_validate(strategy.options)
-        cut = options.threshold
-        if cut is None or options.rules:  # rules decide some prompts: no single sweep
-            continue
-        weak_name, strong_name = strategy.members[cut.weak], strategy.members[cut.strong]
-        if weak_name not in models or strong_name not in models:
-            continue
-        for task in config.tasks:
-            rows.append(_row(config, results, strategy, task.name, weak_name, strong_name, alpha))
+        weak, strong = strategy.members[sweep_spec.weak], strategy.members[sweep_spec.strong]
+        if weak in models and strong in models:
+            found.append((strategy, weak, strong, sweep_spec.direction))
+    return found
+
+
+def routing_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
+    """A row per (sweepable strategy, task): the sweep's figures with intervals."""
+    alpha = (1.0 - config.stats.confidence) / 2.0
+    rows = [
+        _row(config, results, strategy, task.name, weak, strong, direction, alpha)
+        for strategy, weak, strong, direction in _sweeps(config)
+        for task in config.tasks
+    ]
     return pd.DataFrame(rows, columns=ROUTING_COLUMNS)
+
+
+CURVE_COLUMNS = ["model", "task", "strong_calls", "strong_share", "score", "cost_usd"]
+
+
+def sweep_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
+    """Every point of every sweep: quality and the members' cost when the k prompts the
+    strategy's score ranks first go to the strong member, k = 0..n (from cache hits: each
+    member's own row answered every item)."""
+    parts = []
+    for strategy, weak, strong, direction in _sweeps(config):
+        for task in config.tasks:
+            frame = _frame(config, results, strategy, task.name, weak, strong, direction)
+            if frame.empty:
+                continue
+            order = np.argsort(-frame["score"].to_numpy(), kind="stable")
+            quality = sweep(
+                frame["weak"].to_numpy(), frame["strong"].to_numpy(), frame["score"].to_numpy()
+            )
+            extra = (frame["strong_cost"] - frame["weak_cost"]).to_numpy()[order]
+            cost = frame["weak_cost"].sum() + np.concatenate([[0.0], np.cumsum(extra)])
+            n = len(frame)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "model": strategy.name,
+                        "task": task.name,
+                        "strong_calls": np.arange(n + 1),
+                        "strong_share": np.arange(n + 1) / n,
+                        "score": quality,
+                        "cost_usd": cost,
+                    }
+                )
+            )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def _costs(results: pd.DataFrame, model: str, task: str) -> pd.Series:
+    mine = results[(results["model"] == model) & (results["task"] == task)]
+    return pd.Series(
+        mine["cost_usd"].to_numpy(float), index=mine["sample_id"].astype(str).to_numpy()
+    )
+
+
+def _frame(
+    config: BenchConfig,
+    results: pd.DataFrame,
+    strategy: StrategySpec,
+    task: str,
+    weak: str,
+    strong: str,
+    direction: int,
+) -> pd.DataFrame:
+    """Per item: both members' headline scores and costs, the strategy's own score, and the
+    sweep score (higher: to the strong member first). An item the strategy recorded no
+    score for goes to the strong member first when a missing score means escalation."""
+    scores = _route_scores(results, strategy.name, task)
+    if direction < 0:
+        scores = (-scores).fillna(math.inf)
+    frame = pd.DataFrame(
+        {
+            "weak": _headline(config, results, weak, task),
+            "strong": _headline(config, results, strong, task),
+            "router": _headline(config, results, strategy.name, task),
+            "score": scores,
+            "weak_cost": _costs(results, weak, task),
+            "strong_cost": _costs(results, strong, task),
+        }
+    )
+    return frame.dropna()
 
 
 def _row(
@@ -123,20 +199,12 @@ def _row(
     task: str,
     weak_name: str,
     strong_name: str,
+    direction: int,
     alpha: float,
 ) -> dict[str, object]:
-    frame = pd.DataFrame(
-        {
-            "weak": _headline(config, results, weak_name, task),
-            "strong": _headline(config, results, strong_name, task),
-            "router": _headline(config, results, strategy.name, task),
-            "score": _route_scores(results, strategy.name, task),
-        }
-    ).dropna()
+    frame = _frame(config, results, strategy, task, weak_name, strong_name, direction)
     weak, strong = frame["weak"].to_numpy(), frame["strong"].to_numpy()
     score = frame["score"].to_numpy()
-    options = RouterOptions.model_validate(strategy.options)
-    assert options.threshold is not None
     row: dict[str, object] = dict.fromkeys(ROUTING_COLUMNS, math.nan)
     row.update(
         {
@@ -164,7 +232,7 @@ def _row(
             "oracle_score": float(np.maximum(weak, strong).mean()),
             "oracle_strong_share": float((strong > weak).mean()),
             "router_score": float(frame["router"].mean()),
-            "router_strong_share": float((score >= options.threshold.at).mean()),
+            "router_strong_share": _strong_share(results, strategy.name, task, strong_name),
         }
     )
     for n, key in enumerate(("apgr", "cpt_50", "cpt_80")):
@@ -172,3 +240,9 @@ def _row(
         row[f"{key}_ci_low"] = float(low[n])
         row[f"{key}_ci_high"] = float(high[n])
     return row
+
+
+def _strong_share(results: pd.DataFrame, strategy: str, task: str, strong: str) -> float:
+    """The share of the strategy's answers the strong member gave in this run."""
+    mine = results[(results["model"] == strategy) & (results["task"] == task)]
+    return float((mine["answered_by"] == strong).mean()) if len(mine) else math.nan

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -108,6 +109,28 @@ def annotate(completion: Completion, note: str) -> Completion:
     )
 
 
+def with_score(completion: Completion, score: float) -> Completion:
+    """``completion`` with ``score`` (a routing score, a stated confidence, a verifier's
+    grade) on its last call, where a threshold sweep reads it."""
+    if not completion.trace:
+        return completion
+    *head, last = completion.trace
+    return completion.model_copy(
+        update={"trace": [*head, last.model_copy(update={"score": score})]}
+    )
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """How one run of a strategy becomes a whole threshold sweep: the member roles it moves
+    between and which way its recorded score points (+1: a higher score sends the prompt to
+    ``strong``; -1: a higher score keeps it with ``weak``)."""
+
+    weak: str
+    strong: str
+    direction: int
+
+
 def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Completion:
     """The strategy's answer: ``chosen``'s text, every call of every round in its trace.
 
@@ -184,6 +207,11 @@ class Strategy(abc.ABC):
     def identity_extra(cls, spec: StrategySpec) -> dict[str, Any]:
         """What else shapes its answers besides its settings and members (a trained file)."""
         return {}
+
+    @classmethod
+    def sweep(cls, spec: StrategySpec) -> Sweep | None:
+        """Set where one score and one threshold decide between two members."""
+        return None
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:

@@ -20,7 +20,15 @@ from pydantic import Field, model_validator
 from llmbench.config import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.extract import extract
 from llmbench.scoring.verdict import parse_grade
-from llmbench.strategies.base import Options, Strategy, annotate, check_role, combine
+from llmbench.strategies.base import (
+    Options,
+    Strategy,
+    Sweep,
+    annotate,
+    check_role,
+    combine,
+    with_score,
+)
 from llmbench.types import Completion, Message, Sample
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined)
@@ -102,6 +110,15 @@ class Cascade(Strategy):
                 )
 
     @classmethod
+    def sweep(cls, spec: StrategySpec) -> Sweep | None:
+        """Two stages escalating on one graded signal: every threshold of it, from one run."""
+        options = CascadeOptions.model_validate(spec.options)
+        stages = cls.stages(spec, options)
+        if len(stages) != 2 or set(options.escalate_on) not in ({"low_confidence"}, {"low_grade"}):
+            return None
+        return Sweep(weak=stages[0], strong=stages[1], direction=-1)
+
+    @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
         options = CascadeOptions.model_validate(spec.options)
         stages = cls.stages(spec, options)
@@ -173,6 +190,7 @@ class Cascade(Strategy):
             confidence = stated_confidence(chosen.text)
             if confidence is None:
                 return chosen, "no stated confidence"
+            rounds[-1][-1] = with_score(rounds[-1][-1], confidence)
             if confidence < options.min_confidence:
                 return chosen, f"stated confidence {confidence:.2f} < {options.min_confidence:.2f}"
         if "low_grade" in signals:
@@ -184,6 +202,8 @@ class Cascade(Strategy):
                 sample, index, messages=[Message(role="user", content=prompt)], purpose="verify"
             )
             grade = parse_grade(verdict.text, low=1, high=10) if verdict.error is None else None
+            if grade is not None and grade.scored:
+                verdict = with_score(verdict, grade.value)
             rounds.append([verdict])
             if grade is None or not grade.scored:
                 return chosen, "the verifier gave no grade"

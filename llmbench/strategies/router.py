@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from llmbench.config import StrategySpec
 from llmbench.strategies import learned
-from llmbench.strategies.base import Options, Strategy, check_role, combine
+from llmbench.strategies.base import Options, Strategy, Sweep, check_role, combine, with_score
 from llmbench.types import Completion, Message, Sample
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined)
@@ -149,6 +149,14 @@ class Router(Strategy):
     options_model = RouterOptions
 
     @classmethod
+    def sweep(cls, spec: StrategySpec) -> Sweep | None:
+        options = RouterOptions.model_validate(spec.options)
+        cut = options.threshold
+        if cut is None or options.rules:  # rules decide some prompts: no single sweep
+            return None
+        return Sweep(weak=cut.weak, strong=cut.strong, direction=1)
+
+    @classmethod
     def identity_extra(cls, spec: StrategySpec) -> dict[str, Any]:
         threshold = RouterOptions.model_validate(spec.options).threshold
         if threshold is None or threshold.path is None:
@@ -234,8 +242,7 @@ class Router(Strategy):
     ) -> Completion:
         member = self.members[role]
         answer = await member.ask(sample, index, note=f"routed to {role}: {why}")
-        if score is not None and answer.trace:
-            last = answer.trace[-1].model_copy(update={"score": score})
-            answer = answer.model_copy(update={"trace": [*answer.trace[:-1], last]})
+        if score is not None:
+            answer = with_score(answer, score)
         rounds.append([answer])
         return combine(answer, rounds)

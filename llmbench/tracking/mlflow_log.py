@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import subprocess
 import tempfile
@@ -20,9 +21,12 @@ import yaml
 
 from llmbench.config import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
 from llmbench.report.leaderboard import spend_of
-from llmbench.report.routing import routing_table
+from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
+from llmbench.tracking.traces import log_traces
+
+logger = logging.getLogger("llmbench")
 
 TRACKED_PACKAGES = (
     "llmbench",
@@ -111,6 +115,32 @@ def _entrant_params(entrant: Entrant) -> dict[str, str]:
             entrant.price.model_dump(exclude_none=True) if entrant.price else {}, sort_keys=True
         ),
     }
+
+
+def _log_answer_traces(
+    config: BenchConfig, results: pd.DataFrame, parent: Any, run_ids: dict[str, str]
+) -> None:
+    """Every answer as a trace on the experiment's GenAI side. A failure here is reported
+    and counted, never allowed to lose the run's results, which are already logged."""
+    import mlflow
+
+    models = (*config.models, *config.judges)
+    prices = {m.name: m.price for m in models if m.price is not None}
+    providers = {m.name: m.provider for m in models}
+    providers.update({s.name: s.provider for s in config.strategies})
+    try:
+        ids = log_traces(
+            results,
+            parent.info.experiment_id,
+            run_ids,
+            prices,
+            providers,
+            started_ms=int(parent.info.start_time),
+        )
+    except Exception as exc:  # the answers are in the runs' tables and samples.jsonl
+        logger.warning("MLflow traces were not logged: %s: %s", type(exc).__name__, exc)
+        ids = []
+    mlflow.log_metric("traces_logged", len(ids))
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float]:
@@ -243,17 +273,21 @@ def log_benchmark(
             routing = routing_table(config, results)
             if not routing.empty:
                 mlflow.log_table(_loggable(routing), artifact_file="statistics/routing.json")
+                curves = sweep_curves(config, results)
+                mlflow.log_table(_loggable(curves), artifact_file="statistics/sweeps.json")
                 for row in routing.to_dict("records"):
                     prefix = f"routing/{row['task']}/{row['model']}"
                     mlflow.log_metrics(
                         _finite({f"{prefix}/{k}": row[k] for k in ("apgr", "cpt_50", "cpt_80")})
                     )
+        run_ids: dict[str, str] = {}
         for model in config.entrants:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]
             with mlflow.start_run(
                 experiment_id=parent.info.experiment_id, run_name=model.name, nested=True
-            ):
+            ) as child:
+                run_ids[model.name] = child.info.run_id
                 versions_seen = sorted(set(mine["model_version"].dropna()))
                 mlflow.log_params(
                     {
@@ -274,4 +308,5 @@ def log_benchmark(
                 if report is not None:
                     mlflow.log_metrics(_report_metrics(report, model.name))
                 mlflow.log_table(_loggable(mine), artifact_file="samples.json")
+        _log_answer_traces(config, results, parent, run_ids)
         return str(parent.info.run_id)

@@ -139,6 +139,34 @@ def test_strategies_rank_beside_their_members(server: ProviderServer, tmp_path: 
     ]
     assert kinds.count("strategy") == 2 and kinds.count("model") == 2
 
+    # Every answer is a trace on the experiment's GenAI side, its calls LLM spans priced
+    # from the run's snapshot.
+    traces = client.search_traces(locations=[experiment.experiment_id], max_results=100)
+    assert len(traces) == 4 * ITEMS
+    by_model: dict[str, list[Any]] = {}
+    for trace in traces:
+        by_model.setdefault(trace.info.trace_metadata["llmbench.model"], []).append(trace)
+    escalated = [
+        t
+        for t in by_model["cascade"]
+        if len([s for s in t.data.spans if s.span_type == "LLM"]) == 2
+    ]
+    assert len(escalated) == 3
+    cheap_span, strong_span = sorted(
+        (s for s in escalated[0].data.spans if s.span_type == "LLM"),
+        key=lambda s: s.start_time_ns,
+    )
+    assert cheap_span.attributes["mlflow.llm.model"] == "cheap"
+    assert cheap_span.attributes["mlflow.chat.tokenUsage"]["input_tokens"] == 20
+    assert strong_span.attributes["mlflow.llm.cost"]["total_cost"] == pytest.approx(
+        (20 * 10 + 4 * 30) / 1e6
+    )
+    assert strong_span.attributes["mlflow.llm.cost"]["input_cost"] == pytest.approx(200 / 1e6)
+    runs_by_name = {
+        r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])
+    }
+    assert escalated[0].info.trace_metadata["mlflow.sourceRun"] == runs_by_name["cascade"]
+
     steps = zenml_steps(env, "s-1")
     assert {"answer__cascade__double", "answer__router__double"} <= set(steps)
 

@@ -41,3 +41,70 @@ def test_a_random_router_recovers_half_the_gap_on_average() -> None:
         apgr(sweep(weak, strong, rng.random(2000)), weak.mean(), strong.mean()) for _ in range(50)
     ]
     assert np.mean(values) == pytest.approx(0.5, abs=0.02)
+
+
+def test_a_confidence_cascade_sweeps_lowest_confidence_first() -> None:
+    import json
+
+    import pandas as pd
+
+    from llmbench.config import BenchConfig
+    from llmbench.report.routing import routing_table, sweep_curves
+
+    price = {"input_per_1m": 1.0, "output_per_1m": 1.0, "source": "t", "date": "d"}
+    config = BenchConfig.model_validate(
+        {
+            "models": [
+                {"name": "cheap", "provider": "openai", "model": "c", "price": price},
+                {"name": "strong", "provider": "openai", "model": "s", "price": price},
+            ],
+            "strategies": [
+                {
+                    "name": "cascade",
+                    "kind": "cascade",
+                    "members": {"first": "cheap", "then": "strong"},
+                    "options": {"escalate_on": ["low_confidence"], "min_confidence": 0.5},
+                }
+            ],
+            "tasks": [
+                {
+                    "name": "t",
+                    "source": {"path": "x.jsonl"},
+                    "template": "{{ q }}",
+                    "target": "a",
+                    "metrics": ["exact_match"],
+                }
+            ],
+            "stats": {"resamples": 200},
+        }
+    )
+    # cheap is right on items 0 and 1 only; strong on all; stated confidence 0.9, 0.2, 0.1
+    # and none (item 3): the sweep escalates 3, then 2, then 1, then 0.
+    confidence = [0.9, 0.2, 0.1, None]
+    rows = []
+    for i in range(4):
+        call = {"model": "cheap", "score": confidence[i], "cost_usd": 1.0}
+        rows += [
+            {
+                "model": "cheap",
+                "sample_id": str(i),
+                "score.exact_match": float(i < 2),
+                "cost_usd": 1.0,
+            },
+            {"model": "strong", "sample_id": str(i), "score.exact_match": 1.0, "cost_usd": 10.0},
+            {
+                "model": "cascade",
+                "sample_id": str(i),
+                "score.exact_match": 1.0 if i != 0 else 1.0,
+                "cost_usd": 1.0,
+                "answered_by": "cheap" if i == 0 else "strong",
+                "trace": json.dumps([call]),
+            },
+        ]
+    results = pd.DataFrame(rows).assign(task="t")
+    curve = sweep_curves(config, results)
+    assert curve["score"].tolist() == [0.5, 0.75, 1.0, 1.0, 1.0]
+    assert curve["cost_usd"].tolist() == [4.0, 13.0, 22.0, 31.0, 40.0]
+    [row] = routing_table(config, results).to_dict("records")
+    assert row["router_strong_share"] == 0.75 and row["oracle_score"] == 1.0
+    assert row["cpt_80"] == 0.5  # two escalations recover the whole gap
