@@ -170,7 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = args.output_dir or RESULTS_DIR / run_name
     latest = None if args.output_dir else RESULTS_DIR / "latest"
     console.print(
-        f"llmbench: {len(config.models)} model(s) x {len(config.tasks)} task(s), run {run_name}"
+        f"llmbench: {len(config.models)} model(s)"
+        + (
+            f" + {len(config.strategies)} strateg{'y' if len(config.strategies) == 1 else 'ies'}"
+            if config.strategies
+            else ""
+        )
+        + f" x {len(config.tasks)} task(s), run {run_name}"
     )
 
     from pipelines.execute import run_benchmark  # imports ZenML: only after validation

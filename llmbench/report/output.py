@@ -126,8 +126,12 @@ def leaderboard_table(config: BenchConfig, leaderboard: pd.DataFrame, title: str
         ("errors", "errors"),
     ]
     table = Table(title=title)
+    longest = max((len(str(m)) for m in leaderboard["model"]), default=5)
     for name, header in columns:
-        table.add_column(header, justify="left" if name == "model" else "right")
+        if name == "model":  # a name is never cut: other columns fold instead
+            table.add_column(header, justify="left", no_wrap=True, min_width=longest)
+        else:
+            table.add_column(header, justify="right", overflow="fold")
     for record in leaderboard.to_dict("records"):
         record["score_ci"] = f"{record['score_ci_low']:.3f}-{record['score_ci_high']:.3f}"
         table.add_row(*(_fmt(record.get(name, math.nan), name) for name, _ in columns))

@@ -41,6 +41,7 @@ ROUTING_COLUMNS = [
     "cpt_80",
     "cpt_80_ci_low",
     "cpt_80_ci_high",
+    "aiq",
 ]
 
 
@@ -67,6 +68,38 @@ def cpt(quality: np.ndarray, q_weak: float, q_strong: float, target: float) -> f
     pgr = (quality - q_weak) / (q_strong - q_weak)
     reached = np.flatnonzero(pgr >= target - 1e-12)
     return float(reached[0] / (len(quality) - 1)) if len(reached) else math.nan
+
+
+def non_decreasing_hull(cost: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RouterBench's non-decreasing convex hull of (cost, quality) points: the upper hull,
+    where spending more never lowers quality (a dearer point below a cheaper one is dropped:
+    one would pay the cheaper one's price instead)."""
+    order = np.lexsort((-quality, cost))
+    hull: list[tuple[float, float]] = []
+    for c, q in zip(cost[order], quality[order], strict=True):
+        if hull and q <= hull[-1][1]:
+            continue  # dominated: as dear or dearer, no better
+        while len(hull) >= 2:
+            (c1, q1), (c2, q2) = hull[-2], hull[-1]
+            if (q2 - q1) * (c - c1) <= (q - q1) * (c2 - c1):  # hull[-1] under the chord
+                hull.pop()
+            else:
+                break
+        hull.append((float(c), float(q)))
+    points = np.array(hull)
+    return points[:, 0], points[:, 1]
+
+
+def aiq(cost: np.ndarray, quality: np.ndarray) -> float:
+    """RouterBench's Average Improvement in Quality: the area under the non-decreasing
+    convex hull over the cost range, divided by that range (Hu et al., 2024)."""
+    c, q = non_decreasing_hull(cost, quality)
+    low, high = float(cost.min()), float(cost.max())
+    if high <= low:
+        return float(q.max())
+    # Beyond the hull's last point quality stays at its best (one can always pay less).
+    c, q = np.append(c, high), np.append(q, q[-1])
+    return float(np.trapezoid(q, c) / (high - low))
 
 
 def _figures(weak: np.ndarray, strong: np.ndarray, score: np.ndarray) -> tuple[float, ...]:
@@ -135,12 +168,7 @@ def sweep_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
             frame = _frame(config, results, strategy, task.name, weak, strong, direction)
             if frame.empty:
                 continue
-            order = np.argsort(-frame["score"].to_numpy(), kind="stable")
-            quality = sweep(
-                frame["weak"].to_numpy(), frame["strong"].to_numpy(), frame["score"].to_numpy()
-            )
-            extra = (frame["strong_cost"] - frame["weak_cost"]).to_numpy()[order]
-            cost = frame["weak_cost"].sum() + np.concatenate([[0.0], np.cumsum(extra)])
+            quality, cost = _curve(frame)
             n = len(frame)
             parts.append(
                 pd.DataFrame(
@@ -155,6 +183,16 @@ def sweep_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
                 )
             )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def _curve(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(quality, cost) when the k highest-scored items go to the strong member, k = 0..n."""
+    score = frame["score"].to_numpy()
+    order = np.argsort(-score, kind="stable")
+    quality = sweep(frame["weak"].to_numpy(), frame["strong"].to_numpy(), score)
+    extra = (frame["strong_cost"] - frame["weak_cost"]).to_numpy()[order]
+    cost: np.ndarray = frame["weak_cost"].sum() + np.concatenate([[0.0], np.cumsum(extra)])
+    return quality, cost
 
 
 def _costs(results: pd.DataFrame, model: str, task: str) -> pd.Series:
@@ -235,6 +273,8 @@ def _row(
             "router_strong_share": _strong_share(results, strategy.name, task, strong_name),
         }
     )
+    quality, cost = _curve(frame)
+    row["aiq"] = aiq(cost, quality)
     for n, key in enumerate(("apgr", "cpt_50", "cpt_80")):
         row[key] = figures[n]
         row[f"{key}_ci_low"] = float(low[n])

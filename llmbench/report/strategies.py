@@ -71,7 +71,9 @@ def strategy_table(
     points = {str(m): (float(r["cost_usd"]), float(r["score"])) for m, r in board.iterrows()}
     frontier = pareto(points)
     correct = _correct(config, results)
-    best = board["score"].astype(float).idxmax() if board["score"].notna().any() else None
+    # Summaries read against the best single model: what orchestrating it buys.
+    models = board.loc[[m.name for m in config.models], "score"].astype(float)
+    best = models.idxmax() if models.notna().any() else None
     rows = []
     for entrant in config.entrants:
         mine = results[results["model"] == entrant.name]

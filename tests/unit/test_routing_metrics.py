@@ -108,3 +108,15 @@ def test_a_confidence_cascade_sweeps_lowest_confidence_first() -> None:
     [row] = routing_table(config, results).to_dict("records")
     assert row["router_strong_share"] == 0.75 and row["oracle_score"] == 1.0
     assert row["cpt_80"] == 0.5  # two escalations recover the whole gap
+
+
+def test_aiq_is_the_area_under_the_non_decreasing_convex_hull() -> None:
+    from llmbench.report.routing import aiq, non_decreasing_hull
+
+    cost = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    quality = np.array([0.2, 0.3, 0.9, 0.5, 1.0])  # (1, 0.3) is under the chord, (3, 0.5) dominated
+    c, q = non_decreasing_hull(cost, quality)
+    assert c.tolist() == [0.0, 2.0, 4.0] and q.tolist() == [0.2, 0.9, 1.0]
+    # Trapezoids (0..2: 0.2 -> 0.9) + (2..4: 0.9 -> 1.0) = 1.1 + 1.9 = 3.0, over a range of 4.
+    assert aiq(cost, quality) == pytest.approx(3.0 / 4.0)
+    assert aiq(np.array([1.0, 1.0]), np.array([0.4, 0.6])) == 0.6
