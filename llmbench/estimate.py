@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from llmbench.config import BenchConfig, ModelSpec
 from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens, max_cost
 from llmbench.runtime.runner import request_params
+from llmbench.schema import BenchConfig, ModelSpec
 from llmbench.tasks.build import build_samples
 from llmbench.types import Sample
 

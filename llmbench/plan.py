@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from llmbench.config import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
 from llmbench.runtime.runner import request_params
+from llmbench.schema import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
 from llmbench.scoring.judge import model_pairs, template_text
 from llmbench.scoring.verdict import PARSER_VERSION
 from llmbench.strategies.base import TaskView

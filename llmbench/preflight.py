@@ -7,10 +7,10 @@ failed pipeline step minutes later.
 
 from __future__ import annotations
 
-from llmbench.config import BenchConfig
 from llmbench.errors import MissingKeyError
 from llmbench.providers.recorded import RecordedProvider
 from llmbench.providers.registry import provider_class
+from llmbench.schema import BenchConfig
 from llmbench.scoring.judge import template_text
 from llmbench.scoring.judged import read_human_labels
 from llmbench.tasks.build import build_samples

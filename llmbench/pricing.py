@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from llmbench.config import PriceEntry
+from llmbench.schema import PriceEntry
 from llmbench.types import Call, Completion, GenerationParams, Message
 
 CHARS_PER_TOKEN = 4.0

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from llmbench import pricing
-from llmbench.config import JudgeSpec, ModelSpec, PriceEntry, SampleSpec, TaskSpec
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
 from llmbench.runtime import runner
 from llmbench.runtime.progress import GenerationProgress
+from llmbench.schema import JudgeSpec, ModelSpec, PriceEntry, SampleSpec, TaskSpec
 from llmbench.scoring import judge, judged
 from llmbench.scoring.score import score_completions
 from llmbench.strategies.base import TaskView

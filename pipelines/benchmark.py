@@ -16,8 +16,8 @@ from typing import Any
 
 from zenml import pipeline
 
-from llmbench.config import BenchConfig
 from llmbench.plan import plan
+from llmbench.schema import BenchConfig
 from llmbench.scoring.judged import labels_for, read_human_labels
 from steps.generate import generate
 from steps.judge import compare, grade

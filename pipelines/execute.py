@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import pandas as pd
 from zenml.enums import ExecutionStatus
 
-from llmbench.config import BenchConfig
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
 from llmbench.providers.remote import RemoteProvider
 from llmbench.report.statistics import Report
+from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
 from pipelines.stack import ensure_local_stack

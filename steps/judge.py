@@ -15,7 +15,7 @@ import pandas as pd
 from zenml import step
 
 from llmbench import stages
-from llmbench.config import JudgeSpec
+from llmbench.schema import JudgeSpec
 from steps.settings import spec_with_extra, step_requests
 
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import step
 
-from llmbench.config import BenchConfig
 from llmbench.report import statistics
 from llmbench.report.leaderboard import build_leaderboard
+from llmbench.schema import BenchConfig
 
 
 @step

@@ -8,7 +8,7 @@ import pandas as pd
 from zenml import step
 
 from llmbench import stages
-from llmbench.config import SampleSpec
+from llmbench.schema import SampleSpec
 
 
 @step

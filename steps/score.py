@@ -9,7 +9,7 @@ import pandas as pd
 from zenml import step
 
 from llmbench import stages
-from llmbench.config import PriceEntry, TaskSpec
+from llmbench.schema import PriceEntry, TaskSpec
 
 
 @step

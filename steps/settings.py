@@ -13,10 +13,10 @@ from typing import Any
 
 from zenml import get_step_context
 
-from llmbench.config import ExecutionSpec, ModelSpec
 from llmbench.runtime.budget import budget_for
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import RunSettings, open_cache
+from llmbench.schema import ExecutionSpec, ModelSpec
 
 
 def request_extra(

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 import pandas as pd
 from zenml import get_step_context, step
 
-from llmbench.config import BenchConfig
 from llmbench.report.statistics import Report
+from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import log_benchmark
 
 TRACKER_NAME = "llmbench-mlflow"

@@ -25,7 +25,7 @@ from llmbench.types import Completion, FinishReason, GenerationParams, Message
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
 
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 FINISH: dict[str, FinishReason] = {
     "end_turn": "stop",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from llmbench.types import Completion, GenerationParams, Message
 
 if TYPE_CHECKING:
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 
 # How a request travels, never what it answers: not part of the response-cache key.

@@ -32,7 +32,7 @@ from llmbench.types import Completion, FinishReason, GenerationParams, Message
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 MODEL_CACHE_DIR = Path(
     os.environ.get("LLMBENCH_MODEL_DIR", Path.home() / ".cache" / "llmbench" / "models")

@@ -20,7 +20,7 @@ from llmbench.types import Completion, FinishReason, GenerationParams, Message
 if TYPE_CHECKING:
     from ollama import AsyncClient
 
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "load": "other"}
 

@@ -32,7 +32,7 @@ from llmbench.types import Completion, FinishReason, GenerationParams, Message
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
 
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmbench.config import SourceSpec
 from llmbench.errors import ConfigError, DatasetError
 from llmbench.pricing import CHARS_PER_TOKEN
 from llmbench.providers.base import Provider
+from llmbench.schema import SourceSpec
 from llmbench.tasks.loader import load_rows, source_fingerprint
 from llmbench.types import Completion, GenerationParams, Message
 
 if TYPE_CHECKING:
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 
 class RecordedOptions(BaseModel):

@@ -13,8 +13,8 @@ from llmbench.errors import ConfigError
 from llmbench.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from llmbench.config import ModelSpec
     from llmbench.providers.base import Provider
+    from llmbench.schema import ModelSpec
 
 PROVIDERS: dict[str, str] = {
     "llamacpp": "llmbench.providers.llamacpp:LlamaCppProvider",

@@ -20,7 +20,7 @@ from llmbench.providers.keys import read_key
 from llmbench.types import FinishReason, GenerationParams, Message
 
 if TYPE_CHECKING:
-    from llmbench.config import ModelSpec
+    from llmbench.schema import ModelSpec
 
 
 class RemoteOptions(BaseModel):

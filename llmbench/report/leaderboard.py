@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from llmbench.config import BenchConfig
 from llmbench.report.statistics import (
     comparisons,
     headline,
@@ -15,6 +14,7 @@ from llmbench.report.statistics import (
     overall_ranks,
     task_ranks,
 )
+from llmbench.schema import BenchConfig
 
 RESULT_COLUMNS = [
     "model",

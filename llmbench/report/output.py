@@ -13,13 +13,13 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from llmbench.config import BenchConfig
 from llmbench.estimate import Estimate
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
 from llmbench.report.strategies import strategy_table
+from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import price_snapshot
 
 

@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from llmbench.config import BenchConfig, StrategySpec
+from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.tables import trace_of
 
 ROUTING_COLUMNS = [

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmbench.config import BenchConfig, TaskSpec
+from llmbench.schema import BenchConfig, TaskSpec
 from llmbench.scoring import stats
 from llmbench.scoring.corpus import corpus_statistics
 from llmbench.scoring.judge import (

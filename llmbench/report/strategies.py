@@ -10,7 +10,7 @@ from collections import Counter
 
 import pandas as pd
 
-from llmbench.config import BenchConfig, StrategySpec
+from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.tables import trace_of
 
 STRATEGY_COLUMNS = [

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llmbench import pricing
-from llmbench.config import ModelSpec, PriceEntry
 from llmbench.providers.base import Provider
 from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
@@ -28,6 +27,7 @@ from llmbench.runtime.budget import Budget
 from llmbench.runtime.cache import ResponseCache, cache_key
 from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
 from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
+from llmbench.schema import ModelSpec, PriceEntry
 from llmbench.types import Call, Completion, GenerationParams, Message
 
 

@@ -10,13 +10,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
-from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import BenchError
 from llmbench.providers.base import Provider
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import ModelClient, RunSettings
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.progress import GenerationProgress
+from llmbench.schema import ModelSpec, PriceEntry
 from llmbench.types import Completion, GenerationParams, Sample
 
 __all__ = [

@@ -19,9 +19,9 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from llmbench import pricing
-from llmbench.config import PROJECT_ROOT, JudgeSpec, ModelSpec, PriceEntry
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
+from llmbench.schema import PROJECT_ROOT, JudgeSpec, ModelSpec, PriceEntry
 from llmbench.scoring.verdict import Preference, parse_grade, parse_preference
 from llmbench.types import Completion, GenerationParams, Sample
 

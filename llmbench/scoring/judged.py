@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from llmbench.config import HumanLabelsSpec, TaskSpec
 from llmbench.errors import DatasetError
+from llmbench.schema import HumanLabelsSpec, TaskSpec
 from llmbench.scoring.judge import combine_grades, combine_verdicts, outcomes_for
 
 JUDGE_KEY = "judge"

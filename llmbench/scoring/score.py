@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from llmbench.config import TaskSpec
+from llmbench.schema import TaskSpec
 from llmbench.scoring.extract import extract
 from llmbench.scoring.metrics import compute_metric
 from llmbench.types import Completion, Sample

@@ -16,7 +16,7 @@ from llmbench.scoring.extract import ExtractorSpec
 from llmbench.types import Completion, GenerationParams, Message, Sample
 
 if TYPE_CHECKING:
-    from llmbench.config import BenchConfig, StrategySpec, TaskSpec
+    from llmbench.schema import BenchConfig, StrategySpec, TaskSpec
 
 
 # Calls that judge the prompt or an answer rather than answer it, and their token limit.

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llmbench.config import ModelSpec, StrategySpec
 from llmbench.runtime.client import ModelClient, RunSettings
 from llmbench.runtime.runner import request_params
+from llmbench.schema import ModelSpec, StrategySpec
 from llmbench.strategies.base import Member, Strategy, TaskView
 from llmbench.strategies.registry import strategy_class
 

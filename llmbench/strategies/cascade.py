@@ -17,7 +17,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, model_validator
 
-from llmbench.config import BenchConfig, ModelSpec, StrategySpec
+from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.extract import extract
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (

@@ -15,7 +15,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator, model_validator
 
-from llmbench.config import StrategySpec
+from llmbench.schema import StrategySpec
 from llmbench.strategies import learned
 from llmbench.strategies.base import Options, Strategy, Sweep, check_role, combine, with_score
 from llmbench.types import Completion, Message, Sample

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from llmbench.config import SampleSpec
 from llmbench.errors import DatasetError
+from llmbench.schema import SampleSpec
 from llmbench.tasks.loader import load_rows
 from llmbench.tasks.prompt import TaskRenderer
 from llmbench.tasks.split import in_train

@@ -11,8 +11,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from llmbench.config import DATA_FORMATS, SourceSpec
 from llmbench.errors import DatasetError
+from llmbench.schema import DATA_FORMATS, SourceSpec
 
 
 def source_fingerprint(source: SourceSpec) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
-from llmbench.config import SampleSpec
 from llmbench.errors import ConfigError, DatasetError
+from llmbench.schema import SampleSpec
 from llmbench.types import Sample
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)

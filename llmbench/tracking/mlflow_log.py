@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from llmbench.config import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
 from llmbench.report.leaderboard import spend_of
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
+from llmbench.schema import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
 from llmbench.tracking.traces import log_traces
 
 logger = logging.getLogger("llmbench")

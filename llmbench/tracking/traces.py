@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from llmbench import pricing
-from llmbench.config import PriceEntry
+from llmbench.schema import PriceEntry
 from llmbench.tables import trace_of
 from llmbench.types import Call
 

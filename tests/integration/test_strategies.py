@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from llmbench import plan, stages
-from llmbench.config import BenchConfig, PriceEntry, StrategySpec
+from llmbench.config import BenchConfig, PriceEntry, StrategySpec, check_registries
+from llmbench.errors import ConfigError
 from llmbench.runtime.budget import Budget
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
@@ -44,36 +45,39 @@ def echo(request: RecordedRequest) -> Reply:
 
 
 def bench(strategies: list[dict[str, Any]], **cheap_params: Any) -> BenchConfig:
-    return BenchConfig.model_validate(
-        {
-            "models": [
-                {
-                    "name": "cheap",
-                    "provider": "openai",
-                    "model": "gpt-cheap",
-                    "params": {"max_tokens": 16, **cheap_params},
-                    "price": CHEAP.model_dump(),
-                },
-                {
-                    "name": "strong",
-                    "provider": "openai",
-                    "model": "gpt-strong",
-                    "params": {"max_tokens": 16},
-                    "price": STRONG.model_dump(),
-                },
-            ],
-            "strategies": strategies,
-            "tasks": [
-                {
-                    "name": "math",
-                    "source": {"path": "x.jsonl"},
-                    "template": "{{ q }}",
-                    "target": "a",
-                    "extract": ["last_number"],
-                    "metrics": ["exact_match"],
-                }
-            ],
-        }
+    """A config as the loader returns it: the schema, then the registry checks."""
+    return check_registries(
+        BenchConfig.model_validate(
+            {
+                "models": [
+                    {
+                        "name": "cheap",
+                        "provider": "openai",
+                        "model": "gpt-cheap",
+                        "params": {"max_tokens": 16, **cheap_params},
+                        "price": CHEAP.model_dump(),
+                    },
+                    {
+                        "name": "strong",
+                        "provider": "openai",
+                        "model": "gpt-strong",
+                        "params": {"max_tokens": 16},
+                        "price": STRONG.model_dump(),
+                    },
+                ],
+                "strategies": strategies,
+                "tasks": [
+                    {
+                        "name": "math",
+                        "source": {"path": "x.jsonl"},
+                        "template": "{{ q }}",
+                        "target": "a",
+                        "extract": ["last_number"],
+                        "metrics": ["exact_match"],
+                    }
+                ],
+            }
+        )
     )
 
 
@@ -314,7 +318,7 @@ def test_k_draws_are_k_distinct_requests_and_disagreement_escalates(
 
 
 def test_disagreement_with_a_greedy_member_is_a_config_error() -> None:
-    with pytest.raises(ValueError, match=r"strategies\.0\.members\.cheap: disagreement"):
+    with pytest.raises(ConfigError, match=r"strategies\.0\.members\.cheap: disagreement"):
         bench([cascade(escalate_on=["disagreement"])])
 
 
@@ -423,7 +427,7 @@ def test_a_changed_member_changes_the_strategys_step_identity() -> None:
 def test_bad_strategies_are_config_errors_naming_the_field(
     strategy: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises((ValueError, ConfigError), match=re.escape(message)):
         bench([strategy])
 
 

@@ -121,7 +121,7 @@ def test_price_needs_exactly_one_basis(tmp_path: Path) -> None:
 def test_unknown_provider_option(tmp_path: Path) -> None:
     bench = BENCH.replace("    price:", "    options: {n_ctxx: 10}\n    price:")
     err = error_for(write(tmp_path, bench=bench))
-    assert "n_ctxx" in err.message
+    assert err.field == "models.0.options.n_ctxx" and "unknown field" in err.message
 
 
 def test_include_merges_and_replaces_source(tmp_path: Path) -> None:
