@@ -1,9 +1,13 @@
-""" "Did you mean" hints for names looked up in registries."""
+""" "Did you mean" hints for names looked up in registries, and the lazy lookup itself."""
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import importlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llmbench.errors import ConfigError
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -13,3 +17,12 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     if close:
         return "did you mean " + " or ".join(repr(c) for c in close) + "?"
     return "known: " + ", ".join(options)
+
+
+def lookup(registry: Mapping[str, str], name: str, what: str) -> Any:
+    """The object a registry names as ``"module:attribute"``, imported only now (a
+    provider's SDK is imported when a model of it is built, never to validate a config)."""
+    if name not in registry:
+        raise ConfigError(f"unknown {what} {name!r}", hint=did_you_mean(name, registry))
+    module_name, _, attribute = registry[name].partition(":")
+    return getattr(importlib.import_module(module_name), attribute)

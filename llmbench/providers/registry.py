@@ -6,11 +6,9 @@ config or running local models never imports a cloud SDK.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from llmbench.errors import ConfigError
-from llmbench.suggest import did_you_mean
+from llmbench.suggest import lookup
 
 if TYPE_CHECKING:
     from llmbench.providers.base import Provider
@@ -33,10 +31,7 @@ PROVIDERS: dict[str, str] = {
 
 
 def provider_class(name: str) -> type[Provider]:
-    if name not in PROVIDERS:
-        raise ConfigError(f"unknown provider {name!r}", hint=did_you_mean(name, PROVIDERS))
-    module_name, _, class_name = PROVIDERS[name].partition(":")
-    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[Provider] = lookup(PROVIDERS, name, "provider")
     return cls
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from llmbench.errors import ConfigError
-from llmbench.suggest import did_you_mean
+from llmbench.suggest import lookup
 
 if TYPE_CHECKING:
     from llmbench.strategies.base import Strategy
@@ -18,8 +16,5 @@ STRATEGIES: dict[str, str] = {
 
 
 def strategy_class(kind: str) -> type[Strategy]:
-    if kind not in STRATEGIES:
-        raise ConfigError(f"unknown strategy kind {kind!r}", hint=did_you_mean(kind, STRATEGIES))
-    module_name, _, class_name = STRATEGIES[kind].partition(":")
-    cls: type[Strategy] = getattr(importlib.import_module(module_name), class_name)
+    cls: type[Strategy] = lookup(STRATEGIES, kind, "strategy kind")
     return cls
