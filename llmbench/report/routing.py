@@ -32,6 +32,7 @@ ROUTING_COLUMNS = [
     "oracle_strong_share",
     "router_score",
     "router_strong_share",
+    "router_pgr",  # PGR of the strategy as it ran (its own threshold)
     "apgr",
     "apgr_ci_low",
     "apgr_ci_high",
@@ -273,6 +274,9 @@ def _row(
             "router_strong_share": _strong_share(results, strategy.name, task, strong_name),
         }
     )
+    gap = float(strong.mean()) - float(weak.mean())
+    if gap != 0:
+        row["router_pgr"] = (float(frame["router"].mean()) - float(weak.mean())) / gap
     quality, cost = _curve(frame)
     row["aiq"] = aiq(cost, quality)
     for n, key in enumerate(("apgr", "cpt_50", "cpt_80")):

@@ -47,6 +47,7 @@ def test_routellm_gsm8k_replay_reproduces_the_data(tmp_path: Path, shared_data: 
     assert float(routing["oracle_score"]) == pytest.approx(0.9287, abs=5e-5)
     assert float(routing["apgr_ci_low"]) <= 0.5 <= float(routing["apgr_ci_high"])
     assert 0.45 <= float(routing["router_strong_share"]) <= 0.55
+    assert 0.4 <= float(routing["router_pgr"]) <= 0.6  # half the calls, about half the gap
     assert "APGR" in result.stdout
 
     # A learned router, trained on one half of the items and scored on the other only.
