@@ -109,6 +109,12 @@ def _generations(bench: BenchConfig, fingerprints: dict[str, str]) -> list[Gener
                         "task": TaskView.of(task).model_dump(mode="json"),
                         "seed": seed,
                         "label": f"{strategy.name} / {task.name}",
+                        # A recorded member's file changes its answers, not its spec.
+                        "data_fingerprints": {
+                            m: fingerprints[f"model:{m}"]
+                            for m in members
+                            if f"model:{m}" in fingerprints
+                        },
                     },
                     after=tuple(f"generate__{m}__{task.name}" for m in members)
                     + tuple(

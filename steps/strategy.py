@@ -25,7 +25,9 @@ def answer(
     task: dict[str, Any],
     seed: int,
     label: str,
+    data_fingerprints: dict[str, str] | None = None,
 ) -> Annotated[pd.DataFrame, "completions"]:
+    """``data_fingerprints``: the files of recorded members, part of the cache key only."""
     with step_requests() as (extra, settings):
         return stages.answer(
             strategy,

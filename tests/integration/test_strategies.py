@@ -479,3 +479,13 @@ def test_nested_strategies_answer_through_their_members(server: ProviderServer) 
     )
     assert done[0].answered_by == "cheap" and len(done[0].trace) == 1
     assert done[1].answered_by == "strong" and len(done[1].trace) == 2
+
+
+def test_a_changed_recorded_member_file_changes_the_strategy_step() -> None:
+    config = bench([cascade()])
+    before = plan.plan(config, {"math": "f", "model:cheap": "v1"}).generations
+    after = plan.plan(config, {"math": "f", "model:cheap": "v2"}).generations
+    [one] = [g for g in before if g.kind == "strategy"]
+    [two] = [g for g in after if g.kind == "strategy"]
+    assert one.params["data_fingerprints"] == {"cheap": "v1"}
+    assert one.params != two.params
