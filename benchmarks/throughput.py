@@ -1,121 +1,134 @@
-"""Throughput of the generation runner against the loopback provider server (not a test).
+"""Throughput of the generation path against a loopback API in its own process (not a test).
 
     python benchmarks/throughput.py [--n 2000] [--latency 0.1] [--concurrency 64]
-                                    [--provider openai] [--http-client aiohttp] [--scale]
+                                    [--workers 2] [--repeat 3] [--loop uvloop|asyncio]
+                                    [--server lean|fake] [--provider openai|anthropic]
+                                    [--http-client aiohttp|httpx] [--skip-two] [--scale]
 
-Prints, for N requests with a fixed server latency L at concurrency C: the time from the
-first to the last request the server saw (plus L for the last answer), the ideal N*L/C and
-their ratio, requests/s, client and server CPU per request and peak RSS; then the same N from
-the response cache; then two providers side by side (each in its own thread, as the pipeline
-runs them) against each one alone. ``--scale`` adds 10,000 samples x 3 models with peak RSS.
+For N requests with a fixed server latency L at concurrency C it prints, per run: the time
+from the first to the last request the server saw (plus L for the last answer) against the
+ideal N*L/C and their ratio, requests/s, the client's CPU time per request (every client
+process: the caller and its workers) and the server's, peak RSS. Two ways are measured:
 
-The fake server runs in a process of its own (``spawn``), like a real API on another machine:
-in a thread here its CPU would share this process's GIL with the client being measured.
+- ``in-process``: the runner's ``run_samples`` on one event loop in the calling thread (how
+  a generate step sends today), on ``--loop`` (uvloop by default);
+- ``workers=W``: ``llmbench.runtime.workers.run_in_workers``, the same requests spread over
+  W worker processes, each with its own event loop and provider (``--workers 0`` skips it).
+
+Each way gets a warm-up pass first (imports, connection pool, the workers' fork server: a
+once-per-process cost, printed as "cold start"), then ``--repeat`` measured runs and their
+median. Then: the same N from the response cache, and two providers (openai and anthropic,
+N/2 requests each) alone and together, each in its own thread as the pipeline runs them,
+in-process and with one worker process per provider.
+
+Wall-clock ratios need idle cores: on a shared machine other processes' CPU lengthens the
+span, while the CPU time per request (time.process_time) barely moves. Read both.
+
+The default server (``benchmarks/lean_server.py``) is raw asyncio HTTP/1.1 with keep-alive
+and a fixed reply: its CPU per request is a small fraction of the client's. ``--server fake``
+uses the wire-format test double (``tests/fakes/provider_server.py``, starlette + uvicorn).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import multiprocessing
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # a script, not a test: make llmbench and the fake importable
+sys.path.insert(0, str(ROOT))  # a script, not a test: make llmbench and the fakes importable
 
+from benchmarks.lean_server import LeanServer  # noqa: E402
 from llmbench.config import ModelSpec, PriceEntry  # noqa: E402
 from llmbench.providers.registry import build_provider  # noqa: E402
+from llmbench.runtime import workers  # noqa: E402
 from llmbench.runtime.cache import ResponseCache  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
 from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
-from llmbench.types import GenerationParams, Sample  # noqa: E402
-from tests.fakes.provider_server import ProviderServer  # noqa: E402
+from llmbench.types import Completion, GenerationParams, Sample  # noqa: E402
 
 PRICE = PriceEntry(input_per_1m=0.15, output_per_1m=0.6, source="benchmark", date="-")
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-haiku-20240307"}
 OPTIONS: dict[str, Any] = {}  # the providers' options (--http-client)
+PARAMS = GenerationParams(max_tokens=16)
+
+
+class Server(Protocol):
+    url: str
+
+    def clear(self) -> None: ...
+    def set_latency(self, latency: float) -> None: ...
+    def stats(self) -> tuple[int, float, int, float]: ...
+    def close(self) -> None: ...
 
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _serve(latency: float, conn: Connection) -> None:
+# ---------------------------------------------------------------- the starlette fake, if asked
+
+
+def _serve_fake(latency: float, conn: Connection) -> None:
     """The child process: a ProviderServer that answers the parent's commands over a pipe."""
+    from tests.fakes.provider_server import ProviderServer
+
     with ProviderServer(latency_s=latency) as server:
         conn.send(server.url)
+        cpu_at_clear = time.process_time()
         while True:
             command, argument = conn.recv()
             if command == "stop":
                 return
             if command == "clear":
                 server.clear()
-                conn.send(time.process_time())
+                cpu_at_clear = time.process_time()
+                conn.send(None)
             elif command == "latency":
                 server.latency_s = argument
                 conn.send(None)
             elif command == "stats":
                 seen = [r.received_at for r in server.requests]
                 span = max(seen) - min(seen) if seen else 0.0
-                conn.send((len(seen), span, server.peak_in_flight, time.process_time()))
+                cpu = time.process_time() - cpu_at_clear
+                conn.send((len(seen), span, server.peak_in_flight, cpu))
 
 
-class ServerProcess:
-    """A ProviderServer in a child process; the client here sees only its URL and its figures."""
+class FakeServer(LeanServer):
+    """The wire-format test double in a child process, with the lean server's handle."""
 
     def __init__(self, latency: float) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(latency, child), daemon=True)
+        self._process = context.Process(target=_serve_fake, args=(latency, child), daemon=True)
         self._process.start()
-        self.url: str = self._conn.recv()
-        self._cpu_at_clear = 0.0
-
-    def _ask(self, command: str, argument: Any = None) -> Any:
-        self._conn.send((command, argument))
-        return self._conn.recv()
-
-    def clear(self) -> None:
-        self._cpu_at_clear = self._ask("clear")
-
-    def set_latency(self, latency: float) -> None:
-        self._ask("latency", latency)
-
-    def stats(self) -> tuple[int, float, int, float]:
-        """Requests seen, first-to-last arrival span, peak in flight, server CPU s since clear."""
-        count, span, peak, cpu = self._ask("stats")
-        return count, span, peak, cpu - self._cpu_at_clear
-
-    def close(self) -> None:
-        self._conn.send(("stop", None))
-        self._process.join(10)
-        if self._process.is_alive():
-            self._process.kill()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self.url = self._conn.recv()
 
 
-def provider(name: str, server: ServerProcess) -> Any:
+# ---------------------------------------------------------------- one measured run
+
+
+def spec_for(name: str, server: Server) -> ModelSpec:
     os.environ["OPENAI_BASE_URL"] = server.url + "/v1"
     os.environ["ANTHROPIC_BASE_URL"] = server.url
     os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark")
     os.environ.setdefault("ANTHROPIC_API_KEY", "sk-benchmark")
-    spec = ModelSpec.model_validate(
+    return ModelSpec.model_validate(
         {"name": name, "provider": name, "model": MODELS[name], "price": PRICE, "options": OPTIONS}
     )
-    return build_provider(spec)
 
 
 def samples(n: int, tag: str = "") -> list[Sample]:
@@ -125,32 +138,183 @@ def samples(n: int, tag: str = "") -> list[Sample]:
     ]
 
 
-def run(
-    name: str, server: ServerProcess, items: list[Sample], settings: RunSettings
-) -> tuple[float, float]:
-    """Wall and CPU seconds (this process, all threads) of one run_samples.
+@dataclass
+class Run:
+    wall_s: float
+    client_cpu_s: float  # this process and its workers, once they had their providers
+    results: list[Completion]
+    startup_s: float = 0.0  # workers: from the call until all had their providers
+    startup_cpu_s: float = 0.0  # workers: their CPU until then (fork, provider, SSL context)
 
-    The provider is built before the clocks start: the first build imports its SDK (seconds
-    for anthropic), a one-time cost that is not throughput.
-    """
+
+def in_process(
+    name: str,
+    server: Server,
+    items: list[Sample],
+    concurrency: int,
+    loop: str,
+    cache: ResponseCache | None = None,
+) -> Run:
+    """The runner on one event loop in this thread; the provider is built before the clock."""
+    provider = build_provider(spec_for(name, server))
     progress = GenerationProgress(name, len(items), live=False)
-    client = provider(name, server)
-    started, cpu = time.perf_counter(), time.process_time()
-    results = asyncio.run(
-        run_samples(
-            client,
-            items,
-            GenerationParams(max_tokens=16),
-            price=PRICE,
-            progress=progress,
-            settings=settings,
-        )
+    coroutine = run_samples(
+        provider,
+        items,
+        PARAMS,
+        price=PRICE,
+        progress=progress,
+        settings=RunSettings(concurrency=concurrency, cache=cache),
     )
-    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    errors = sum(r.error is not None for r in results)
+    started, cpu = time.perf_counter(), time.process_time()
+    results = workers.run_coroutine(coroutine) if loop == "uvloop" else asyncio.run(coroutine)
+    return Run(time.perf_counter() - started, time.process_time() - cpu, results)
+
+
+def in_workers(name: str, server: Server, items: list[Sample], concurrency: int, count: int) -> Run:
+    """The same requests through run_in_workers; client CPU = this process + the workers'."""
+    spec = spec_for(name, server)
+    stats = workers.WorkerStats()
+    started, cpu = time.perf_counter(), time.process_time()
+    results = workers.run_in_workers(
+        spec, list(enumerate(items)), PARAMS, workers=count, concurrency=concurrency, stats=stats
+    )
+    own = time.process_time() - cpu
+    return Run(
+        time.perf_counter() - started,
+        own + stats.cpu_s - stats.startup_cpu_s,
+        results,
+        startup_s=stats.startup_s,
+        startup_cpu_s=stats.startup_cpu_s,
+    )
+
+
+def check(run: Run, n: int) -> None:
+    errors = [r.error for r in run.results if r.error is not None]
     if errors:
-        print(f"  warning: {errors} errors")
-    return wall, cpu
+        print(f"    warning: {len(errors)} errors, e.g. {errors[0]}")
+    assert len(run.results) == n
+
+
+@dataclass
+class Figures:
+    ratio: float
+    span_s: float
+    requests_per_s: float
+    client_ms: float
+    server_ms: float
+    wall_s: float
+    peak: int
+    startup_s: float
+    startup_cpu_s: float
+
+
+def measure(
+    server: Server, n: int, latency: float, concurrency: int, go: Callable[[], Run]
+) -> Figures:
+    server.clear()
+    run = go()
+    check(run, n)
+    seen, span, peak, server_cpu = server.stats()
+    span += latency  # the last request's answer
+    return Figures(
+        ratio=n * latency / concurrency / span,
+        span_s=span,
+        requests_per_s=seen / span,
+        client_ms=run.client_cpu_s / n * 1000,
+        server_ms=server_cpu / max(seen, 1) * 1000,
+        wall_s=run.wall_s,
+        peak=peak,
+        startup_s=run.startup_s,
+        startup_cpu_s=run.startup_cpu_s,
+    )
+
+
+def report(label: str, ideal: float, runs: list[Figures]) -> Figures:
+    for index, f in enumerate(runs, 1):
+        print(
+            f"  {label} run {index}: span {f.span_s:.2f}s vs ideal {ideal:.2f}s: "
+            f"ratio {f.ratio:.3f}, {f.requests_per_s:.0f} req/s, "
+            f"CPU per request: client {f.client_ms:.2f} ms, server {f.server_ms:.3f} ms; "
+            f"peak in flight {f.peak}"
+            + (
+                f"; workers' startup {f.startup_s:.2f}s wall, {f.startup_cpu_s:.2f}s CPU"
+                if f.startup_s
+                else ""
+            )
+        )
+    median = Figures(
+        *(statistics.median(getattr(f, k) for f in runs) for k in Figures.__dataclass_fields__)
+    )
+    print(
+        f"  {label} MEDIAN of {len(runs)}: ratio {median.ratio:.3f}  client CPU "
+        f"{median.client_ms:.2f} ms/request  server CPU {median.server_ms:.3f} ms/request"
+    )
+    return median
+
+
+# ---------------------------------------------------------------- two providers at once
+
+
+def together(jobs: dict[str, Callable[[], Run]]) -> tuple[float, dict[str, float]]:
+    """Each job in its own thread, as ZenML runs the steps of a dynamic pipeline."""
+    took: dict[str, float] = {}
+    failures: list[BaseException] = []
+
+    def worker(name: str) -> None:
+        try:
+            took[name] = jobs[name]().wall_s
+        except BaseException as exc:  # surface it in the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(name,)) for name in jobs]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return time.perf_counter() - started, took
+
+
+def two_providers(server: Server, half: int, args: argparse.Namespace) -> None:
+    concurrency = args.concurrency
+    ways: dict[str, Callable[[str, str], Run]] = {
+        "in-process": lambda name, tag: in_process(
+            name, server, samples(half, tag), concurrency, args.loop
+        ),
+        "1 worker each": lambda name, tag: in_workers(
+            name, server, samples(half, tag), concurrency, 1
+        ),
+    }
+    ideal = half * args.latency / concurrency
+    for way, go in ways.items():
+        for name in MODELS:  # warm-up: imports and, for workers, the fork server
+            go(name, f"warm-{way}-{name}")
+        alone_runs: dict[str, list[float]] = {name: [] for name in MODELS}
+        together_runs: list[float] = []
+        for repeat in range(args.repeat):
+            for name in MODELS:
+                alone_runs[name].append(go(name, f"alone-{repeat}").wall_s)
+            tag = f"two-{repeat}"
+            wall, _ = together(
+                {name: lambda n=name, g=go, t=tag: g(n, t) for name in MODELS}  # type: ignore[misc]
+            )
+            together_runs.append(wall)
+        alone = {name: statistics.median(v) for name, v in alone_runs.items()}
+        both = statistics.median(together_runs)
+        slowest = max(alone.values())
+        print(
+            f"two providers, {half} requests each, {way} (median of {args.repeat}): alone "
+            + ", ".join(f"{k} {v:.2f}s" for k, v in alone.items())
+            + f"; together {both:.2f}s = {both / slowest:.2f}x the slower alone "
+            f"(sum of alone {sum(alone.values()):.2f}s, ideal {ideal:.2f}s); "
+            f"together runs: {', '.join(f'{t:.2f}' for t in together_runs)}"
+        )
+
+
+# ---------------------------------------------------------------- main
 
 
 def main() -> None:
@@ -158,91 +322,89 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.1)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2, help="0: skip the worker runs")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--server", choices=["lean", "fake"], default="lean")
     parser.add_argument("--provider", choices=sorted(MODELS), default="openai")
     parser.add_argument("--http-client", choices=["aiohttp", "httpx"], help="the SDK transport")
+    parser.add_argument("--skip-two", action="store_true", help="skip the two-provider runs")
     parser.add_argument("--scale", action="store_true", help="also 10,000 samples x 3 models")
     args = parser.parse_args()
-    import logging
-
     logging.getLogger("llmbench").setLevel(logging.WARNING)
     n, latency, concurrency = args.n, args.latency, args.concurrency
     if args.http_client:
         OPTIONS["http_client"] = args.http_client
     ideal = n * latency / concurrency
-
-    with ServerProcess(latency) as server, tempfile.TemporaryDirectory() as tmp:
-        cache = ResponseCache(Path(tmp))
-        server.clear()
-        wall, cpu = run(
-            args.provider, server, samples(n), RunSettings(concurrency=concurrency, cache=cache)
-        )
-        seen, span, peak, server_cpu = server.stats()
-        span += latency  # the last request's answer
-        transport = OPTIONS.get("http_client", "default")
-        print(f"{args.provider} ({transport}): N={n} L={latency * 1000:.0f}ms C={concurrency}")
-        print(f"  server span {span:.2f}s  ideal N*L/C {ideal:.2f}s  ratio {ideal / span:.3f}")
-        print(
-            f"  wall {wall:.2f}s  {n / wall:.0f} requests/s  peak server in flight {peak}  "
-            f"peak RSS {peak_rss_mib():.0f} MiB"
-        )
-        print(
-            f"  CPU per request: client {cpu / n * 1000:.2f} ms, "
-            f"server {server_cpu / max(seen, 1) * 1000:.2f} ms"
-        )
-
-        server.clear()
-        cached, _ = run(
-            args.provider, server, samples(n), RunSettings(concurrency=concurrency, cache=cache)
-        )
-        print(
-            f"  cached rerun: wall {cached:.2f}s, {server.stats()[0]} requests sent, "
-            f"{n / cached:.0f} samples/s, peak RSS {peak_rss_mib():.0f} MiB"
-        )
-
-        half = n // 2
-        alone: dict[str, float] = {}
-        for name in MODELS:
-            server.clear()
-            alone[name], _ = run(
-                name, server, samples(half, name), RunSettings(concurrency=concurrency)
-            )
-        server.clear()
-        took: dict[str, float] = {}
-
-        def worker(name: str) -> None:
-            took[name], _ = run(
-                name, server, samples(half, name + "-2"), RunSettings(concurrency=concurrency)
-            )
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=worker, args=(name,)) for name in MODELS]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        together = time.perf_counter() - started
-        print(
-            f"two providers, {half} requests each: alone "
-            + ", ".join(f"{k} {v:.2f}s" for k, v in alone.items())
-            + f"; together {together:.2f}s (sum of alone {sum(alone.values()):.2f}s, "
-            f"ideal {half * latency / concurrency:.2f}s)"
-        )
-
-        if args.scale:
-            server.set_latency(0.0)
-            server.clear()
-            started = time.perf_counter()
-            for index in range(3):
-                run(
-                    args.provider,
-                    server,
-                    samples(10_000, f"scale{index}"),
-                    RunSettings(concurrency=concurrency),
+    started = time.perf_counter()
+    server: Server = LeanServer(latency) if args.server == "lean" else FakeServer(latency)
+    print(f"server: {args.server}, started in {time.perf_counter() - started:.2f}s")
+    workers.prepare([spec_for(name, server) for name in MODELS])
+    transport = OPTIONS.get("http_client", "aiohttp")
+    print(
+        f"{args.provider} ({transport}, {args.loop}): N={n} L={latency * 1000:.0f}ms "
+        f"C={concurrency}, {os.cpu_count()} CPUs, load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            ways: dict[str, Callable[[list[Sample]], Run]] = {
+                "in-process": lambda items: in_process(
+                    args.provider, server, items, concurrency, args.loop
+                ),
+            }
+            if args.workers:
+                ways[f"workers={args.workers}"] = lambda items: in_workers(
+                    args.provider, server, items, concurrency, args.workers
                 )
-            print(
-                f"scale: 10,000 samples x 3 models in {time.perf_counter() - started:.1f}s, "
-                f"peak RSS {peak_rss_mib():.0f} MiB"
+            for label, go in ways.items():
+                cold = time.perf_counter()
+                go(samples(concurrency, f"warm-{label}"))
+                print(f"  {label} cold start: {time.perf_counter() - cold:.2f}s for {concurrency}")
+                runs = [
+                    measure(
+                        server,
+                        n,
+                        latency,
+                        concurrency,
+                        lambda g=go, t=f"{label}-{repeat}": g(samples(n, t)),  # type: ignore[misc]
+                    )
+                    for repeat in range(args.repeat)
+                ]
+                report(label, ideal, runs)
+
+            cache = ResponseCache(Path(tmp))
+            in_process(args.provider, server, samples(n, "cached"), concurrency, args.loop, cache)
+            server.clear()
+            cached = in_process(
+                args.provider, server, samples(n, "cached"), concurrency, args.loop, cache
             )
+            print(
+                f"  cached rerun: wall {cached.wall_s:.2f}s, {server.stats()[0]} requests sent, "
+                f"{n / cached.wall_s:.0f} samples/s, peak RSS {peak_rss_mib():.0f} MiB"
+            )
+
+            if not args.skip_two:
+                two_providers(server, n // 2, args)
+
+            if args.scale:
+                server.set_latency(0.0)
+                server.clear()
+                began = time.perf_counter()
+                for index in range(3):
+                    in_process(
+                        args.provider,
+                        server,
+                        samples(10_000, f"scale{index}"),
+                        concurrency,
+                        args.loop,
+                    )
+                print(
+                    f"scale: 10,000 samples x 3 models in {time.perf_counter() - began:.1f}s, "
+                    f"peak RSS {peak_rss_mib():.0f} MiB"
+                )
+    finally:
+        server.close()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ llama.cpp server, LM Studio). Reasoning models (o1/o3/o4, gpt-5) get
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -30,7 +31,7 @@ from llmbench.providers.remote import (
 from llmbench.types import Completion, FinishReason, GenerationParams, Message
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI
+    from openai import AsyncOpenAI, AsyncStream
 
     from llmbench.schema import ModelSpec
 
@@ -60,12 +61,17 @@ def is_reasoning_model(model: str) -> bool:
     return model.split("/")[-1].startswith(REASONING_PREFIXES)
 
 
-def _field(obj: Any, name: str) -> Any:
-    """A response field, including the extras a compatible host adds (reasoning_content)."""
-    value = getattr(obj, name, None)
-    if value is None and getattr(obj, "model_extra", None):
-        value = obj.model_extra.get(name)
-    return value
+# What chat.completions.create sends besides the body: bearer auth (the SDK adds the
+# headers, timeout and retry settings of the client).
+_POST_OPTIONS: Any = {"security": {"bearer_auth": True}}
+
+
+def _payload(body: dict[str, Any]) -> bytes:
+    """The request's JSON, serialised once, as the SDK would (``extra_body`` merged last)."""
+    extra = body.pop("extra_body", None)
+    if extra:
+        body = {**body, **extra}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class OpenAIProvider(RemoteProvider):
@@ -134,22 +140,38 @@ class OpenAIProvider(RemoteProvider):
         clock = Stopwatch()
         if self.spec.stream:
             return await self._stream(body, clock)
-        response = await self.client.chat.completions.create(**body)
+        # The SDK's own request path (client.post: its headers, auth, timeouts, transport and
+        # error classes), with the JSON body serialised once and the reply read as plain JSON
+        # instead of typed response objects: about a third less client CPU per request.
+        raw: bytes = await self.client.post(
+            "/chat/completions", cast_to=bytes, content=_payload(body), options=_POST_OPTIONS
+        )
+        response = json.loads(raw)  # a truncated body: JSONDecodeError, retried
         with reading_reply("the reply"):
-            choice = response.choices[0]
+            choice = response["choices"][0]
+            message = choice.get("message") or {}
             return self._completion(
-                text=choice.message.content or "",
-                reasoning=_field(choice.message, "reasoning_content"),
-                finish=choice.finish_reason,
-                usage=response.usage,
-                model=response.model,
+                text=message.get("content") or "",
+                reasoning=message.get("reasoning_content"),
+                finish=choice.get("finish_reason"),
+                usage=response.get("usage"),
+                model=response.get("model") or self.spec.model,
                 latency=clock.elapsed,
                 ttft=None,
             )
 
     async def _stream(self, body: dict[str, Any], clock: Stopwatch) -> Completion:
-        stream = await self.client.chat.completions.create(
-            **body, stream=True, stream_options={"include_usage": True}
+        from openai import AsyncStream
+
+        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        # The SDK's SSE stream (its decoder, its mid-stream error events), chunks as dicts.
+        stream: AsyncStream[dict[str, Any]] = await self.client.post(
+            "/chat/completions",
+            cast_to=object,
+            content=_payload(body),
+            options=_POST_OPTIONS,
+            stream=True,
+            stream_cls=AsyncStream[dict[str, Any]],
         )
         text: list[str] = []
         reasoning: list[str] = []
@@ -158,18 +180,18 @@ class OpenAIProvider(RemoteProvider):
         model = self.spec.model
         with reading_reply("the stream"):
             async for chunk in stream:
-                model = chunk.model or model
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    piece = delta.content or ""
-                    thought = _field(delta, "reasoning_content") or ""
+                model = chunk.get("model") or model
+                if chunk.get("usage") is not None:
+                    usage = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    piece = delta.get("content") or ""
+                    thought = delta.get("reasoning_content") or ""
                     if piece or thought:
                         clock.token()
                     text.append(piece)
                     reasoning.append(thought)
-                    finish = choice.finish_reason or finish
+                    finish = choice.get("finish_reason") or finish
             if usage is None:
                 raise MalformedReply("the stream ended without its usage event (cut short)")
             return self._completion(
@@ -188,24 +210,24 @@ class OpenAIProvider(RemoteProvider):
         text: str,
         reasoning: str | None,
         finish: str | None,
-        usage: Any,
+        usage: dict[str, Any] | None,
         model: str,
         latency: float,
         ttft: float | None,
     ) -> Completion:
-        details = getattr(usage, "completion_tokens_details", None)
-        prompt_details = getattr(usage, "prompt_tokens_details", None)
-        cached = getattr(prompt_details, "cached_tokens", None) or _field(
-            usage,
-            "prompt_cache_hit_tokens",  # DeepSeek's name for prompt-cache hits
+        usage = usage or {}
+        details = usage.get("completion_tokens_details") or {}
+        prompt_details = usage.get("prompt_tokens_details") or {}
+        cached = prompt_details.get("cached_tokens") or usage.get(
+            "prompt_cache_hit_tokens"  # DeepSeek's name for prompt-cache hits
         )
         return Completion(
             text=text,
             reasoning=reasoning,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
+            input_tokens=usage.get("prompt_tokens") or 0,
+            output_tokens=usage.get("completion_tokens") or 0,
             cached_tokens=int(cached or 0),
-            reasoning_tokens=int(getattr(details, "reasoning_tokens", None) or 0),
+            reasoning_tokens=int(details.get("reasoning_tokens") or 0),
             latency_s=latency,
             ttft_s=ttft,
             finish_reason=finish_reason(finish, FINISH),

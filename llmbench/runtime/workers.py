@@ -1,0 +1,522 @@
+"""One model's requests in worker processes, each with its own event loop and provider.
+
+ZenML runs a pipeline's steps as threads of one process, so every generate step's request
+loop shares one GIL: at a few hundred requests a second a single SDK client is CPU-bound,
+and two providers in two threads take the sum of their times instead of the longer one.
+``run_in_workers`` moves the request loop out of the calling thread into ``workers``
+processes; the caller keeps what must stay in one place (the response cache, the budget,
+progress, the error-rate guard) through two callbacks:
+
+- ``admit(index, sample)``, called just before a sample is handed to a worker: return
+  ``None`` to send it, or the sample's final Completion (a cache hit, "budget reached",
+  "aborted") to send nothing;
+- ``on_result(index, completion)``, called as each sent sample's answer comes back.
+
+Completions come back in the order of ``items``. A failed request is an error row, as in the
+runner; so is every sample of a worker that could not start its provider or died (its other
+samples go to the workers still alive).
+
+Workers are forked from a fork server (``multiprocessing`` "forkserver"), never from the
+caller: forking a process with running threads (ZenML's) is unsafe, and "spawn" would import
+the SDK again in every worker (a second or more each). ``prepare(specs)`` names the models a
+run will use so the fork server imports their SDKs once, before the first worker starts.
+Each job carries the caller's environment (keys a ZenML secret put there for the step,
+``*_BASE_URL``), never written anywhere.
+
+Each worker runs one event loop (uvloop when installed, see ``new_event_loop``) at its
+share of the concurrency and of the model's rate limits (``limits`` divided evenly: the
+workers do not share an adaptive limit with each other or with other steps).
+
+The request itself is made by a *sender*, ``"module:function"``: called once per worker
+with the job, it returns ``(send, close)`` where ``send(index, sample)`` is a coroutine giving
+the sample's Completion (never raising). The default, ``llmbench.runtime.workers:
+request_sender``, does what the runner does per request: the concurrency gate, RPM/TPM
+waits, the provider's timeout, retries with backoff, errors as redacted rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import math
+import multiprocessing
+import os
+import queue
+import random
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from llmbench.providers.keys import redact
+from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
+from llmbench.runtime.retry import Attempts, RetryPolicy, with_retries
+from llmbench.types import Completion, GenerationParams, Sample
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext
+    from multiprocessing.process import BaseProcess
+
+    from llmbench.config import ModelSpec
+
+T = TypeVar("T")
+Send = Callable[[int, Sample], Awaitable[Completion]]
+Close = Callable[[], Awaitable[None]]
+Admit = Callable[[int, Sample], Completion | None]
+OnResult = Callable[[int, Completion], None]
+
+DEFAULT_SENDER = "llmbench.runtime.workers:request_sender"
+
+# The SDK each provider module imports when a model is built: what the fork server preloads.
+SDK_MODULES: dict[str, tuple[str, ...]] = {
+    "llmbench.providers.openai": ("openai", "openai.types.chat", "httpcore2", "truststore"),
+    "llmbench.providers.anthropic": ("anthropic", "httpcore2", "truststore"),
+    "llmbench.providers.gemini": ("google.genai",),
+    "llmbench.providers.ollama": ("ollama",),
+}
+
+
+# ---------------------------------------------------------------- event loops
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed (less CPU per request), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on ``new_event_loop()``; safe in any thread (a step's, a worker's)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coroutine)
+
+
+# ---------------------------------------------------------------- what a worker runs
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """Everything a worker needs: pickled to it once, before its samples."""
+
+    spec: ModelSpec
+    params: GenerationParams
+    concurrency: int
+    retries: RetryPolicy
+    limits: RateLimits
+    sender: str
+    environ: dict[str, str]
+    cwd: str
+    seed: int
+
+
+@dataclass
+class WorkerStats:
+    """Filled by ``run_in_workers``: what the workers did, for benchmarks and logs."""
+
+    workers: int = 0
+    sent: int = 0
+    cpu_s: float = 0.0  # the workers' own CPU time, summed (startup included)
+    startup_cpu_s: float = 0.0  # of which: until each had its provider, summed
+    startup_s: float = 0.0  # wall time from the call until every worker had its provider
+    per_worker: list[int] = field(default_factory=list)  # samples answered by each
+
+
+def _error_row(error: BaseException, secrets: Iterable[str]) -> Completion:
+    message = str(error).splitlines()[0] if str(error) else ""
+    return Completion(
+        finish_reason="error", error=redact(f"{type(error).__name__}: {message}", secrets)
+    )
+
+
+async def request_sender(job: WorkerJob) -> tuple[Send, Close]:
+    """The runner's request path, per worker: gate, RPM/TPM, timeout, retries, error rows."""
+    from llmbench.providers.registry import build_provider
+    from llmbench.runtime.budget import estimated_prompt_tokens
+
+    provider = build_provider(job.spec)
+    limiter = ConnectionLimiter(job.limits, job.concurrency)
+    timeout = provider.request_timeout_s()
+    rng = random.Random(job.seed)
+    params = job.params
+
+    async def send(index: int, sample: Sample) -> Completion:
+        messages = sample.messages()
+        attempts = Attempts()
+
+        async def once() -> Completion:
+            await limiter.gate.acquire()
+            try:
+                await limiter.wait_for_budget(estimated_prompt_tokens(messages), asyncio.sleep)
+                async with asyncio.timeout(timeout):
+                    completion = await provider.generate(messages, params)
+            except Exception as exc:
+                if provider.rate_limited(exc) and limiter.limits.adaptive:
+                    limiter.gate.on_rate_limited()
+                raise
+            finally:
+                limiter.gate.release()
+            limiter.gate.on_success()
+            return completion
+
+        try:
+            completion = await with_retries(
+                once,
+                retryable=provider.retryable,
+                policy=job.retries,
+                attempts=attempts,
+                rng=rng,
+            )
+        except Exception as exc:  # a failed request is a row, never a crashed worker
+            completion = _error_row(exc, provider.secrets())
+        return completion.model_copy(
+            update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
+        )
+
+    return send, provider.aclose
+
+
+def _load(dotted: str) -> Callable[[WorkerJob], Awaitable[tuple[Send, Close]]]:
+    module_name, _, attribute = dotted.partition(":")
+    factory: Callable[[WorkerJob], Awaitable[tuple[Send, Close]]] = getattr(
+        importlib.import_module(module_name), attribute
+    )
+    return factory
+
+
+def _worker_main(conn: Connection) -> None:
+    """A worker process: one job, samples in batches, answers in batches, then its CPU time."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    job: WorkerJob = conn.recv()
+    os.environ.clear()
+    os.environ.update(job.environ)
+    os.chdir(job.cwd)
+    # Answers leave through a thread of their own, so the event loop never blocks on a full
+    # pipe and keeps reading the parent's next samples (no deadlock on long prompts).
+    outgoing: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+
+    def write() -> None:
+        while (message := outgoing.get()) is not None:
+            try:
+                conn.send(message)
+            except OSError:  # the parent is gone
+                return
+
+    writer = threading.Thread(target=write, name="llmbench-worker-writer", daemon=True)
+    writer.start()
+    try:
+        run_coroutine(_serve(conn, job, outgoing.put))
+    finally:
+        outgoing.put(None)
+        writer.join(timeout=30)
+
+
+async def _serve(conn: Connection, job: WorkerJob, post: Callable[[Any], None]) -> None:
+    loop = asyncio.get_running_loop()
+    try:
+        send, close = await _load(job.sender)(job)
+    except BaseException as exc:  # the parent turns this worker's samples into error rows
+        post(("fatal", f"worker could not start: {type(exc).__name__}: {exc}"))
+        return
+    post(("ready", time.process_time()))
+    outbox: list[tuple[int, Completion]] = []
+    tasks: set[asyncio.Task[None]] = set()
+    ended: asyncio.Future[bool] = loop.create_future()  # True: finish in-flight; False: drop
+
+    def flush() -> None:
+        if outbox:
+            post(("done", outbox.copy()))
+            outbox.clear()
+
+    async def one(position: int, index: int, sample: Sample) -> None:
+        try:
+            completion = await send(index, sample)
+        except Exception as exc:  # a sender that raised: still a row
+            completion = _error_row(exc, ())
+        if not outbox:
+            loop.call_soon(flush)  # everything that finishes in this tick goes in one message
+        outbox.append((position, completion))
+
+    def readable() -> None:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):  # the parent is gone: nobody wants the answers
+            kind, payload = "abort", None
+        if kind == "items":
+            for position, index, sample in payload:
+                task = loop.create_task(one(position, index, sample))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        elif not ended.done():
+            ended.set_result(kind == "end")
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        if await ended:
+            while tasks:
+                await asyncio.gather(*tasks)
+            flush()
+        else:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        loop.remove_reader(conn.fileno())
+        await close()
+    post(("finished", time.process_time()))
+
+
+# ---------------------------------------------------------------- the parent's side
+
+
+_CONTEXT_LOCK = threading.Lock()
+_PRELOAD: set[str] = {"__main__", "llmbench.runtime.workers", "llmbench.providers.registry"}
+_STARTED = False
+
+
+def _modules_for(spec: ModelSpec) -> set[str]:
+    from llmbench.providers.registry import PROVIDERS
+
+    module = PROVIDERS[spec.provider].partition(":")[0]
+    return {module, *SDK_MODULES.get(module, ())}
+
+
+def prepare(specs: Iterable[ModelSpec], *, start: bool = True) -> None:
+    """Name the models a run will send through workers, before the first one starts, so the
+    fork server imports their SDKs once instead of every worker importing its own; with
+    ``start``, the fork server is started now, in the background (a second or a few of CPU,
+    in its own process), so it is ready when the first step asks for workers."""
+    global _STARTED
+    context = multiprocessing.get_context("forkserver")
+    with _CONTEXT_LOCK:
+        for spec in specs:
+            _PRELOAD.update(_modules_for(spec))
+        if not start or _STARTED:
+            return
+        context.set_forkserver_preload(sorted(_PRELOAD))
+        _STARTED = True
+    from multiprocessing import forkserver
+
+    threading.Thread(
+        target=forkserver.ensure_running, name="llmbench-forkserver", daemon=True
+    ).start()
+
+
+def _context(spec: ModelSpec) -> ForkServerContext:
+    global _STARTED
+    context = multiprocessing.get_context("forkserver")
+    with _CONTEXT_LOCK:
+        if not _STARTED:
+            _PRELOAD.update(_modules_for(spec))
+            context.set_forkserver_preload(sorted(_PRELOAD))
+            _STARTED = True
+    return context
+
+
+def _shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` near-equal whole shares, each at least 1."""
+    base, extra = divmod(total, parts)
+    return [max(1, base + (1 if i < extra else 0)) for i in range(parts)]
+
+
+def _split_limits(limits: RateLimits, parts: int, share: int) -> RateLimits:
+    def per(value: float | None) -> float | None:
+        return None if value is None else value / parts
+
+    return limits.model_copy(
+        update={
+            "max_concurrency": None
+            if limits.max_concurrency is None
+            else max(1, math.ceil(limits.max_concurrency / parts)),
+            "requests_per_minute": per(limits.requests_per_minute),
+            "tokens_per_minute": per(limits.tokens_per_minute),
+        }
+    )
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    capacity: int  # samples it may hold: its concurrency plus a little prefetch
+    outstanding: set[int] = field(default_factory=set)
+    ready: bool = False
+    alive: bool = True
+    answered: int = 0
+    cpu_s: float = 0.0
+
+
+def run_in_workers(
+    spec: ModelSpec,
+    items: Sequence[tuple[int, Sample]],
+    params: GenerationParams,
+    *,
+    workers: int,
+    concurrency: int,
+    retries: RetryPolicy | None = None,
+    admit: Admit | None = None,
+    on_result: OnResult | None = None,
+    sender: str = DEFAULT_SENDER,
+    stats: WorkerStats | None = None,
+    seed: int = 0,
+) -> list[Completion]:
+    """Completions for ``items`` (``(index, sample)`` pairs), in their order.
+
+    ``concurrency`` is the total number of requests in flight, split over ``workers``
+    processes (each gets at least one). Blocks the calling thread until every item has an
+    answer; the callbacks run in this thread.
+    """
+    if workers < 1 or concurrency < 1:
+        raise ValueError("workers and concurrency must be at least 1")
+    results: list[Completion | None] = [None] * len(items)
+    pending: deque[int] = deque(range(len(items)))
+    workers = max(1, min(workers, concurrency, len(items) or 1))
+    stats = stats if stats is not None else WorkerStats()
+    stats.workers = workers
+    started = time.perf_counter()
+    context = _context(spec)
+    retries = retries or RetryPolicy()
+    pool: list[_Worker] = []
+    shares = _shares(concurrency, workers)
+    try:
+        for number, share in enumerate(shares):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(
+                target=_worker_main,
+                args=(child_end,),
+                name=f"llmbench-worker-{spec.name}-{number}",
+                daemon=True,
+            )
+            process.start()
+            child_end.close()
+            job = WorkerJob(
+                spec=spec,
+                params=params,
+                concurrency=share,
+                retries=retries,
+                limits=_split_limits(spec.limits, workers, share),
+                sender=sender,
+                environ=dict(os.environ),
+                cwd=os.getcwd(),
+                seed=seed * 1000 + number,
+            )
+            parent_end.send(job)
+            pool.append(_Worker(process, parent_end, capacity=share + max(2, share // 4)))
+        _dispatch(pool, items, results, pending, admit, on_result, stats, started)
+        for worker in pool:
+            if worker.alive:
+                worker.conn.send(("end", None))
+        for worker in pool:
+            _finish(worker)
+    finally:
+        for worker in pool:
+            worker.conn.close()
+            if worker.process.is_alive():
+                worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+    stats.cpu_s = sum(w.cpu_s for w in pool)
+    stats.per_worker = [w.answered for w in pool]
+    return [
+        r if r is not None else Completion(finish_reason="error", error="no answer")
+        for r in results
+    ]
+
+
+def _finish(worker: _Worker) -> None:
+    """Wait for a worker's last message (its CPU time) after it was told to end."""
+    while worker.alive:
+        try:
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            return
+        if kind == "finished":
+            worker.cpu_s = float(payload)
+            return
+
+
+def _dispatch(
+    pool: list[_Worker],
+    items: Sequence[tuple[int, Sample]],
+    results: list[Completion | None],
+    pending: deque[int],
+    admit: Admit | None,
+    on_result: OnResult | None,
+    stats: WorkerStats,
+    started: float,
+) -> None:
+    remaining = sum(r is None for r in results)
+    by_conn = {id(w.conn): w for w in pool}
+    waiting_ready = len(pool)
+
+    def settle(position: int, completion: Completion, *, sent: bool) -> None:
+        nonlocal remaining
+        results[position] = completion
+        remaining -= 1
+        if sent and on_result is not None:
+            on_result(items[position][0], completion)
+
+    def fail(worker: _Worker, reason: str) -> None:
+        nonlocal waiting_ready
+        if not worker.ready:
+            waiting_ready -= 1
+        worker.alive = False
+        for position in sorted(worker.outstanding):
+            settle(position, Completion(finish_reason="error", error=reason), sent=True)
+        worker.outstanding.clear()
+        if not any(w.alive for w in pool):  # nobody left to send the rest
+            while pending:
+                settle(
+                    pending.popleft(), Completion(finish_reason="error", error=reason), sent=False
+                )
+
+    while remaining:
+        for worker in pool:
+            if not (worker.alive and worker.ready):
+                continue
+            batch: list[tuple[int, int, Sample]] = []
+            while pending and len(worker.outstanding) < worker.capacity:
+                position = pending.popleft()
+                index, sample = items[position]
+                answered = admit(index, sample) if admit is not None else None
+                if answered is not None:
+                    settle(position, answered, sent=False)
+                    continue
+                worker.outstanding.add(position)
+                batch.append((position, index, sample))
+            if batch:
+                stats.sent += len(batch)
+                # A dead worker's samples are failed when its pipe reports EOF below.
+                with contextlib.suppress(OSError):
+                    worker.conn.send(("items", batch))
+        if not remaining:
+            break
+        for ready in wait([w.conn for w in pool if w.alive]):
+            worker = by_conn[id(ready)]
+            try:
+                kind, payload = worker.conn.recv()
+            except (EOFError, OSError):
+                worker.process.join(timeout=5)
+                fail(worker, f"worker process exited (code {worker.process.exitcode})")
+                continue
+            if kind == "done":
+                for position, completion in payload:
+                    worker.outstanding.discard(position)
+                    worker.answered += 1
+                    settle(position, completion, sent=True)
+            elif kind == "ready":
+                worker.ready = True
+                stats.startup_cpu_s += float(payload)
+                waiting_ready -= 1
+                if waiting_ready == 0:
+                    stats.startup_s = time.perf_counter() - started
+            elif kind == "fatal":
+                fail(worker, str(payload))
