@@ -5,6 +5,15 @@ own chat template) and ``gemma-3-270m`` (a base model: plain completion). ``mode
 also be a path to any GGUF file. The blocking llama.cpp call runs in a worker thread,
 one at a time per model (a ``Llama`` object is not thread-safe), so the event loop stays
 free for other providers.
+
+Prompts are evaluated in line-aligned chunks, and the KV cache keeps the chunks a prompt shares
+with the previous one (a chat template's header, a task's instruction or few-shot block), so
+those are evaluated once instead of per request. llama.cpp's results depend on how a prompt is
+split into batches (its logits differ by up to ~1 between one batch and two on the CPU), so
+llama-cpp-python's own prefix reuse would make an answer depend on the request before it; here
+the split is a function of the prompt alone (``chunk_boundaries``), the same whether a chunk is
+evaluated now or was kept from before: answers do not depend on request order. Option
+``prefix_cache: false`` resets the cache and evaluates each prompt in one batch instead.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -46,7 +55,20 @@ class LlamaCppOptions(BaseModel):
 
     n_ctx: int = Field(default=2048, ge=128)
     n_threads: int | None = Field(default=None, ge=1)
+    n_threads_batch: int | None = Field(
+        default=None,
+        ge=1,
+        description="threads for prompt evaluation; default: n_threads, as llama.cpp's own "
+        "tools do (llama-cpp-python would use every core, and threads that wait for a busy "
+        "core slow prompt evaluation many times over on a shared machine); the answers do "
+        "not depend on it",
+    )
     n_batch: int = Field(default=512, ge=1)
+    prefix_cache: bool = Field(
+        default=True,
+        description="keep the prompt chunks shared with the previous request in the KV cache "
+        "(line-aligned, so answers do not depend on request order); false: reset per request",
+    )
     json_mode: bool = Field(
         default=False, description="constrain the answer to JSON with llama.cpp's JSON grammar"
     )
@@ -124,8 +146,136 @@ _DIGESTS: dict[tuple[str, int, float], str] = {}
 # would inflate each request's latency (and so its compute-time cost). One request at a
 # time, process-wide; loaded models are shared between the steps of a run.
 _CPU_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, int, int | None, int], Llama] = {}
+_LOADED: dict[tuple[str, int, int | None, int | None, int], ChunkedLlama] = {}
+
+# A line shorter than this joins the next one in a chunk: every chunk is a llama_decode call
+# of its own (a pass over the weights), which a few tokens of reuse do not pay for.
+MIN_CHUNK_TOKENS = 8
+
+
+def chunk_boundaries(
+    tokens: Sequence[int],
+    ends_line: Callable[[int], bool],
+    is_control: Callable[[int], bool],
+    min_tokens: int = MIN_CHUNK_TOKENS,
+) -> list[int]:
+    """Where a prompt is split for evaluation: positions after line ends, from the prompt alone.
+
+    A line holding a control token (a chat template's ``<|im_start|>user``, the BOS) always
+    ends a chunk; other lines join the next until the chunk has ``min_tokens``; the prompt's
+    last plain line and the template's tail after it are one chunk with the end of the prompt
+    (evaluated with the logits that pick the first answer token).
+    """
+    lines: list[tuple[int, bool]] = []  # (position after the line, holds a control token)
+    structural = False
+    for position, token in enumerate(tokens[:-1]):
+        structural = structural or is_control(token)
+        if ends_line(token):
+            lines.append((position + 1, structural))
+            structural = False
+    plain = [index for index, (_, structural) in enumerate(lines) if not structural]
+    if plain:
+        lines = lines[: plain[-1]]
+    boundaries: list[int] = []
+    previous = 0
+    for end, structural in lines:
+        if structural or end - previous >= min_tokens:
+            boundaries.append(end)
+            previous = end
+    return boundaries
+
+
+if TYPE_CHECKING:
+
+    class ChunkedLlama(Llama):
+        prefix_cache: bool
+        prompt_tokens_evaluated: int
+        prompt_tokens_kept: int
+
+
+@functools.cache
+def _chunked_llama_class() -> type[ChunkedLlama]:
+    """``Llama`` whose prompts are evaluated in line-aligned chunks, keeping shared ones."""
+    import llama_cpp
+    import numpy as np
+    from llama_cpp import Llama
+
+    class _ChunkedLlama(Llama):  # type: ignore[misc]
+        prefix_cache = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._ends_line: dict[int, bool] = {}
+            self._control: dict[int, bool] = {}
+            self.prompt_tokens_evaluated = 0  # for benchmarks: tokens the prompts cost
+            self.prompt_tokens_kept = 0  # ... and tokens the KV cache saved them
+
+        def _is_line_end(self, token: int) -> bool:
+            known = self._ends_line.get(token)
+            if known is None:
+                known = self._ends_line[token] = b"\n" in self._model.token_to_piece(
+                    token, special=True
+                )
+            return known
+
+        def _is_control(self, token: int) -> bool:
+            known = self._control.get(token)
+            if known is None:
+                attributes = self._model.token_get_attr(token)
+                known = self._control[token] = bool(attributes & llama_cpp.LLAMA_TOKEN_ATTR_CONTROL)
+            return known
+
+        def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
+            if self.prefix_cache:
+                self._prepare(list(tokens))
+            else:
+                self.reset()  # type: ignore[no-untyped-call]
+            self.prompt_tokens_evaluated += len(tokens) - self.n_tokens
+            self.prompt_tokens_kept += self.n_tokens
+            return super().generate(tokens, *args, **kwargs)
+
+        def _prepare(self, tokens: list[int]) -> None:
+            """Keep the chunks the cache shares with ``tokens``; evaluate the rest but the last.
+
+            ``generate`` then finds exactly these tokens cached and evaluates the last chunk:
+            the same batches as from an empty cache, so the same logits.
+            """
+            boundaries = chunk_boundaries(tokens, self._is_line_end, self._is_control)
+            held = min(self.n_tokens, len(tokens))
+            differ = np.nonzero(self.input_ids[:held] != np.asarray(tokens[:held]))[0]
+            common = int(differ[0]) if len(differ) else held
+            keep = max((b for b in boundaries if b <= common), default=0)
+            if keep == 0 or not self._ctx.kv_cache_seq_rm(-1, keep, -1):
+                keep = 0
+                self._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
+            self.n_tokens = keep
+            self._requires_eval = True
+            start = keep
+            for end in boundaries:
+                if end > keep:
+                    self._evaluate_without_logits(tokens[start:end])
+                    start = end
+
+        def _evaluate_without_logits(self, chunk: list[int]) -> None:
+            """One chunk into the KV cache; no token asks for logits, so llama.cpp skips the
+            output layer (for Gemma's 262k-token vocabulary, most of a decode's work)."""
+            for offset in range(0, len(chunk), self.n_batch):
+                part = chunk[offset : offset + self.n_batch]
+                self._batch.set_batch(batch=part, n_past=self.n_tokens, logits_all=False)
+                self._batch.batch.logits[len(part) - 1] = False
+                self._ctx.decode(self._batch)
+                self.input_ids[self.n_tokens : self.n_tokens + len(part)] = part
+                self.n_tokens += len(part)
+
+    return _ChunkedLlama  # type: ignore[return-value]  # it has ChunkedLlama's attributes
+
+
 _LOAD_LOCK = threading.Lock()
+
+
+def _threads() -> int:
+    """llama-cpp-python's default thread count: half the cores (about the physical ones)."""
+    return max((os.cpu_count() or 2) // 2, 1)
 
 
 def file_digest(path: Path) -> str:
@@ -189,7 +339,7 @@ class LlamaCppProvider(Provider):
         super().__init__(spec)
         self.options = LlamaCppOptions.model_validate(spec.options)
         self.path = resolve_model_file(spec.model)
-        self._llm: Llama | None = None
+        self._llm: ChunkedLlama | None = None
         self._mode: Literal["chat", "completion"] | None = spec.mode or (
             BUILTIN_MODELS[spec.model].mode if spec.model in BUILTIN_MODELS else None
         )
@@ -208,25 +358,33 @@ class LlamaCppProvider(Provider):
     def mode(self) -> Literal["chat", "completion"]:
         return self._load()[1]
 
-    def _load(self) -> tuple[Llama, Literal["chat", "completion"]]:
+    def _load(self) -> tuple[ChunkedLlama, Literal["chat", "completion"]]:
         if self._llm is None:
             try:
-                from llama_cpp import Llama
+                import llama_cpp  # noqa: F401
             except ImportError:
                 raise MissingDependencyError(
                     "llama-cpp-python is not installed",
                     hint="run 'make install' (it builds the portable wheel once per machine)",
                 ) from None
             # Sampling-only options must not load a second copy of the weights.
-            key = (str(self.path), self.options.n_ctx, self.options.n_threads, self.options.n_batch)
+            options = self.options
+            key = (
+                str(self.path),
+                options.n_ctx,
+                options.n_threads,
+                options.n_threads_batch,
+                options.n_batch,
+            )
             quiet_llama_logs()
             with _LOAD_LOCK:
                 if key not in _LOADED:
-                    _LOADED[key] = Llama(
+                    _LOADED[key] = _chunked_llama_class()(
                         model_path=str(self.path),
-                        n_ctx=self.options.n_ctx,
-                        n_threads=self.options.n_threads,
-                        n_batch=self.options.n_batch,
+                        n_ctx=options.n_ctx,
+                        n_threads=options.n_threads,
+                        n_threads_batch=options.n_threads_batch or options.n_threads or _threads(),
+                        n_batch=options.n_batch,
                         verbose=False,
                     )
                 self._llm = _LOADED[key]
@@ -260,7 +418,7 @@ class LlamaCppProvider(Provider):
         elif self.options.json_mode:
             kwargs["grammar"] = _json_grammar(None)
         with _CPU_LOCK:
-            llm.reset()  # type: ignore[no-untyped-call]  # no state carried over from another task's prompts
+            llm.prefix_cache = self.options.prefix_cache  # the Llama is shared across steps
             started = time.perf_counter()
             if mode == "chat":
                 chat = [{"role": m.role, "content": m.content} for m in messages]
@@ -294,6 +452,9 @@ class LlamaCppProvider(Provider):
             **super().cache_identity(),
             "file": file_digest(self.path),
             "mode": self._mode or self.mode,
+            # How a prompt is split into batches changes llama.cpp's numbers, so answers
+            # computed with another split are not this model's answers.
+            "prompt_eval": "line-chunks-1" if self.options.prefix_cache else "one-batch",
         }
 
     def close(self) -> None:
