@@ -2,7 +2,7 @@
 
     python benchmarks/local_model.py [--model smollm2-135m] [--limit 20] [--repeat 3]
                                      [--config bench.yaml] [--n-threads-batch N] [--no-zenml]
-                                     [--bare-llama-defaults] [--skip-before]
+                                     [--bare-llama-defaults] [--skip-before] [--skip-any]
 
 On the prompts of the config's tasks (the first ``--limit`` of each, with each task's
 sampling settings) it compares:
@@ -13,8 +13,10 @@ sampling settings) it compares:
   llama-cpp-python reuses whatever prompt prefix the previous call left in the KV cache;
 - ``llmbench``: the provider through the runner (``run_samples``, one call per task, as a
   generate step runs it: asyncio, the worker thread, the lock, Completion rows);
-- ``llmbench, prefix_cache: false``: the provider as it was before (KV cache reset and the
-  whole prompt in one batch per request), unless ``--skip-before``.
+- ``llmbench, prefix_cache: off``: the provider as it was before (KV cache reset and the
+  whole prompt in one batch per request), unless ``--skip-before``;
+- ``llmbench, prefix_cache: any``: the provider with llama-cpp-python's own prefix reuse (as
+  the bare loop; answers may depend on request order), unless ``--skip-any``.
 
 Per-request tokens/s is output tokens / the request's own generation time (the time around
 the llama.cpp call: the provider's ``latency_s``, the bare loop's own clock); "loop" is output
@@ -232,7 +234,8 @@ def main() -> None:
         action="store_true",
         help="the bare loop with llama-cpp-python's thread defaults, not the provider's",
     )
-    parser.add_argument("--skip-before", action="store_true", help="skip prefix_cache: false")
+    parser.add_argument("--skip-before", action="store_true", help="skip prefix_cache: off")
+    parser.add_argument("--skip-any", action="store_true", help="skip prefix_cache: any")
     parser.add_argument("--no-zenml", action="store_true", help="skip the artifact write")
     args = parser.parse_args()
     configure_environment()
@@ -262,14 +265,21 @@ def main() -> None:
         **llama_settings(spec, args.bare_llama_defaults),
     )
     print(f"  (bare Llama load: {time.perf_counter() - started:.3f} s)")
-    before = spec.model_copy(update={"options": {**spec.options, "prefix_cache": False}})
+
+    def variant(mode: str) -> ModelSpec:
+        return spec.model_copy(update={"options": {**spec.options, "prefix_cache": mode}})
+
     contenders: dict[str, Any] = {
         "bare": lambda: bare_pass(bare, provider.mode, tasks),
         "llmbench": lambda: provider_pass(spec, tasks, config.execution.concurrency),
     }
     if not args.skip_before:
-        contenders["llmbench, prefix_cache: false"] = lambda: provider_pass(
-            before, tasks, config.execution.concurrency
+        contenders["llmbench, prefix_cache: off"] = lambda: provider_pass(
+            variant("off"), tasks, config.execution.concurrency
+        )
+    if not args.skip_any:
+        contenders["llmbench, prefix_cache: any"] = lambda: provider_pass(
+            variant("any"), tasks, config.execution.concurrency
         )
     llm = provider._load()[0]
     for go in contenders.values():  # warm-up: caches, page cache, first-call costs

@@ -13,7 +13,10 @@ split into batches (its logits differ by up to ~1 between one batch and two on t
 llama-cpp-python's own prefix reuse would make an answer depend on the request before it; here
 the split is a function of the prompt alone (``chunk_boundaries``), the same whether a chunk is
 evaluated now or was kept from before: answers do not depend on request order. Option
-``prefix_cache: false`` resets the cache and evaluates each prompt in one batch instead.
+``prefix_cache``: ``lines`` (this, the default), ``off`` (reset the cache, each prompt in one
+batch: what this provider did before) or ``any`` (llama-cpp-python's own reuse of the longest
+cached prefix, as a bare loop does: a little faster where consecutive prompts share words
+beyond a line, but an answer may then depend on the request before it).
 """
 
 from __future__ import annotations
@@ -64,10 +67,11 @@ class LlamaCppOptions(BaseModel):
         "not depend on it",
     )
     n_batch: int = Field(default=512, ge=1)
-    prefix_cache: bool = Field(
-        default=True,
-        description="keep the prompt chunks shared with the previous request in the KV cache "
-        "(line-aligned, so answers do not depend on request order); false: reset per request",
+    prefix_cache: Literal["lines", "off", "any"] = Field(
+        default="lines",
+        description="lines: keep the line-aligned prompt chunks shared with the previous "
+        "request in the KV cache (answers do not depend on request order); off: reset it per "
+        "request; any: llama-cpp-python's longest-prefix reuse (answers may depend on order)",
     )
     json_mode: bool = Field(
         default=False, description="constrain the answer to JSON with llama.cpp's JSON grammar"
@@ -188,7 +192,7 @@ def chunk_boundaries(
 if TYPE_CHECKING:
 
     class ChunkedLlama(Llama):
-        prefix_cache: bool
+        prefix_cache: Literal["lines", "off", "any"]
         prompt_tokens_evaluated: int
         prompt_tokens_kept: int
 
@@ -201,12 +205,15 @@ def _chunked_llama_class() -> type[ChunkedLlama]:
     from llama_cpp import Llama
 
     class _ChunkedLlama(Llama):  # type: ignore[misc]
-        prefix_cache = True
+        prefix_cache: Literal["lines", "off", "any"] = "lines"
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._ends_line: dict[int, bool] = {}
             self._control: dict[int, bool] = {}
+            # Where the chunks in the KV cache end, each evaluated as one batch by _prepare;
+            # only a prefix tiled exactly as the next prompt would tile it can be kept.
+            self._chunk_ends: list[int] = []
             self.prompt_tokens_evaluated = 0  # for benchmarks: tokens the prompts cost
             self.prompt_tokens_kept = 0  # ... and tokens the KV cache saved them
 
@@ -226,35 +233,52 @@ def _chunked_llama_class() -> type[ChunkedLlama]:
             return known
 
         def generate(self, tokens: Sequence[int], *args: Any, **kwargs: Any) -> Any:
-            if self.prefix_cache:
-                self._prepare(list(tokens))
-            else:
+            tokens = list(tokens)
+            if self.prefix_cache == "lines":
+                kept = self._prepare(tokens)
+            elif self.prefix_cache == "off":
                 self.reset()  # type: ignore[no-untyped-call]
-            self.prompt_tokens_evaluated += len(tokens) - self.n_tokens
-            self.prompt_tokens_kept += self.n_tokens
+                self._chunk_ends = []
+                kept = 0
+            else:  # "any": generate() keeps the longest cached prefix itself
+                self._chunk_ends = []
+                kept = self._common_prefix(tokens)
+            self.prompt_tokens_kept += kept
+            self.prompt_tokens_evaluated += len(tokens) - kept
             return super().generate(tokens, *args, **kwargs)
 
-        def _prepare(self, tokens: list[int]) -> None:
+        def _common_prefix(self, tokens: list[int]) -> int:
+            held = min(self.n_tokens, len(tokens))
+            differ = np.nonzero(self.input_ids[:held] != np.asarray(tokens[:held]))[0]
+            return int(differ[0]) if len(differ) else held
+
+        def _prepare(self, tokens: list[int]) -> int:
             """Keep the chunks the cache shares with ``tokens``; evaluate the rest but the last.
 
             ``generate`` then finds exactly these tokens cached and evaluates the last chunk:
-            the same batches as from an empty cache, so the same logits.
+            the same batches as from an empty cache, so the same logits. Returns how many
+            tokens were kept from the cache.
             """
             boundaries = chunk_boundaries(tokens, self._is_line_end, self._is_control)
-            held = min(self.n_tokens, len(tokens))
-            differ = np.nonzero(self.input_ids[:held] != np.asarray(tokens[:held]))[0]
-            common = int(differ[0]) if len(differ) else held
-            keep = max((b for b in boundaries if b <= common), default=0)
+            common = self._common_prefix(tokens)
+            kept = 0  # chunks in the cache that this prompt would evaluate the same way
+            for cached, wanted in zip(self._chunk_ends, boundaries, strict=False):
+                if cached != wanted or wanted > common:
+                    break
+                kept += 1
+            keep = boundaries[kept - 1] if kept else 0
             if keep == 0 or not self._ctx.kv_cache_seq_rm(-1, keep, -1):
-                keep = 0
+                kept = keep = 0
                 self._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
             self.n_tokens = keep
             self._requires_eval = True
+            self._chunk_ends = boundaries[:kept]
             start = keep
-            for end in boundaries:
-                if end > keep:
-                    self._evaluate_without_logits(tokens[start:end])
-                    start = end
+            for end in boundaries[kept:]:
+                self._evaluate_without_logits(tokens[start:end])
+                self._chunk_ends.append(end)
+                start = end
+            return keep
 
         def _evaluate_without_logits(self, chunk: list[int]) -> None:
             """One chunk into the KV cache; no token asks for logits, so llama.cpp skips the
@@ -454,7 +478,9 @@ class LlamaCppProvider(Provider):
             "mode": self._mode or self.mode,
             # How a prompt is split into batches changes llama.cpp's numbers, so answers
             # computed with another split are not this model's answers.
-            "prompt_eval": "line-chunks-1" if self.options.prefix_cache else "one-batch",
+            "prompt_eval": {"lines": "line-chunks-1", "off": "one-batch", "any": "any-prefix"}[
+                self.options.prefix_cache
+            ],
         }
 
     def close(self) -> None:
