@@ -20,6 +20,9 @@ Workers are forked from a fork server (``multiprocessing`` "forkserver"), never 
 caller: forking a process with running threads (ZenML's) is unsafe, and "spawn" would import
 the SDK again in every worker (a second or more each). ``prepare(specs)`` names the models a
 run will use so the fork server imports their SDKs once, before the first worker starts.
+A worker outlives its job: it waits in a pool of this process for the next one, with its
+event loop, and the default sender keeps its provider (SDK client, open connections) for the
+next job of the same model and environment; ``shutdown()`` (also at exit) ends the idle ones.
 Each job carries the caller's environment (keys a ZenML secret put there for the step,
 ``*_BASE_URL``), never written anywhere.
 
@@ -37,7 +40,9 @@ waits, the provider's timeout, retries with backoff, errors as redacted rows.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
+import hashlib
 import importlib
 import math
 import multiprocessing
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from llmbench.config import ModelSpec
+    from llmbench.providers.base import Provider
 
 T = TypeVar("T")
 Send = Callable[[int, Sample], Awaitable[Completion]]
@@ -123,10 +129,12 @@ class WorkerStats:
 
     workers: int = 0
     sent: int = 0
-    cpu_s: float = 0.0  # the workers' own CPU time, summed (startup included)
+    reused: int = 0  # workers that came from the pool (the others were started for this)
+    cpu_s: float = 0.0  # the workers' CPU time for this job, summed (startup included)
     startup_cpu_s: float = 0.0  # of which: until each had its provider, summed
     startup_s: float = 0.0  # wall time from the call until every worker had its provider
     per_worker: list[int] = field(default_factory=list)  # samples answered by each
+    pids: list[int] = field(default_factory=list)
 
 
 def _error_row(error: BaseException, secrets: Iterable[str]) -> Completion:
@@ -138,10 +146,9 @@ def _error_row(error: BaseException, secrets: Iterable[str]) -> Completion:
 
 async def request_sender(job: WorkerJob) -> tuple[Send, Close]:
     """The runner's request path, per worker: gate, RPM/TPM, timeout, retries, error rows."""
-    from llmbench.providers.registry import build_provider
     from llmbench.runtime.budget import estimated_prompt_tokens
 
-    provider = build_provider(job.spec)
+    provider = _provider_for(job)  # kept for this worker's next job; closed when it exits
     limiter = ConnectionLimiter(job.limits, job.concurrency)
     timeout = provider.request_timeout_s()
     rng = random.Random(job.seed)
@@ -180,7 +187,11 @@ async def request_sender(job: WorkerJob) -> tuple[Send, Close]:
             update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
         )
 
-    return send, provider.aclose
+    return send, _nothing
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _load(dotted: str) -> Callable[[WorkerJob], Awaitable[tuple[Send, Close]]]:
@@ -192,12 +203,8 @@ def _load(dotted: str) -> Callable[[WorkerJob], Awaitable[tuple[Send, Close]]]:
 
 
 def _worker_main(conn: Connection) -> None:
-    """A worker process: one job, samples in batches, answers in batches, then its CPU time."""
+    """A worker process: jobs one after another on one event loop, until told to exit."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    job: WorkerJob = conn.recv()
-    os.environ.clear()
-    os.environ.update(job.environ)
-    os.chdir(job.cwd)
     # Answers leave through a thread of their own, so the event loop never blocks on a full
     # pipe and keeps reading the parent's next samples (no deadlock on long prompts).
     outgoing: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
@@ -212,23 +219,53 @@ def _worker_main(conn: Connection) -> None:
     writer = threading.Thread(target=write, name="llmbench-worker-writer", daemon=True)
     writer.start()
     try:
-        run_coroutine(_serve(conn, job, outgoing.put))
+        run_coroutine(_serve(conn, outgoing.put))
     finally:
         outgoing.put(None)
         writer.join(timeout=30)
 
 
-async def _serve(conn: Connection, job: WorkerJob, post: Callable[[Any], None]) -> None:
+async def _serve(conn: Connection, post: Callable[[Any], None]) -> None:
     loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def readable() -> None:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the parent is gone: nobody wants the answers
+            message = ("gone", None)
+            loop.remove_reader(conn.fileno())
+        inbox.put_nowait(message)
+
+    loop.add_reader(conn.fileno(), readable)
+    try:
+        while True:
+            kind, payload = await inbox.get()
+            if kind != "job" or not await _job(payload, inbox, post):
+                return
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_reader(conn.fileno())
+        await _close_providers()
+
+
+async def _job(
+    job: WorkerJob, inbox: asyncio.Queue[tuple[str, Any]], post: Callable[[Any], None]
+) -> bool:
+    """One job; False when the parent is gone (or told this worker to go)."""
+    loop = asyncio.get_running_loop()
+    cpu = time.process_time()
+    os.environ.clear()
+    os.environ.update(job.environ)
+    os.chdir(job.cwd)
     try:
         send, close = await _load(job.sender)(job)
     except BaseException as exc:  # the parent turns this worker's samples into error rows
         post(("fatal", f"worker could not start: {type(exc).__name__}: {exc}"))
-        return
-    post(("ready", time.process_time()))
+        return False
+    post(("ready", time.process_time() - cpu))
     outbox: list[tuple[int, Completion]] = []
     tasks: set[asyncio.Task[None]] = set()
-    ended: asyncio.Future[bool] = loop.create_future()  # True: finish in-flight; False: drop
 
     def flush() -> None:
         if outbox:
@@ -244,33 +281,49 @@ async def _serve(conn: Connection, job: WorkerJob, post: Callable[[Any], None]) 
             loop.call_soon(flush)  # everything that finishes in this tick goes in one message
         outbox.append((position, completion))
 
-    def readable() -> None:
-        try:
-            kind, payload = conn.recv()
-        except (EOFError, OSError):  # the parent is gone: nobody wants the answers
-            kind, payload = "abort", None
-        if kind == "items":
+    try:
+        while True:
+            kind, payload = await inbox.get()
+            if kind != "items":
+                break
             for position, index, sample in payload:
                 task = loop.create_task(one(position, index, sample))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
-        elif not ended.done():
-            ended.set_result(kind == "end")
-
-    loop.add_reader(conn.fileno(), readable)
-    try:
-        if await ended:
+        if kind == "end":  # every sample was handed out: finish them
             while tasks:
                 await asyncio.gather(*tasks)
             flush()
-        else:
+        else:  # the parent is gone or gave up on this job
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
-        loop.remove_reader(conn.fileno())
         await close()
-    post(("finished", time.process_time()))
+    post(("finished", time.process_time() - cpu))
+    return kind == "end"
+
+
+# Providers the default sender built in this worker, kept for the worker's next jobs: the
+# same model and environment gets the same SDK client (and its open connections).
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def _provider_for(job: WorkerJob) -> Provider:
+    from llmbench.providers.registry import build_provider
+
+    environment = hashlib.sha256(repr(sorted(job.environ.items())).encode()).hexdigest()
+    key = f"{job.spec.model_dump_json()}|{environment}"
+    if key not in _PROVIDERS:
+        _PROVIDERS[key] = build_provider(job.spec)
+    return _PROVIDERS[key]
+
+
+async def _close_providers() -> None:
+    for provider in _PROVIDERS.values():
+        with contextlib.suppress(Exception):
+            await provider.aclose()
+    _PROVIDERS.clear()
 
 
 # ---------------------------------------------------------------- the parent's side
@@ -320,13 +373,35 @@ def _context(spec: ModelSpec) -> ForkServerContext:
     return context
 
 
+# Requests in flight per worker process: at ~1-1.5 ms of SDK CPU per request and 100 ms or more
+# per answer, one process keeps up with 32 comfortably (about a third of a core).
+REQUESTS_PER_WORKER = 32
+MIN_SAMPLES = 32  # fewer: not worth a process hop, send in-process
+
+
+def worker_count(spec: ModelSpec, samples: int, concurrency: int) -> int:
+    """How many worker processes a step should use; 0 to send in-process.
+
+    In-process for models that are not HTTP APIs (llama.cpp in this process, recorded
+    outputs) and for small steps; otherwise at least one, so that steps on different
+    endpoints stop sharing a GIL, and one per ``REQUESTS_PER_WORKER`` in flight, up to the
+    number of cores.
+    """
+    from llmbench.providers.registry import provider_class
+
+    if not provider_class(spec.provider).remote or samples < MIN_SAMPLES:
+        return 0
+    wanted = math.ceil(min(concurrency, samples) / REQUESTS_PER_WORKER)
+    return max(1, min(wanted, os.cpu_count() or 1))
+
+
 def _shares(total: int, parts: int) -> list[int]:
     """``total`` split into ``parts`` near-equal whole shares, each at least 1."""
     base, extra = divmod(total, parts)
     return [max(1, base + (1 if i < extra else 0)) for i in range(parts)]
 
 
-def _split_limits(limits: RateLimits, parts: int, share: int) -> RateLimits:
+def _split_limits(limits: RateLimits, parts: int) -> RateLimits:
     def per(value: float | None) -> float | None:
         return None if value is None else value / parts
 
@@ -345,12 +420,86 @@ def _split_limits(limits: RateLimits, parts: int, share: int) -> RateLimits:
 class _Worker:
     process: BaseProcess
     conn: Connection
-    capacity: int  # samples it may hold: its concurrency plus a little prefetch
+    model: str = ""  # the model of its last job: a warm provider for the same one
+    # This job's state:
+    capacity: int = 0  # samples it may hold: its concurrency plus a little prefetch
     outstanding: set[int] = field(default_factory=set)
     ready: bool = False
     alive: bool = True
+    finished: bool = False
     answered: int = 0
     cpu_s: float = 0.0
+    startup_cpu_s: float = 0.0
+
+    def start(self, job: WorkerJob) -> None:
+        self.model = job.spec.model_dump_json()
+        self.capacity = job.concurrency + max(2, job.concurrency // 4)
+        self.outstanding = set()
+        self.ready = self.finished = False
+        self.alive = True
+        self.answered = 0
+        self.cpu_s = self.startup_cpu_s = 0.0
+        self.conn.send(("job", job))
+
+    def retire(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(("exit", None))
+        self.conn.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=5)
+
+
+# Workers between jobs, for the next run_in_workers of any step thread of this process.
+_IDLE: list[_Worker] = []
+_IDLE_LOCK = threading.Lock()
+MAX_IDLE = max(4, 2 * (os.cpu_count() or 2))
+
+
+def _acquire(context: ForkServerContext, count: int, spec: ModelSpec) -> tuple[list[_Worker], int]:
+    """``count`` workers: idle ones first (those that last ran this model first), then new."""
+    model = spec.model_dump_json()
+    with _IDLE_LOCK:
+        _IDLE.sort(key=lambda w: w.model != model)  # stable: the same model first
+        candidates = _IDLE[:count]
+        del _IDLE[:count]
+    taken = [w for w in candidates if w.process.is_alive()]
+    for worker in candidates:
+        if worker not in taken:
+            worker.retire()
+    reused = len(taken)
+    while len(taken) < count:
+        parent_end, child_end = context.Pipe()
+        process = context.Process(
+            target=_worker_main, args=(child_end,), name="llmbench-worker", daemon=True
+        )
+        process.start()
+        child_end.close()
+        taken.append(_Worker(process, parent_end))
+    return taken, reused
+
+
+def _release(workers: Iterable[_Worker]) -> None:
+    for worker in workers:
+        healthy = worker.alive and worker.finished and worker.process.is_alive()
+        with _IDLE_LOCK:
+            if healthy and len(_IDLE) < MAX_IDLE:
+                _IDLE.append(worker)
+                continue
+        worker.retire()
+
+
+def shutdown() -> None:
+    """End the idle workers (run at exit; a later run_in_workers starts new ones)."""
+    with _IDLE_LOCK:
+        idle = _IDLE[:]
+        _IDLE.clear()
+    for worker in idle:
+        worker.retire()
+
+
+atexit.register(shutdown)
 
 
 def run_in_workers(
@@ -383,48 +532,43 @@ def run_in_workers(
     started = time.perf_counter()
     context = _context(spec)
     retries = retries or RetryPolicy()
-    pool: list[_Worker] = []
     shares = _shares(concurrency, workers)
+    pool, stats.reused = _acquire(context, workers, spec)
+    clean = False
     try:
-        for number, share in enumerate(shares):
-            parent_end, child_end = context.Pipe()
-            process = context.Process(
-                target=_worker_main,
-                args=(child_end,),
-                name=f"llmbench-worker-{spec.name}-{number}",
-                daemon=True,
+        for number, (worker, share) in enumerate(zip(pool, shares, strict=True)):
+            worker.start(
+                WorkerJob(
+                    spec=spec,
+                    params=params,
+                    concurrency=share,
+                    retries=retries,
+                    limits=_split_limits(spec.limits, workers),
+                    sender=sender,
+                    environ=dict(os.environ),
+                    cwd=os.getcwd(),
+                    seed=seed * 1000 + number,
+                )
             )
-            process.start()
-            child_end.close()
-            job = WorkerJob(
-                spec=spec,
-                params=params,
-                concurrency=share,
-                retries=retries,
-                limits=_split_limits(spec.limits, workers, share),
-                sender=sender,
-                environ=dict(os.environ),
-                cwd=os.getcwd(),
-                seed=seed * 1000 + number,
-            )
-            parent_end.send(job)
-            pool.append(_Worker(process, parent_end, capacity=share + max(2, share // 4)))
         _dispatch(pool, items, results, pending, admit, on_result, stats, started)
         for worker in pool:
             if worker.alive:
-                worker.conn.send(("end", None))
+                with contextlib.suppress(OSError):
+                    worker.conn.send(("end", None))
         for worker in pool:
             _finish(worker)
+        clean = True
     finally:
-        for worker in pool:
-            worker.conn.close()
-            if worker.process.is_alive():
-                worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=5)
+        if clean:
+            _release(pool)  # back to the pool, or retired if unhealthy
+        else:  # interrupted: nobody knows what these are doing; end them
+            for worker in pool:
+                worker.alive = False
+            _release(pool)
     stats.cpu_s = sum(w.cpu_s for w in pool)
+    stats.startup_cpu_s = sum(w.startup_cpu_s for w in pool)
     stats.per_worker = [w.answered for w in pool]
+    stats.pids = [w.process.pid or 0 for w in pool]
     return [
         r if r is not None else Completion(finish_reason="error", error="no answer")
         for r in results
@@ -432,14 +576,16 @@ def run_in_workers(
 
 
 def _finish(worker: _Worker) -> None:
-    """Wait for a worker's last message (its CPU time) after it was told to end."""
+    """Wait for a worker's last message of the job (its CPU time) after it was told to end."""
     while worker.alive:
         try:
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):
+            worker.alive = False
             return
         if kind == "finished":
             worker.cpu_s = float(payload)
+            worker.finished = True
             return
 
 
@@ -514,7 +660,7 @@ def _dispatch(
                     settle(position, completion, sent=True)
             elif kind == "ready":
                 worker.ready = True
-                stats.startup_cpu_s += float(payload)
+                worker.startup_cpu_s = float(payload)
                 waiting_ready -= 1
                 if waiting_ready == 0:
                     stats.startup_s = time.perf_counter() - started

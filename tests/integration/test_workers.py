@@ -18,7 +18,7 @@ import pytest
 
 from llmbench.config import ModelSpec, PriceEntry
 from llmbench.runtime.retry import RetryPolicy
-from llmbench.runtime.workers import WorkerJob, WorkerStats, run_in_workers
+from llmbench.runtime.workers import WorkerJob, WorkerStats, run_in_workers, shutdown
 from llmbench.types import Completion, GenerationParams, Sample
 from tests.fakes.provider_server import Fault, ProviderServer
 
@@ -69,7 +69,7 @@ def test_results_in_order_from_several_workers(server: ProviderServer) -> None:
 def test_every_worker_shares_the_work_and_order_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # No answer until all three workers have started: the first cannot take everything.
+    # No answer until all three workers hold a sample: none can take everything.
     monkeypatch.setenv("LLMBENCH_TEST_BARRIER", str(tmp_path))
     stats = WorkerStats()
     results = run_in_workers(
@@ -84,6 +84,21 @@ def test_every_worker_shares_the_work_and_order_is_kept(
     assert [r.text for r in results] == [f"ok {i}" for i in range(40)]
     assert all(answered > 0 for answered in stats.per_worker), stats.per_worker
     assert len({r.model_version for r in results}) == 3  # each names the worker that answered
+
+
+def test_workers_are_kept_for_the_next_run(server: ProviderServer) -> None:
+    shutdown()  # none left idle by other tests
+    first, second, other = WorkerStats(), WorkerStats(), WorkerStats()
+    run_in_workers(spec(), items(4), PARAMS, workers=2, concurrency=2, stats=first)
+    results = run_in_workers(spec(), items(6), PARAMS, workers=2, concurrency=2, stats=second)
+    assert [r.text for r in results] == [f"echo: prompt {i}" for i in range(6)]
+    assert second.reused == 2 and sorted(second.pids) == sorted(first.pids)
+    run_in_workers(spec(name="other"), items(2), PARAMS, workers=1, concurrency=1, stats=other)
+    assert other.reused == 1  # any idle worker serves any model
+    shutdown()
+    after = WorkerStats()
+    run_in_workers(spec(), items(2), PARAMS, workers=1, concurrency=1, stats=after)
+    assert after.reused == 0 and after.pids[0] not in first.pids
 
 
 def test_failed_requests_are_redacted_rows_and_retries_happen_in_the_worker(
@@ -172,11 +187,16 @@ def test_an_error_in_a_callback_stops_the_run() -> None:
     def on_result(index: int, completion: Completion) -> None:
         raise KeyboardInterrupt
 
+    stats = WorkerStats()
     with pytest.raises(KeyboardInterrupt):
-        run_in_workers(spec(), items(8), PARAMS, workers=2, concurrency=2, on_result=on_result)
-    # ... and the next run is not disturbed by what was left behind.
-    again = run_in_workers(spec(), items(4), PARAMS, workers=2, concurrency=2)
-    assert [r.text for r in again] == [f"echo: prompt {i}" for i in range(4)]
+        run_in_workers(
+            spec(), items(8), PARAMS, workers=2, concurrency=2, on_result=on_result, stats=stats
+        )
+    # ... the interrupted workers are ended, and the next run is not disturbed by them.
+    again = WorkerStats()
+    results = run_in_workers(spec(), items(4), PARAMS, workers=2, concurrency=2, stats=again)
+    assert [r.text for r in results] == [f"echo: prompt {i}" for i in range(4)]
+    assert not set(again.pids) & set(stats.pids)
 
 
 # ---------------------------------------------------------------- senders the workers import
@@ -197,9 +217,9 @@ async def environment_sender(job: WorkerJob) -> Sender:
 
 async def barrier_sender(job: WorkerJob) -> Sender:
     folder = Path(os.environ["LLMBENCH_TEST_BARRIER"])
-    (folder / f"worker-{job.seed}").touch()
 
     async def send(index: int, sample: Sample) -> Completion:
+        (folder / f"worker-{job.seed}").touch()  # this worker holds a sample
         for _ in range(3000):  # 30 s at most
             if len(list(folder.glob("worker-*"))) >= 3:
                 break
