@@ -55,7 +55,7 @@ from benchmarks.lean_server import LeanServer  # noqa: E402
 from llmbench.config import ModelSpec, PriceEntry  # noqa: E402
 from llmbench.providers.registry import build_provider  # noqa: E402
 from llmbench.runtime import workers  # noqa: E402
-from llmbench.runtime.cache import ResponseCache  # noqa: E402
+from llmbench.runtime.cache import ResponseCache, cache_key  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
 from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
 from llmbench.types import Completion, GenerationParams, Sample  # noqa: E402
@@ -187,6 +187,51 @@ def in_workers(name: str, server: Server, items: list[Sample], concurrency: int,
         startup_s=stats.startup_s,
         startup_cpu_s=stats.startup_cpu_s,
     )
+
+
+def in_workers_cached(
+    name: str,
+    server: Server,
+    items: list[Sample],
+    concurrency: int,
+    count: int,
+    cache: ResponseCache,
+) -> tuple[Run, int]:
+    """run_in_workers wired as a generate step would wire it: the response cache and progress
+    stay in this process (admit: a cache hit is answered here, nothing is sent; on_result:
+    store and count). Returns the run and how many samples went to the workers."""
+    spec = spec_for(name, server)
+    identity = build_provider(spec).cache_identity()  # what the runner keys answers on
+    progress = GenerationProgress(name, len(items), live=False)
+    keys: dict[int, str] = {}
+
+    def admit(index: int, sample: Sample) -> Completion | None:
+        keys[index] = cache_key(identity, sample.messages(), PARAMS, index)
+        hit = cache.get(keys[index])
+        if hit is None:
+            return None
+        progress.advance(error=False, cost=0.0, cached=True)
+        return hit.model_copy(update={"cached": True, "attempts": 0})
+
+    def on_result(index: int, completion: Completion) -> None:
+        if completion.error is None:
+            cache.put(keys[index], completion)
+        progress.advance(error=completion.error is not None, cost=0.0)
+
+    stats = workers.WorkerStats()
+    started, cpu = time.perf_counter(), time.process_time()
+    results = workers.run_in_workers(
+        spec,
+        list(enumerate(items)),
+        PARAMS,
+        workers=count,
+        concurrency=concurrency,
+        admit=admit,
+        on_result=on_result,
+        stats=stats,
+    )
+    run = Run(time.perf_counter() - started, time.process_time() - cpu + stats.cpu_s, results)
+    return run, stats.sent
 
 
 def check(run: Run, n: int) -> None:
@@ -383,6 +428,26 @@ def main() -> None:
                 f"  cached rerun: wall {cached.wall_s:.2f}s, {server.stats()[0]} requests sent, "
                 f"{n / cached.wall_s:.0f} samples/s, peak RSS {peak_rss_mib():.0f} MiB"
             )
+
+            if args.workers:
+                cache = ResponseCache(Path(tmp) / "workers")
+                for attempt in ("first", "again"):
+                    server.clear()
+                    run, sent = in_workers_cached(
+                        args.provider,
+                        server,
+                        samples(n, "wcached"),
+                        concurrency,
+                        args.workers,
+                        cache,
+                    )
+                    check(run, n)
+                    print(
+                        f"  workers={args.workers} with the response cache in this process, "
+                        f"{attempt}: wall {run.wall_s:.2f}s, {sent} sent to workers, "
+                        f"{server.stats()[0]} requests at the server, "
+                        f"{sum(r.cached for r in run.results)} cache hits"
+                    )
 
             if not args.skip_two:
                 two_providers(server, n // 2, args)
