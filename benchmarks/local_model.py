@@ -5,29 +5,32 @@
                                      [--bare-llama-defaults] [--skip-before] [--skip-any]
 
 On the prompts of the config's tasks (the first ``--limit`` of each, with each task's
-sampling settings) it compares:
+sampling settings) it compares, prompt by prompt:
 
-- ``bare``: a plain ``llama_cpp.Llama`` with the provider's settings (context, batch, threads;
-  ``--bare-llama-defaults``: llama-cpp-python's thread defaults), ``create_chat_completion``
-  (``create_completion`` for a completion-mode model) in a loop, as a user would write it;
-  llama-cpp-python reuses whatever prompt prefix the previous call left in the KV cache;
-- ``llmbench``: the provider through the runner (``run_samples``, one call per task, as a
-  generate step runs it: asyncio, the worker thread, the lock, Completion rows);
-- ``llmbench, prefix_cache: off``: the provider as it was before (KV cache reset and the
-  whole prompt in one batch per request), unless ``--skip-before``;
-- ``llmbench, prefix_cache: any``: the provider with llama-cpp-python's own prefix reuse (as
-  the bare loop; answers may depend on request order), unless ``--skip-any``.
+- ``bare``: a plain ``llama_cpp.Llama`` of its own with the provider's settings (context,
+  batch, threads; ``--bare-llama-defaults``: llama-cpp-python's thread defaults) and
+  ``create_chat_completion`` (``create_completion`` for a completion-mode model) in a loop,
+  as a user would write it: llama-cpp-python reuses whatever prompt prefix the previous call
+  left in its KV cache;
+- ``llmbench``: the provider, each sample through the runner (``run_samples``: asyncio, the
+  worker thread, the lock, the Completion row), with its default ``prefix_cache: lines``;
+- then the same against ``prefix_cache: off`` (reset per request, each prompt in one batch:
+  the provider before; ``--skip-before`` skips it) and ``prefix_cache: any``
+  (llama-cpp-python's reuse, as the bare loop; ``--skip-any``).
 
-Per-request tokens/s is output tokens / the request's own generation time (the time around
-the llama.cpp call: the provider's ``latency_s``, the bare loop's own clock); "loop" is output
-tokens / the wall time of the whole loop (runner and thread hops included); "CPU" is output
-tokens / CPU seconds of this process (robust to other processes on the machine). Contenders
-alternate in each repetition (ABC, CBA, ...) and medians are reported.
+Both answer each prompt back to back (which goes first alternates), ``--repeat`` times, so
+that what other processes on the machine do to one is done to the other next to it.
+Per-request tokens/s is output tokens / the request's generation time (the clock around the
+llama.cpp call: the provider's ``latency_s``, the bare loop's own), as a median over requests
+and as the median of the per-prompt ratios; "aggregate" is all output tokens / all those
+times; "CPU" is output tokens / this process's CPU seconds for the whole calls (runner
+included; robust to other processes). The prompt tokens the provider evaluated and kept
+from its KV cache are counted, and whether its answers were the same in every repetition.
 
 Then the step's fixed cost: building the provider, loading the model (llama.cpp init), the
-GGUF digest (the cache key), the first request's extra time, and writing the step's
-completions artifact the way ZenML does (its pandas materializer, metadata and
-visualisations, in a throw-away ZenML config; ``--no-zenml`` skips it).
+GGUF digest (the cache key), the first request's extra time, and saving the step's
+completions artifact with ``zenml.save_artifact`` (materializer, metadata, visualisation,
+the artifact version in the store) in a throw-away ZenML config (``--no-zenml`` skips it).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +61,6 @@ from llmbench.tables import completions_to_frame  # noqa: E402
 from llmbench.tasks.build import build_samples  # noqa: E402
 from llmbench.types import Completion, GenerationParams, Sample  # noqa: E402
 
-FIGURES = ("per_request", "aggregate", "loop", "cpu")
-
 
 @dataclass
 class Task:
@@ -67,27 +70,28 @@ class Task:
 
 
 @dataclass
-class Pass:
-    """One contender over every prompt once."""
+class Request:
+    """One prompt's answer by one contender."""
 
-    tokens: list[int] = field(default_factory=list)  # output tokens per request
-    seconds: list[float] = field(default_factory=list)  # generation time per request
-    texts: list[str] = field(default_factory=list)
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
+    tokens: int  # output tokens
+    seconds: float  # generation time: around the llama.cpp call
+    text: str
+    cpu_s: float  # this process's CPU time for the whole call (runner included)
+
+
+@dataclass
+class Tally:
+    requests: list[Request] = field(default_factory=list)
 
     def per_request(self) -> float:
         """Median over requests of output tokens / that request's generation time."""
-        return statistics.median(t / s for t, s in zip(self.tokens, self.seconds, strict=True))
+        return statistics.median(r.tokens / r.seconds for r in self.requests)
 
     def aggregate(self) -> float:
-        return sum(self.tokens) / sum(self.seconds)
-
-    def loop(self) -> float:
-        return sum(self.tokens) / self.wall_s
+        return sum(r.tokens for r in self.requests) / sum(r.seconds for r in self.requests)
 
     def cpu(self) -> float:
-        return sum(self.tokens) / self.cpu_s
+        return sum(r.tokens for r in self.requests) / sum(r.cpu_s for r in self.requests)
 
 
 def tasks_for(config_path: Path, model: ModelSpec, limit: int, seed: int) -> list[Task]:
@@ -111,60 +115,71 @@ def llama_settings(spec: ModelSpec, llama_defaults: bool) -> dict[str, Any]:
     }
 
 
-def bare_pass(llm: Any, mode: str, tasks: list[Task]) -> Pass:
-    result = Pass()
-    started, cpu = time.perf_counter(), time.process_time()
-    for task in tasks:
-        p = task.params
-        kwargs: dict[str, Any] = {
-            "temperature": p.temperature,
-            "max_tokens": p.max_tokens,
-            "stop": list(p.stop) or None,
-            "seed": p.seed,
-        }
-        if p.top_p is not None:
-            kwargs["top_p"] = p.top_p
-        for sample in task.samples:
-            messages = sample.messages()
-            clock = time.perf_counter()
-            if mode == "chat":
-                chat = [{"role": m.role, "content": m.content} for m in messages]
-                response = llm.create_chat_completion(messages=chat, **kwargs)
-                text = response["choices"][0]["message"]["content"] or ""
-            else:
-                prompt = llamacpp.LlamaCppProvider.completion_prompt(messages)
-                response = llm.create_completion(prompt, **kwargs)
-                text = response["choices"][0]["text"]
-            result.seconds.append(time.perf_counter() - clock)
-            result.tokens.append(response["usage"]["completion_tokens"])
-            result.texts.append(text)
-    result.wall_s, result.cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    return result
+def bare_call(llm: Any, mode: str, sample: Sample, p: GenerationParams) -> Request:
+    kwargs: dict[str, Any] = {
+        "temperature": p.temperature,
+        "max_tokens": p.max_tokens,
+        "stop": list(p.stop) or None,
+        "seed": p.seed,
+    }
+    if p.top_p is not None:
+        kwargs["top_p"] = p.top_p
+    messages = sample.messages()
+    cpu, clock = time.process_time(), time.perf_counter()
+    if mode == "chat":
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        response = llm.create_chat_completion(messages=chat, **kwargs)
+        text = response["choices"][0]["message"]["content"] or ""
+    else:
+        prompt = llamacpp.LlamaCppProvider.completion_prompt(messages)
+        response = llm.create_completion(prompt, **kwargs)
+        text = response["choices"][0]["text"]
+    seconds = time.perf_counter() - clock
+    tokens = response["usage"]["completion_tokens"]
+    return Request(tokens, seconds, text, time.process_time() - cpu)
 
 
-def provider_pass(spec: ModelSpec, tasks: list[Task], concurrency: int) -> Pass:
-    result = Pass()
-    started, cpu = time.perf_counter(), time.process_time()
-    for task in tasks:
-        provider = build_provider(spec)  # what a generate step does; the Llama is shared
-        progress = GenerationProgress(task.name, len(task.samples), live=False)
-        completions: list[Completion] = asyncio.run(
-            run_samples(
-                provider,
-                task.samples,
-                task.params,
-                price=spec.price,  # type: ignore[arg-type]
-                progress=progress,
-                settings=RunSettings(concurrency=concurrency),
-            )
+def provider_call(provider: Any, sample: Sample, p: GenerationParams) -> Request:
+    """One sample through the runner, as a generate step sends it (asyncio, the worker
+    thread, the lock, the Completion row)."""
+    cpu = time.process_time()
+    [completion] = asyncio.run(
+        run_samples(
+            provider,
+            [sample],
+            p,
+            price=provider.spec.price,
+            progress=GenerationProgress("benchmark", 1, live=False),
+            settings=RunSettings(concurrency=1),
         )
-        for completion in completions:
-            assert completion.error is None, completion.error
-            result.tokens.append(completion.output_tokens)
-            result.seconds.append(completion.latency_s)
-            result.texts.append(completion.text)
-    result.wall_s, result.cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    return result
+    )
+    assert completion.error is None, completion.error
+    return Request(
+        completion.output_tokens, completion.latency_s, completion.text, time.process_time() - cpu
+    )
+
+
+def compare(
+    contenders: dict[str, Callable[[Sample, GenerationParams], Request]],
+    tasks: list[Task],
+    repeat: int,
+) -> dict[str, Tally]:
+    """Every prompt by every contender back to back (order rotating), ``repeat`` times: what
+    disturbs one contender's request disturbs the other's next to it."""
+    tallies = {name: Tally() for name in contenders}
+    names = list(contenders)
+    for task in tasks[:1]:  # warm-up: the first calls of each
+        for name in names:
+            contenders[name](task.samples[0], task.params)
+    for rep in range(repeat):
+        turn = 0
+        for task in tasks:
+            for sample in task.samples:
+                order = names if (turn + rep) % 2 == 0 else names[::-1]
+                for name in order:
+                    tallies[name].requests.append(contenders[name](sample, task.params))
+                turn += 1
+    return tallies
 
 
 def fixed_costs(spec: ModelSpec, tasks: list[Task], zenml: bool) -> None:
@@ -204,21 +219,21 @@ def fixed_costs(spec: ModelSpec, tasks: list[Task], zenml: bool) -> None:
 
 
 def zenml_artifact_write(sample_ids: list[str], completions: list[Completion]) -> float:
-    """Save a step's completions as ZenML does: pandas materializer, metadata, visualisations."""
+    """Save a step's completions as a ZenML step output is saved: ``zenml.save_artifact``
+    (pandas materializer, metadata, visualisation, the version in the store); the second
+    save, after the store's one-time set-up."""
     with tempfile.TemporaryDirectory() as home:
         os.environ["ZENML_CONFIG_PATH"] = home  # a throw-away ZenML config and local store
-        from zenml.client import Client
-        from zenml.materializers.pandas_materializer import PandasMaterializer
+        import zenml
+        from zenml.integrations.pandas.materializers.pandas_materializer import (
+            PandasMaterializer,  # what a step returning a DataFrame gets
+        )
 
-        store = Client().active_stack.artifact_store
+        frame = completions_to_frame(sample_ids, completions)
+        zenml.save_artifact(frame, name="warm_up", materializer=PandasMaterializer)
         started = time.perf_counter()
         frame = completions_to_frame(sample_ids, completions)
-        uri = os.path.join(store.path, "benchmark", "completions")
-        store.makedirs(uri)
-        materializer = PandasMaterializer(uri=uri, artifact_store=store)
-        materializer.save(frame)
-        materializer.save_visualizations(frame)
-        materializer.extract_full_metadata(frame)
+        zenml.save_artifact(frame, name="completions", materializer=PandasMaterializer)
         return time.perf_counter() - started
 
 
@@ -266,67 +281,54 @@ def main() -> None:
     )
     print(f"  (bare Llama load: {time.perf_counter() - started:.3f} s)")
 
-    def variant(mode: str) -> ModelSpec:
-        return spec.model_copy(update={"options": {**spec.options, "prefix_cache": mode}})
+    def variant(mode: str) -> Any:
+        return build_provider(
+            spec.model_copy(update={"options": {**spec.options, "prefix_cache": mode}})
+        )
 
-    contenders: dict[str, Any] = {
-        "bare": lambda: bare_pass(bare, provider.mode, tasks),
-        "llmbench": lambda: provider_pass(spec, tasks, config.execution.concurrency),
-    }
-    if not args.skip_before:
-        contenders["llmbench, prefix_cache: off"] = lambda: provider_pass(
-            variant("off"), tasks, config.execution.concurrency
-        )
-    if not args.skip_any:
-        contenders["llmbench, prefix_cache: any"] = lambda: provider_pass(
-            variant("any"), tasks, config.execution.concurrency
-        )
+    mode = provider.mode
     llm = provider._load()[0]
-    for go in contenders.values():  # warm-up: caches, page cache, first-call costs
-        go()
-    passes: dict[str, list[Pass]] = {name: [] for name in contenders}
-    kept = evaluated = 0
-    for repeat in range(args.repeat):
-        names = list(contenders) if repeat % 2 == 0 else list(contenders)[::-1]
-        for name in names:
-            if name == "llmbench":
-                k0, e0 = llm.prompt_tokens_kept, llm.prompt_tokens_evaluated
-            passes[name].append(contenders[name]())
-            if name == "llmbench":
-                kept += llm.prompt_tokens_kept - k0
-                evaluated += llm.prompt_tokens_evaluated - e0
-
-    def median(name: str, figure: str) -> float:
-        return statistics.median(getattr(p, figure)() for p in passes[name])
-
-    print(f"tokens/s, median of {args.repeat} passes over {n} prompts:")
-    print(f"  {'':32s} {'per request':>12s} {'aggregate':>10s} {'loop':>8s} {'CPU':>8s}")
-    for name in passes:
-        print(
-            f"  {name:32s} {median(name, 'per_request'):12.1f} {median(name, 'aggregate'):10.1f} "
-            f"{median(name, 'loop'):8.1f} {median(name, 'cpu'):8.1f}"
+    bare_run = partial(bare_call, bare, mode)
+    modes = ["lines"] + ([] if args.skip_before else ["off"]) + ([] if args.skip_any else ["any"])
+    label = {"lines": "llmbench", "off": "prefix_cache: off", "any": "prefix_cache: any"}
+    n_runs = args.repeat * n
+    print(f"tokens/s, each contender against the bare loop prompt by prompt ({args.repeat} x {n}):")
+    print(f"  {'':22s} {'per request':>12s} {'aggregate':>10s} {'CPU':>8s}   ratio to bare")
+    for mode_name in modes:
+        ours = variant(mode_name)
+        kept0, evaluated0 = llm.prompt_tokens_kept, llm.prompt_tokens_evaluated
+        tallies = compare(
+            {"bare": bare_run, "ours": partial(provider_call, ours)}, tasks, args.repeat
         )
-    for name in passes:
-        if name == "bare":
-            continue
-        ratios = {f: median(name, f) / median("bare", f) for f in FIGURES}
+        kept = llm.prompt_tokens_kept - kept0
+        evaluated = llm.prompt_tokens_evaluated - evaluated0
+        bare_t, ours_t = tallies["bare"], tallies["ours"]
+        pairs = [
+            (o.tokens / o.seconds) / (b.tokens / b.seconds)
+            for o, b in zip(ours_t.requests, bare_t.requests, strict=True)
+        ]
+        for name, tally in (("bare", bare_t), (label[mode_name], ours_t)):
+            print(
+                f"  {name:22s} {tally.per_request():12.1f} {tally.aggregate():10.1f} "
+                f"{tally.cpu():8.1f}"
+            )
         print(
-            f"  {name} / bare: per request {ratios['per_request']:.3f}, "
-            f"aggregate {ratios['aggregate']:.3f}, loop {ratios['loop']:.3f}, "
-            f"CPU {ratios['cpu']:.3f}"
+            f"  {label[mode_name]} / bare: per request "
+            f"{ours_t.per_request() / bare_t.per_request():.3f}"
+            f" (median of the {n_runs} per-prompt ratios: {statistics.median(pairs):.3f}), "
+            f"aggregate {ours_t.aggregate() / bare_t.aggregate():.3f}, "
+            f"CPU {ours_t.cpu() / bare_t.cpu():.3f}; prompt tokens: {evaluated} evaluated, "
+            f"{kept} kept from the KV cache ({kept / max(kept + evaluated, 1):.0%})"
         )
-    total = kept + evaluated
-    print(
-        f"  llmbench prompt tokens: {evaluated} evaluated, {kept} kept from the KV cache "
-        f"({kept / max(total, 1):.0%})"
-    )
-    ours = passes["llmbench"]
-    stable = all(p.texts == ours[0].texts for p in ours)
-    differ = sum(a != b for a, b in zip(ours[0].texts, passes["bare"][0].texts, strict=True))
-    print(
-        f"  llmbench answers identical across passes: {stable}; "
-        f"answers that differ from the bare loop's: {differ} of {n}"
-    )
+        texts = [r.text for r in ours_t.requests]
+        stable = all(texts[i] == texts[i % n] for i in range(len(texts)))
+        differ = sum(
+            o.text != b.text for o, b in zip(ours_t.requests[:n], bare_t.requests[:n], strict=True)
+        )
+        print(
+            f"    answers identical in every repetition: {stable}; "
+            f"differing from the bare loop's: {differ} of {n}"
+        )
 
 
 if __name__ == "__main__":
