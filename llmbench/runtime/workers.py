@@ -383,13 +383,20 @@ def worker_count(spec: ModelSpec, samples: int, concurrency: int) -> int:
     """How many worker processes a step should use; 0 to send in-process.
 
     In-process for models that are not HTTP APIs (llama.cpp in this process, recorded
-    outputs) and for small steps; otherwise at least one, so that steps on different
-    endpoints stop sharing a GIL, and one per ``REQUESTS_PER_WORKER`` in flight, up to the
-    number of cores.
+    outputs), for small steps, and for models with an RPM or TPM limit (an endpoint's token
+    buckets are shared by the steps that use it, which processes cannot share); otherwise at
+    least one, so that steps on different endpoints stop sharing a GIL, and one per
+    ``REQUESTS_PER_WORKER`` in flight, up to the number of cores.
     """
     from llmbench.providers.registry import provider_class
 
-    if not provider_class(spec.provider).remote or samples < MIN_SAMPLES:
+    limits = spec.limits
+    if (
+        not provider_class(spec.provider).remote
+        or samples < MIN_SAMPLES
+        or limits.requests_per_minute is not None
+        or limits.tokens_per_minute is not None
+    ):
         return 0
     wanted = math.ceil(min(concurrency, samples) / REQUESTS_PER_WORKER)
     return max(1, min(wanted, os.cpu_count() or 1))
