@@ -62,6 +62,14 @@ _IN_FLIGHT: dict[str, concurrent.futures.Future[Completion]] = {}
 _IN_FLIGHT_LOCK = threading.Lock()
 
 
+def budget_refusal(budget: Budget) -> Completion:
+    """The row of a request the run's budget did not allow: nothing was sent."""
+    return Completion(
+        finish_reason="error",
+        error=f"budget: not sent (execution.max_cost_usd ${budget.limit_usd:g} reached)",
+    )
+
+
 def draw_params(params: GenerationParams, draw: int) -> GenerationParams:
     """The parameters of the ``draw``-th sample of one prompt: a seeded request gets its
     own seed, so k draws are k different requests, never k copies of one answer."""
@@ -116,8 +124,24 @@ class ModelClient:
         messages and parameters are one request, whoever asks."""
         messages = list(messages)
         params = draw_params(params, draw)
-        key = cache_key(self.identity, messages, params, index, draw)
-        completion = await self._answer(key, messages, params)
+        completion = await self._answer(self.key(messages, params, index, draw), messages, params)
+        return self.priced(completion, role=role, purpose=purpose, note=note)
+
+    def key(
+        self, messages: Sequence[Message], params: GenerationParams, index: int, draw: int = 0
+    ) -> str:
+        """The response-cache key of one call (``params`` already those of its draw)."""
+        return cache_key(self.identity, list(messages), params, index, draw)
+
+    def priced(
+        self,
+        completion: Completion,
+        *,
+        role: str | None = None,
+        purpose: str = "answer",
+        note: str | None = None,
+    ) -> Completion:
+        """``completion`` at this model's price, with its trace: this one call."""
         cost = pricing.call_cost(completion, self.price)
         call = Call(
             model=self.name,
@@ -175,10 +199,7 @@ class ModelClient:
         budget = self.settings.budget
         reserved = pricing.worst_case_cost(messages, params, self.price)
         if budget is not None and not budget.reserve(reserved):
-            return Completion(
-                finish_reason="error",
-                error=f"budget: not sent (execution.max_cost_usd ${budget.limit_usd:g} reached)",
-            )
+            return budget_refusal(budget)
         completion = await self._request(messages, params)
         self.counts.sent += 1
         if budget is not None:

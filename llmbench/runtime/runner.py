@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from llmbench.errors import BenchError
 from llmbench.providers.base import Provider
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import ModelClient, RunSettings
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
+from llmbench.runtime.offload import generate_in_workers
 from llmbench.runtime.progress import GenerationProgress
+from llmbench.runtime.tally import ErrorRateExceeded, Tally, aborted, spend_usd
+from llmbench.runtime.workers import run_coroutine, worker_count
 from llmbench.schema import ModelSpec, PriceEntry
 from llmbench.types import Completion, GenerationParams, Sample
 
@@ -29,6 +31,7 @@ __all__ = [
     "request_params",
     "run_answers",
     "run_samples",
+    "spend_usd",
 ]
 
 
@@ -76,43 +79,6 @@ class ModelAnswerer:
         await self.client.aclose()
 
 
-MIN_SAMPLES_FOR_ERROR_RATE = 20
-
-
-class ErrorRateExceeded(BenchError):
-    exit_code = 1
-
-
-@dataclass
-class _Tally:
-    """Live counts of one step, for the error-rate guard."""
-
-    done: int = 0
-    errors: int = 0
-    abort: str | None = None
-
-    def record(self, completion: Completion, limit: float | None, label: str) -> None:
-        self.done += 1
-        self.errors += int(completion.error is not None)
-        if (
-            limit is not None
-            and self.abort is None
-            and self.done >= MIN_SAMPLES_FOR_ERROR_RATE
-            and self.errors / self.done > limit
-        ):
-            self.abort = (
-                f"{label}: {self.errors} of the first {self.done} requests failed "
-                f"({self.errors / self.done:.0%}), above execution.max_error_rate {limit:.0%}"
-            )
-
-
-def spend_usd(completion: Completion) -> float:
-    """What this answer cost this run: calls served by the response cache cost nothing."""
-    if not completion.trace:
-        return 0.0 if completion.cached else completion.cost_usd
-    return sum(c.cost_usd for c in completion.trace if not c.cached)
-
-
 async def run_answers(
     answerer: Answerer,
     samples: Sequence[Sample],
@@ -123,35 +89,22 @@ async def run_answers(
 ) -> list[Completion]:
     """Every sample's answer, in sample order; at most ``concurrency`` in progress."""
     gate = asyncio.Semaphore(concurrency or settings.concurrency)
-    tally = _Tally()
+    tally = Tally(progress, settings.max_error_rate)
 
     async def one(index: int, sample: Sample) -> Completion:
         async with gate:
             if tally.abort is not None:
-                completion = Completion(
-                    finish_reason="error", error="aborted: too many errors (not sent)"
-                )
+                completion = aborted()
             else:
                 completion = await answerer.answer(sample, index)
-        tally.record(completion, settings.max_error_rate, progress.label)
-        attempts = [c.attempts for c in completion.trace] or [completion.attempts]
-        progress.advance(
-            error=completion.error is not None,
-            cost=spend_usd(completion),
-            retries=sum(max(a - 1, 0) for a in attempts),
-            cached=completion.cached,
-        )
+        tally.record(completion)
         return completion
 
     try:
         completions = list(await asyncio.gather(*(one(i, s) for i, s in enumerate(samples))))
     finally:
         await answerer.aclose()
-    if tally.abort is not None:
-        raise ErrorRateExceeded(
-            tally.abort,
-            hint="check the errors in the step log; fix the cause or raise max_error_rate",
-        )
+    tally.raise_if_aborted()
     return completions
 
 
@@ -193,7 +146,12 @@ def generate(
     progress = GenerationProgress(label, len(samples))
     try:
         client = ModelClient(model, settings)
-        return asyncio.run(
+        workers = worker_count(model, len(samples), settings.concurrency)
+        if workers:
+            return generate_in_workers(
+                client, samples, params, settings=settings, progress=progress, workers=workers
+            )
+        return run_coroutine(
             run_answers(
                 ModelAnswerer(client, params), samples, progress=progress, settings=settings
             )

@@ -383,8 +383,9 @@ def worker_count(spec: ModelSpec, samples: int, concurrency: int) -> int:
     """How many worker processes a step should use; 0 to send in-process.
 
     In-process for models that are not HTTP APIs (llama.cpp in this process, recorded
-    outputs), for small steps, and for models with an RPM or TPM limit (an endpoint's token
-    buckets are shared by the steps that use it, which processes cannot share); otherwise at
+    outputs), for small steps, and for models with an endpoint limit (``max_concurrency``,
+    RPM or TPM: an endpoint's gate and token buckets are shared by every step that uses it,
+    which worker processes cannot share); otherwise at
     least one, so that steps on different endpoints stop sharing a GIL, and one per
     ``REQUESTS_PER_WORKER`` in flight, up to the number of cores.
     """
@@ -394,6 +395,7 @@ def worker_count(spec: ModelSpec, samples: int, concurrency: int) -> int:
     if (
         not provider_class(spec.provider).remote
         or samples < MIN_SAMPLES
+        or limits.max_concurrency is not None
         or limits.requests_per_minute is not None
         or limits.tokens_per_minute is not None
     ):

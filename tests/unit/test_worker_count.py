@@ -27,10 +27,15 @@ def test_local_models_and_small_steps_stay_in_process(tmp_path: Any) -> None:
     assert worker_count(spec("openai", "gpt-4o-mini"), MIN_SAMPLES - 1, 64) == 0
 
 
-def test_models_with_shared_token_buckets_stay_in_process() -> None:
-    for limits in ({"requests_per_minute": 600}, {"tokens_per_minute": 90_000}):
+def test_models_with_endpoint_limits_stay_in_process() -> None:
+    """An endpoint's gate and token buckets are shared by every step using it."""
+    for limits in (
+        {"requests_per_minute": 600},
+        {"tokens_per_minute": 90_000},
+        {"max_concurrency": 8},
+    ):
         assert worker_count(spec("openai", "gpt-4o-mini", limits=limits), 1000, 64) == 0
-    assert worker_count(spec("openai", "gpt-4o-mini", limits={"max_concurrency": 8}), 99, 4) == 1
+    assert worker_count(spec("openai", "gpt-4o-mini"), 99, 4) == 1
 
 
 def test_one_worker_per_32_in_flight_up_to_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,97 @@
+"""A plain model's step sent from worker processes (:mod:`llmbench.runtime.workers`).
+
+ZenML runs steps as threads of one process: in-process request loops of two models share a
+GIL, and one SDK client is CPU-bound at a few hundred requests a second. When
+``worker_count`` says so, a step's requests leave from workers while everything that must
+stay in one place stays here, in the step's thread, exactly as a :class:`ModelClient` does it
+in process: the response cache (a hit is answered here, nothing is sent), identical requests
+sent once (the first of them is sent, the others share its answer), the run's budget
+(reserved before a request is handed out, settled on its answer), the error-rate guard,
+progress, and the price and trace of every answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llmbench import pricing
+from llmbench.runtime.client import ModelClient, RunSettings, budget_refusal
+from llmbench.runtime.progress import GenerationProgress
+from llmbench.runtime.tally import Tally, aborted
+from llmbench.runtime.workers import run_in_workers
+from llmbench.types import Completion, GenerationParams, Sample
+
+
+def generate_in_workers(
+    client: ModelClient,
+    samples: Sequence[Sample],
+    params: GenerationParams,
+    *,
+    settings: RunSettings,
+    progress: GenerationProgress,
+    workers: int,
+) -> list[Completion]:
+    """Every sample's priced completion, in sample order, sent from ``workers`` processes."""
+    cache, budget = settings.cache, settings.budget
+    keys = [client.key(s.messages(), params, i) for i, s in enumerate(samples)]
+    first: dict[str, int] = {}  # cache key -> the sample whose request answers it
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    tally = Tally(progress, settings.max_error_rate)
+    reserved: dict[int, float] = {}
+
+    def finished(completion: Completion) -> Completion:
+        priced = client.priced(completion)
+        tally.record(priced)
+        return priced
+
+    def admit(index: int, sample: Sample) -> Completion | None:
+        if tally.abort is not None:
+            return finished(aborted())
+        if cache is not None and not settings.refresh:
+            hit = cache.get(keys[index])
+            if hit is not None:
+                client.counts.cache_hits += 1
+                return finished(hit.model_copy(update={"cached": True, "attempts": 0}))
+        if budget is not None:
+            worst = pricing.worst_case_cost(sample.messages(), params, client.price)
+            if not budget.reserve(worst):
+                return finished(budget_refusal(budget))
+            reserved[index] = worst
+        return None
+
+    def on_result(index: int, completion: Completion) -> None:
+        client.counts.sent += 1
+        if cache is not None:
+            cache.put(keys[index], completion)
+        if budget is not None:
+            budget.settle(reserved.pop(index), pricing.call_cost(completion, client.price))
+        finished(completion)
+
+    leaders = sorted(set(first.values()))
+    answers = run_in_workers(
+        client.spec,
+        [(i, samples[i]) for i in leaders],
+        params,
+        workers=workers,
+        concurrency=settings.concurrency,
+        retries=settings.retries,
+        admit=admit,
+        on_result=on_result,
+    )
+    by_leader = dict(zip(leaders, answers, strict=True))
+    completions: list[Completion] = []
+    for index, key in enumerate(keys):
+        leader = first[key]
+        answer = by_leader[leader]
+        if leader != index:  # an identical request: it shares the answer of the first
+            client.counts.shared += 1
+            shared = answer.model_copy(
+                update={"cached": True, "attempts": 0, "retry_wait_s": 0.0, "trace": []}
+            )
+            answer = finished(shared)
+        elif not answer.trace:  # a sample lost with its worker: not priced yet
+            answer = finished(answer)
+        completions.append(answer)
+    tally.raise_if_aborted()
+    return completions

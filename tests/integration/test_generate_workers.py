@@ -1,0 +1,115 @@
+"""A plain model's step sent from worker processes (llmbench.runtime.offload), through
+``runner.generate`` as the generate step calls it, against the loopback fake.
+
+What a ModelClient does in process still holds when the requests leave from workers: the
+response cache answers hits without sending, identical prompts are one request, the budget
+stops sending at its limit, every answer is priced with its trace, the error-rate guard
+aborts, and a second run is all cache hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmbench.config import ModelSpec, PriceEntry
+from llmbench.runtime import workers
+from llmbench.runtime.budget import Budget
+from llmbench.runtime.cache import ResponseCache
+from llmbench.runtime.client import RunSettings
+from llmbench.runtime.retry import RetryPolicy
+from llmbench.runtime.runner import ErrorRateExceeded, generate
+from llmbench.types import GenerationParams, Sample
+from tests.fakes.provider_server import Fault, ProviderServer
+
+KEY = "sk-test-offload-4c2a"
+PRICE = PriceEntry(input_per_1m=1.0, output_per_1m=2.0, source="t", date="d")
+PARAMS = GenerationParams(max_tokens=64, temperature=0.0)
+NO_WAIT = RetryPolicy(max_attempts=2, backoff_base_s=0.0, backoff_max_s=0.0)
+
+
+@pytest.fixture(autouse=True)
+def environment(server: ProviderServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    server.clear()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+    yield
+    workers.shutdown()
+
+
+def spec(**fields: Any) -> ModelSpec:
+    return ModelSpec.model_validate(
+        {"name": "api", "provider": "openai", "model": "gpt-4o-mini", "price": PRICE, **fields}
+    )
+
+
+def samples(prompts: list[str]) -> list[Sample]:
+    return [Sample(sample_id=f"s{i}", prompt=p, references=("x",)) for i, p in enumerate(prompts)]
+
+
+def settings(tmp_path: Path, **fields: Any) -> RunSettings:
+    return RunSettings(
+        concurrency=8, retries=NO_WAIT, cache=ResponseCache(tmp_path / "cache"), **fields
+    )
+
+
+def test_a_large_step_is_sent_from_workers_priced_and_cached(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    model = spec()
+    assert workers.worker_count(model, 40, 8) == 1
+    rows = samples([f"prompt {i}" for i in range(40)])
+    run = settings(tmp_path)
+    first = generate(model, rows, PARAMS, settings=run, label="api/t")
+    assert len(server.requests) == 40
+    assert workers._IDLE, "the step's workers went back to the pool: they sent the requests"
+    assert [c.text for c in first] == [f"echo: prompt {i}" for i in range(40)]
+    for completion in first:
+        assert completion.error is None and not completion.cached
+        assert completion.answered_by == "api" and len(completion.trace) == 1
+        expected = (completion.input_tokens * 1.0 + completion.output_tokens * 2.0) / 1e6
+        assert completion.cost_usd == pytest.approx(expected) and expected > 0
+        assert completion.trace[0].cost_usd == pytest.approx(expected)
+
+    again = generate(model, rows, PARAMS, settings=settings(tmp_path), label="api/t")
+    assert len(server.requests) == 40  # nothing sent: every answer from the cache
+    assert all(c.cached for c in again)
+    assert [c.text for c in again] == [c.text for c in first]
+
+
+def test_identical_prompts_are_one_request(server: ProviderServer, tmp_path: Path) -> None:
+    prompts = [f"prompt {i % 30}" for i in range(45)]  # 15 repeats of earlier prompts
+    completions = generate(spec(), samples(prompts), PARAMS, settings=settings(tmp_path), label="a")
+    assert len(server.requests) == 30
+    assert [c.text for c in completions] == [f"echo: {p}" for p in prompts]
+    assert [c.cached for c in completions] == [i >= 30 for i in range(45)]
+    assert all(c.error is None for c in completions)
+
+
+def test_the_budget_stops_sending(server: ProviderServer, tmp_path: Path) -> None:
+    rows = samples([f"prompt {i}" for i in range(40)])
+    # Each request's worst case is about (prompt + 64 output tokens) at these prices: a
+    # budget of ten worst cases lets at most ten go before the first answers settle.
+    budget = Budget(limit_usd=10 * 140 / 1e6)
+    completions = generate(
+        spec(), rows, PARAMS, settings=settings(tmp_path, budget=budget), label="a"
+    )
+    refused = [c for c in completions if c.error and c.error.startswith("budget: not sent")]
+    answered = [c for c in completions if c.error is None]
+    assert refused and answered
+    assert len(answered) + len(refused) == 40
+    assert len(server.requests) == len(answered) == 40 - budget.refused
+    assert budget.spent_usd == pytest.approx(sum(c.cost_usd for c in answered))
+    assert budget.spent_usd <= budget.limit_usd and budget.reserved_usd == pytest.approx(0)
+
+
+def test_the_error_rate_guard_aborts(server: ProviderServer, tmp_path: Path) -> None:
+    server.default = lambda request: Fault(status=500)
+    rows = samples([f"prompt {i}" for i in range(200)])
+    with pytest.raises(ErrorRateExceeded, match=r"above execution\.max_error_rate 50%"):
+        generate(spec(), rows, PARAMS, settings=settings(tmp_path, max_error_rate=0.5), label="a")
+    # Requests already handed to the worker finish; no new ones once the guard tripped.
+    assert len(server.requests) < 200 * NO_WAIT.max_attempts
