@@ -57,7 +57,7 @@ from llmbench.providers.registry import build_provider  # noqa: E402
 from llmbench.runtime import workers  # noqa: E402
 from llmbench.runtime.cache import ResponseCache, cache_key  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
-from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
+from llmbench.runtime.runner import RunSettings, generate, run_samples  # noqa: E402
 from llmbench.types import Completion, GenerationParams, Sample  # noqa: E402
 
 PRICE = PriceEntry(input_per_1m=0.15, output_per_1m=0.6, source="benchmark", date="-")
@@ -187,6 +187,32 @@ def in_workers(name: str, server: Server, items: list[Sample], concurrency: int,
         startup_s=stats.startup_s,
         startup_cpu_s=stats.startup_cpu_s,
     )
+
+
+def _pool_cpu_s() -> float:
+    """CPU seconds so far of the worker processes waiting in this process's pool (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for worker in list(workers._IDLE):
+        try:
+            fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    return total
+
+
+def as_step(name: str, server: Server, items: list[Sample], concurrency: int) -> Run:
+    """The generate step's own path (``runner.generate``): in-process or from worker
+    processes as ``worker_count`` decides, cache-less; client CPU = this process + its
+    pooled workers' (after a warm-up the same workers serve every run)."""
+    spec = spec_for(name, server)
+    settings = RunSettings(concurrency=concurrency)
+    before = _pool_cpu_s()
+    started, cpu = time.perf_counter(), time.process_time()
+    results = generate(spec, items, PARAMS, settings=settings, label=name)
+    own = time.process_time() - cpu
+    return Run(time.perf_counter() - started, own + _pool_cpu_s() - before, results)
 
 
 def in_workers_cached(
@@ -332,6 +358,7 @@ def two_providers(server: Server, half: int, args: argparse.Namespace) -> None:
         "1 worker each": lambda name, tag: in_workers(
             name, server, samples(half, tag), concurrency, 1
         ),
+        "generate steps": lambda name, tag: as_step(name, server, samples(half, tag), concurrency),
     }
     ideal = half * args.latency / concurrency
     for way, go in ways.items():
@@ -402,6 +429,10 @@ def main() -> None:
                 ways[f"workers={args.workers}"] = lambda items: in_workers(
                     args.provider, server, items, concurrency, args.workers
                 )
+            count = workers.worker_count(spec_for(args.provider, server), n, concurrency)
+            ways[f"generate step ({count} workers)"] = lambda items: as_step(
+                args.provider, server, items, concurrency
+            )
             for label, go in ways.items():
                 cold = time.perf_counter()
                 go(samples(concurrency, f"warm-{label}"))
