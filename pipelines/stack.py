@@ -43,7 +43,8 @@ def ensure_local_stack(tracking_uri: str, stack_file: Path = STACK_FILE) -> str:
         kind = _component_type(key)
         wanted = _configuration(spec, tracking_uri)
         try:
-            existing = client.get_stack_component(kind, spec["name"])
+            # Exact names only: "llmbench-mlflow" must not match "llmbench-mlflow-remote".
+            existing = client.get_stack_component(kind, spec["name"], allow_name_prefix_match=False)
         except KeyError:
             client.create_stack_component(
                 name=spec["name"], flavor=spec["flavor"], component_type=kind, configuration=wanted
@@ -53,7 +54,7 @@ def ensure_local_stack(tracking_uri: str, stack_file: Path = STACK_FILE) -> str:
                 client.update_stack_component(spec["name"], kind, configuration=wanted)
         components[kind] = spec["name"]
     try:
-        stack = client.get_stack(description["name"])
+        stack = client.get_stack(description["name"], allow_name_prefix_match=False)
     except KeyError:
         stack = client.create_stack(name=description["name"], components=components)
     os.environ["ZENML_ACTIVE_STACK_ID"] = str(stack.id)
@@ -63,7 +64,7 @@ def ensure_local_stack(tracking_uri: str, stack_file: Path = STACK_FILE) -> str:
 def use_stack(name: str) -> str:
     """Select the registered stack ``name`` for this process; returns its id."""
     try:
-        stack = Client().get_stack(name)
+        stack = Client().get_stack(name, allow_name_prefix_match=False)
     except KeyError:
         raise ConfigError(
             f"ZenML stack {name!r} is not registered",

@@ -7,7 +7,11 @@ item by item, so the paired tests can compare the two runs on the same items.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +20,7 @@ import pandas as pd
 from llmbench.errors import BenchError
 
 SAMPLES_ARTIFACT = "samples.json"
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,26 @@ def _decoded(value: Any) -> Any:
         except ValueError:
             return [value]
     return value
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow's download progress bar would land in the middle of the run's summary."""
+    before = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PROGRESS_BAR, None)
+        else:
+            os.environ[PROGRESS_BAR] = before
+
+
+def read_table(path: str) -> pd.DataFrame:
+    """A table as mlflow.log_table wrote it, values as written (ids that look like numbers
+    stay text, nothing becomes a date)."""
+    return pd.read_json(path, orient="split", dtype=False, convert_dates=False)
 
 
 def previous_run(tracking_uri: str, experiment: str, current_run_id: str) -> PreviousRun | None:
@@ -62,9 +87,10 @@ def previous_run(tracking_uri: str, experiment: str, current_run_id: str) -> Pre
     frames = []
     for child in children:
         try:
-            frames.append(
-                client.load_table(experiment_id, SAMPLES_ARTIFACT, run_ids=[child.info.run_id])
-            )
+            with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
+                # Downloaded with this client: mlflow.load_table would read the global URI.
+                path = client.download_artifacts(child.info.run_id, SAMPLES_ARTIFACT, folder)
+                frames.append(read_table(path))
         except MlflowException as exc:
             raise BenchError(
                 f"the previous run {name} ({parent.info.run_id}) has no readable "
