@@ -15,7 +15,12 @@ from llmbench.report.statistics import Report
 from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
-from pipelines.stack import check_schedulable, ensure_local_stack, use_stack
+from pipelines.stack import (
+    check_schedulable,
+    ensure_local_stack,
+    remote_docker_settings,
+    use_stack,
+)
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,9 @@ def schedule_benchmark(
     ensure_experiment(config)
     name = f"{config.name}-{{date}}-{{time}}"
     benchmark.with_options(
-        run_name=name, schedule=Schedule(name=f"{config.name}-schedule", cron_expression=cron)
+        run_name=name,
+        schedule=Schedule(name=f"{config.name}-schedule", cron_expression=cron),
+        settings={"docker": remote_docker_settings()},
     )(config=config.model_dump(mode="json"), fingerprints=fingerprints, run_name=name)
 
 
@@ -90,7 +97,11 @@ def run_benchmark(
     select_stack(config, stack)
     check_secrets(config)
     ensure_experiment(config)
-    pipeline = benchmark.with_options(run_name=run_name, enable_cache=use_cache)
+    pipeline = benchmark.with_options(
+        run_name=run_name,
+        enable_cache=use_cache,
+        settings={"docker": remote_docker_settings()} if stack else None,
+    )
     run = pipeline(
         config=config.model_dump(mode="json"),
         fingerprints=fingerprints,

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from zenml.client import Client
+from zenml.config import DockerSettings
 from zenml.enums import StackComponentType
 from zenml.orchestrators.base_orchestrator import BaseOrchestratorConfig
 from zenml.stack.flavor import Flavor
@@ -74,6 +75,21 @@ def use_stack(name: str) -> str:
         ) from None
     os.environ["ZENML_ACTIVE_STACK_ID"] = str(stack.id)
     return str(stack.id)
+
+
+# llama-cpp-python is compiled in the image as scripts/install.sh compiles it: portable, so a
+# node whose CPU advertises instructions its VM does not allow never hits SIGILL.
+PORTABLE_LLAMA_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+
+
+def remote_docker_settings() -> DockerSettings:
+    """The image a remote orchestrator runs the steps in: ZenML's, with llmbench installed
+    from the copied source (its pyproject.toml dependencies included)."""
+    return DockerSettings(
+        apt_packages=["build-essential", "cmake"],
+        environment={"CMAKE_ARGS": PORTABLE_LLAMA_CMAKE_ARGS},
+        local_project_install_command="pip install --no-cache-dir .",
+    )
 
 
 def _can_schedule(flavor_name: str) -> bool:
