@@ -61,8 +61,8 @@ def read_table(path: str) -> pd.DataFrame:
 
 
 def previous_run(tracking_uri: str, experiment: str, current_run_id: str) -> PreviousRun | None:
-    """The newest finished benchmark run of ``experiment`` other than ``current_run_id``, with
-    its entrants' per-sample results; None when there is none."""
+    """The newest finished benchmark run of ``experiment`` started before ``current_run_id``,
+    with its entrants' per-sample results; None when there is none."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -71,11 +71,17 @@ def previous_run(tracking_uri: str, experiment: str, current_run_id: str) -> Pre
     if found is None:
         return None
     experiment_id = found.experiment_id
+    wanted = "tags.`llmbench.kind` = 'benchmark' and attributes.status = 'FINISHED'"
+    try:  # runs started before this one: a run finishing alongside is not its baseline
+        started = client.get_run(current_run_id).info.start_time
+        wanted += f" and attributes.start_time < {int(started)}"
+    except MlflowException:
+        pass
     candidates = client.search_runs(
         [experiment_id],
-        filter_string="tags.`llmbench.kind` = 'benchmark' and attributes.status = 'FINISHED'",
+        filter_string=wanted,
         order_by=["attributes.start_time DESC"],
-        max_results=10,
+        max_results=2,
     )
     parent = next((run for run in candidates if run.info.run_id != current_run_id), None)
     if parent is None:
