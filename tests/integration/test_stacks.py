@@ -108,3 +108,17 @@ def test_remote_trackers_take_credentials_from_a_secret() -> None:
         assert tracker["tracking_username"] == "{{llmbench_mlflow.username}}"
         assert tracker["tracking_password"] == "{{llmbench_mlflow.password}}"
         assert stack["zenml_version"] == zenml_version
+
+
+@pytest.mark.slow
+def test_an_unknown_stack_exits_2_saying_how_to_add_one(tmp_path: Path) -> None:
+    from tests.integration.test_gates_e2e import GOOD, SOLUTIONS, run, write_config
+
+    if not SOLUTIONS.is_file():
+        pytest.skip(f"shared benchmark data not found at {SOLUTIONS}")
+    config = write_config(tmp_path, GOOD)
+    result = run(tmp_path, "--config", str(config), "--limit", "2", "--stack", "llmbench-k9s")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "error: --stack: ZenML stack 'llmbench-k9s' is not registered" in result.stderr
+    assert "make stack-k8s" in result.stderr
+    assert "generating" not in result.stderr
