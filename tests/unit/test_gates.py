@@ -250,3 +250,29 @@ def test_a_bad_cron_expression_names_the_flag(bad: str) -> None:
     with pytest.raises(ConfigError) as error:
         check_cron(bad)
     assert error.value.field == "--schedule"
+
+
+def corpus_rows(model: str, answers: list[str], references: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "model": model,
+            "task": "simplify",
+            "sample_id": [f"s{n}" for n in range(len(answers))],
+            "answer": answers,
+            "references": [[r] for r in references],
+            "score.ter": 0.0,  # scored; a corpus score is recomputed from answers and references
+        }
+    )
+
+
+def test_a_lower_is_better_corpus_score_regresses_upwards(tmp_path: Path) -> None:
+    config = load_config(tmp_path, ["ter"], models=("a",))
+    references = [f"the cat number {n} sat on the mat today" for n in range(40)]
+    garbled = [f"a dog {n} stood under some table yesterday again" for n in range(40)]
+    exact, worse = corpus_rows("a", references, references), corpus_rows("a", garbled, references)
+    (gate,) = regression_results(config, worse, exact, "run-1")
+    assert gate.status == "fail" and gate.metric == "ter"
+    assert gate.value > 50 and gate.expected == "0 in run-1"  # TER went from 0 up
+    assert gate.detail.startswith("permutation on 40 paired items")
+    (gate,) = regression_results(config, exact, worse, "run-1")
+    assert gate.status == "pass"  # TER down: better
