@@ -314,6 +314,14 @@ def schedule(config: BenchConfig, fingerprints: dict[str, str], args: argparse.N
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # the orchestrator refused it (missing integration, credentials)
+        print(
+            f"error: --schedule: the stack {args.stack!r} could not register the schedule: "
+            f"{type(exc).__name__}: {exc}\n  fix: zenml integration install <its integrations>, "
+            "and check the stack with `zenml stack describe`",
+            file=sys.stderr,
+        )
+        return 1
     stack = args.stack or "llmbench-local"
     print(f"llmbench: {config.name} scheduled on {args.schedule!r} (stack {stack}).")
     return 0

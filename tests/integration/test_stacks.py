@@ -100,6 +100,20 @@ def test_every_stack_imports_into_a_fresh_store(tmp_path: Path) -> None:
     assert stacks["llmbench-local"]["flavors"]["orchestrator"] == "local"
     assert not stacks["llmbench-local"]["schedules"]
 
+    # --schedule passes llmbench's check on the Kubernetes stack and reaches ZenML, which needs
+    # the integration's packages to register it: said in one message, no traceback.
+    from tests.integration.test_gates_e2e import GOOD, SOLUTIONS, run, write_config
+
+    if SOLUTIONS.is_file():
+        config = write_config(tmp_path, GOOD)
+        result = run(
+            tmp_path, "--config", str(config), "--stack", "llmbench-k8s", "--schedule", "0 3 * * *"
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "could not register the schedule: ImportError" in result.stderr
+        assert "zenml integration install" in result.stderr
+        assert "Traceback" not in result.stderr
+
 
 def test_remote_trackers_take_credentials_from_a_secret() -> None:
     for name in REMOTE:
