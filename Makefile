@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= bench.yaml
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/install.sh | sha1sum | cut -c1-12)
 
-.PHONY: install install-dev run test lint typecheck check clean
+.PHONY: install install-dev run test lint typecheck check clean stack-k8s
 
 $(VENV)/.installed-%:
 	EXTRAS=dev bash scripts/install.sh
@@ -27,6 +27,12 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 check: lint typecheck test
+
+# The Kubernetes stack (stacks/kubernetes.yaml, placeholders filled in) with the provider-keys
+# secret attached; create the secrets first (see the file). Then: run.py --stack llmbench-k8s
+stack-k8s: $(STAMP)
+	$(VENV)/bin/zenml stack import stacks/kubernetes.yaml
+	$(VENV)/bin/zenml stack update llmbench-k8s --secret llmbench_provider_keys
 
 clean:
 	rm -rf results .pytest_cache .mypy_cache .ruff_cache

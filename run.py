@@ -2,9 +2,12 @@
 
     python run.py --config bench.yaml [--no-cache] [--refresh] [--limit N] [--models a,b]
                   [--tasks x,y] [--output-dir DIR] [--run-name NAME] [--dry-run]
+                  [--fail-under [MODEL:]TASK/METRIC=VALUE ...] [--fail-on-regression]
+                  [--stack NAME] [--schedule "CRON"]
 
 The config is validated (and every task rendered against its data) before ZenML is
-touched; bad input exits with code 2 and one message naming the file and field.
+touched; bad input exits with code 2 and one message naming the file and field. A failed
+quality gate exits with code 3 (see llmbench/gates.py).
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pandas as pd
 from rich.console import Console
 
 from llmbench.config import BenchConfig, load
+from llmbench.cron import check_cron
 from llmbench.environment import configure_environment
-from llmbench.errors import BenchError
+from llmbench.errors import BenchError, ConfigError
 from llmbench.estimate import estimate
+from llmbench.gate_run import JUNIT_FILE, SUMMARY_FILE, evaluate_gates, write_gate_files
+from llmbench.gates import GATE_FAILED_EXIT_CODE, Threshold, check_thresholds, parse_threshold
 from llmbench.preflight import preflight
+from llmbench.report.gates_report import failure_table
 from llmbench.report.output import (
     print_estimates,
     print_leaderboard,
@@ -33,6 +40,9 @@ from llmbench.report.output import (
     print_strategies,
     write_outputs,
 )
+
+if TYPE_CHECKING:
+    from pipelines.execute import RunOutcome
 
 RESULTS_DIR = Path("results")
 
@@ -81,7 +91,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="validate, count prompt tokens and print the estimated cost; call no model",
     )
+    gates = parser.add_argument_group("quality gates (a failed gate exits with code 3)")
+    gates.add_argument(
+        "--fail-under",
+        action="append",
+        default=[],
+        metavar="[MODEL:]TASK/METRIC=VALUE",
+        help="fail if a score is worse than VALUE (below it; above it for lower-is-better "
+        "metrics); every model unless MODEL: is given; repeatable",
+    )
+    gates.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="fail if a model got significantly worse on a task than in the previous run of "
+        "the same MLflow experiment",
+    )
+    parser.add_argument(
+        "--stack", help="run on this registered ZenML stack (default: the local one)"
+    )
+    parser.add_argument(
+        "--schedule",
+        metavar="CRON",
+        help='register the run on a schedule, e.g. "0 3 * * *" (stacks whose orchestrator '
+        "can schedule: Kubernetes, Vertex AI, SageMaker, ...)",
+    )
     return parser.parse_args(argv)
+
+
+def gate_rules(args: argparse.Namespace, config: BenchConfig) -> list[Threshold]:
+    """The --fail-under rules, checked against the config; the flags --schedule excludes."""
+    if args.schedule and (args.fail_under or args.fail_on_regression):
+        raise ConfigError(
+            "quality gates apply to a run this command waits for, not to scheduled runs",
+            field="--schedule",
+            hint="drop --fail-under/--fail-on-regression, or run without --schedule (e.g. "
+            "from the CI workflow, which runs the gates)",
+        )
+    if args.schedule:
+        check_cron(args.schedule)
+    rules = [parse_threshold(text) for text in args.fail_under]
+    check_thresholds(config, rules)
+    return rules
 
 
 def prepare(
@@ -156,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     missing_keys: list[str] | None = [] if args.dry_run else None
     try:
         config, fingerprints = prepare(args, missing_keys)
+        thresholds = gate_rules(args, config)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -181,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.execute import run_benchmark  # imports ZenML: only after validation
 
+    if args.schedule:
+        return schedule(config, fingerprints, args)
+
     # Ctrl-C stops at once: ZenML would otherwise wait for running steps to finish.
     previous = signal.signal(signal.SIGINT, lambda _signum, _frame: stop_now(run_name))
 
@@ -191,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             run_name,
             use_cache=not (args.no_cache or args.refresh),
             refresh=args.refresh,
+            stack=args.stack,
         )
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -248,6 +303,63 @@ def main(argv: list[str] | None = None) -> int:
         f"MLflow run: {outcome.mlflow_run_id} in experiment {config.tracking.experiment!r}"
     )
     console.print(browse_hint(config))
+    return apply_gates(config, outcome, thresholds, args, output_dir, console)
+
+
+def schedule(config: BenchConfig, fingerprints: dict[str, str], args: argparse.Namespace) -> int:
+    from pipelines.execute import schedule_benchmark
+
+    try:
+        schedule_benchmark(config, fingerprints, args.schedule, args.stack)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # the orchestrator refused it (missing integration, credentials)
+        print(
+            f"error: --schedule: the stack {args.stack!r} could not register the schedule: "
+            f"{type(exc).__name__}: {exc}\n  fix: zenml integration install <its integrations>, "
+            "and check the stack with `zenml stack describe`",
+            file=sys.stderr,
+        )
+        return 1
+    stack = args.stack or "llmbench-local"
+    print(f"llmbench: {config.name} scheduled on {args.schedule!r} (stack {stack}).")
+    return 0
+
+
+def apply_gates(
+    config: BenchConfig,
+    outcome: RunOutcome,
+    thresholds: list[Threshold],
+    args: argparse.Namespace,
+    output_dir: Path,
+    console: Console,
+) -> int:
+    """summary.md always; with gates, gates.xml, a table of what failed and exit code 3."""
+    asked = bool(thresholds or args.fail_on_regression)
+    try:
+        gates = evaluate_gates(
+            config,
+            outcome.results,
+            outcome.report.intervals,
+            thresholds,
+            regression=args.fail_on_regression,
+            mlflow_run_id=outcome.mlflow_run_id,
+        )
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    write_gate_files(config, outcome.leaderboard, gates, output_dir, outcome.run_name, asked=asked)
+    for note in gates.notes:
+        console.print(note, markup=False)
+    if not asked:
+        return 0
+    files = f"{output_dir}/{SUMMARY_FILE}, {output_dir}/{JUNIT_FILE}"
+    if gates.failed:
+        console.print(failure_table(gates.results))
+        console.print(f"{len(gates.failed)} quality gate check(s) failed; see {files}")
+        return GATE_FAILED_EXIT_CODE
+    console.print(f"All {len(gates.results)} quality gate check(s) passed ({files}).")
     return 0
 
 

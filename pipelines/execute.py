@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+from zenml.config.schedule import Schedule
 from zenml.enums import ExecutionStatus
 
 from llmbench.errors import ConfigError
@@ -14,7 +15,12 @@ from llmbench.report.statistics import Report
 from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
-from pipelines.stack import ensure_local_stack
+from pipelines.stack import (
+    check_schedulable,
+    ensure_local_stack,
+    remote_docker_settings,
+    use_stack,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,27 @@ def check_secrets(config: BenchConfig) -> None:
             )
 
 
+def select_stack(config: BenchConfig, stack: str | None) -> str:
+    """The named stack, or the local one (created or updated); returns its id."""
+    return use_stack(stack) if stack else ensure_local_stack(config.tracking.uri or "")
+
+
+def schedule_benchmark(
+    config: BenchConfig, fingerprints: dict[str, str], cron: str, stack: str | None
+) -> None:
+    """Register the benchmark to run on ``cron`` with the stack's orchestrator (each run is
+    named <config name>-<date>-<time>); exit 2 if the orchestrator cannot schedule."""
+    check_schedulable(select_stack(config, stack))
+    check_secrets(config)
+    ensure_experiment(config)
+    name = f"{config.name}-{{date}}-{{time}}"
+    benchmark.with_options(
+        run_name=name,
+        schedule=Schedule(name=f"{config.name}-schedule", cron_expression=cron),
+        settings={"docker": remote_docker_settings()},
+    )(config=config.model_dump(mode="json"), fingerprints=fingerprints, run_name=name)
+
+
 def run_benchmark(
     config: BenchConfig,
     fingerprints: dict[str, str],
@@ -65,11 +92,16 @@ def run_benchmark(
     *,
     use_cache: bool = True,
     refresh: bool = False,
+    stack: str | None = None,
 ) -> RunOutcome:
-    ensure_local_stack(config.tracking.uri or "")
+    select_stack(config, stack)
     check_secrets(config)
     ensure_experiment(config)
-    pipeline = benchmark.with_options(run_name=run_name, enable_cache=use_cache)
+    pipeline = benchmark.with_options(
+        run_name=run_name,
+        enable_cache=use_cache,
+        settings={"docker": remote_docker_settings()} if stack else None,
+    )
     run = pipeline(
         config=config.model_dump(mode="json"),
         fingerprints=fingerprints,

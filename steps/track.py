@@ -15,10 +15,9 @@ from llmbench.report.statistics import Report
 from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import log_benchmark
 
-TRACKER_NAME = "llmbench-mlflow"
 
-
-@step(enable_cache=False, experiment_tracker=TRACKER_NAME)
+# True: the active stack's MLflow tracker (llmbench-mlflow locally, the stack's own elsewhere).
+@step(enable_cache=False, experiment_tracker=True)
 def track(
     config: dict[str, Any],
     leaderboard: pd.DataFrame,
