@@ -168,62 +168,63 @@ def _short(value: Any, kind: str) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _natural_width(table: Table) -> int:
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
 def compact_leaderboard_tables(
     config: BenchConfig, leaderboard: pd.DataFrame, title: str, width: int
 ) -> list[Table]:
-    """The leaderboard for a narrow console: the overall figures in one table, each task's
-    headline (with its rank) in tables of as many tasks as fit ``width``. Model names are
-    printed whole; figures are shortened instead."""
-    longest = _longest_name(leaderboard)
+    """The leaderboard for a narrow console: the same figures shortened, in as many tables
+    as it takes to fit ``width`` (each with the model column, printed whole): the overall
+    figures, then each task's headline with its rank."""
     has_ttft = "ttft_p50_s" in leaderboard and leaderboard["ttft_p50_s"].notna().any()
-    columns = [
+    columns: list[tuple[str, str, str]] = [
         ("rank", "#", ""),
-        ("model", "model", ""),
         ("score", "score", ""),
         ("score_ci", f"{config.stats.confidence:.0%} CI", ""),
+        ("errors", "err", ""),
         ("cost_usd", "cost\nUSD", "usd"),
-        ("cost_per_correct_usd", "USD/\nright", "usd"),
+        ("cost_per_correct_usd", "USD per\nright", "usd"),
         ("latency_p50_s", "p50\ns", "s"),
         *([("ttft_p50_s", "TTFT\ns", "s")] if has_ttft else []),
-        ("output_tokens_per_s", "tok/\ns", "rate"),
-        ("errors", "err", ""),
+        ("output_tokens_per_s", "tok/s", "rate"),
     ]
-    compact = {"box": box.SIMPLE_HEAD, "pad_edge": False}
-    overview = _columns_table(title, [(n, h) for n, h, _ in columns], longest, **compact)
-    for record in leaderboard.to_dict("records"):
-        record["score_ci"] = f"{record['score_ci_low']:.2f}-{record['score_ci_high']:.2f}"
-        overview.add_row(*(_short(record.get(n, math.nan), kind) for n, _, kind in columns))
-    tables = [overview]
-    # Each task column: its header's longest line, or a score "0.312 (1)".
-    room = width - (longest + 2)
-    chunk: list[tuple[str, str, str]] = []
-    used = 0
-    chunks = []
+    records = leaderboard.to_dict("records")
+    cells: dict[str, list[str]] = {}
+    for name, _, kind in columns:
+        if name == "score_ci":
+            cells[name] = [f"{r['score_ci_low']:.2f}-{r['score_ci_high']:.2f}" for r in records]
+        else:
+            cells[name] = [_short(r.get(name, math.nan), kind) for r in records]
     for task in config.tasks:
         key = headline_of(task).key
-        need = max(len(task.name), len(key), 9) + 2
-        if chunk and used + need > room:
-            chunks.append(chunk)
-            chunk, used = [], 0
-        chunk.append((task.name, key, f"{task.name}\n{key}"))
-        used += need
-    if chunk:
-        chunks.append(chunk)
-    for part in chunks:
+        name = f"{task.name}/{key}"
+        columns.append((name, f"{task.name}\n{key}", ""))
+        cells[name] = [
+            f"{_short(r.get(name, math.nan), '')} ({r.get(f'{task.name}/rank', '-')})"
+            for r in records
+        ]
+    longest = _longest_name(leaderboard)
+    compact: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False}
+
+    def build(part: list[tuple[str, str, str]], caption: str | None) -> Table:
         table = _columns_table(
-            "per task: headline metric (rank)",
-            [("model", "model"), *((name, header) for name, _, header in part)],
-            longest,
-            **compact,
+            caption, [("model", "model"), *((n, h) for n, h, _ in part)], longest, **compact
         )
-        for record in leaderboard.to_dict("records"):
-            cells = [str(record["model"])]
-            for name, key, _ in part:
-                value, rank = record.get(f"{name}/{key}", math.nan), record.get(f"{name}/rank")
-                cells.append(f"{_short(value, '')} ({rank})" if rank is not None else "-")
-            table.add_row(*cells)
-        tables.append(table)
-    return tables
+        for row, record in enumerate(records):
+            table.add_row(str(record["model"]), *(cells[n][row] for n, _, _ in part))
+        return table
+
+    parts: list[list[tuple[str, str, str]]] = [[]]
+    for column in columns:
+        trial = [*parts[-1], column]
+        if parts[-1] and _natural_width(build(trial, None)) > width:
+            parts.append([column])
+        else:
+            parts[-1] = trial
+    return [build(part, title if n == 0 else None) for n, part in enumerate(parts)]
 
 
 def print_statistics(config: BenchConfig, report: Report, console: Console) -> None:
