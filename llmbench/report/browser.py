@@ -72,6 +72,7 @@ class Answer:
     scores: dict[str, float | None]
     headline: float | None  # on 0-1, 1 the best end
     judgments: list[Judgment] = field(default_factory=list)
+    answered_by: str = ""  # a strategy's member whose answer this is
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,9 @@ def sample_browser(
                         },
                         headline=float(line.normalise(float(value))) if _present(value) else None,
                         judgments=_judgments(row.get("judgments")),
+                        answered_by=str(row["answered_by"])
+                        if _present(row.get("answered_by")) and row["answered_by"] != name
+                        else "",
                     )
                 )
             first = next(iter(by_model.values()))

@@ -219,7 +219,7 @@ def comparison_view(report: Report) -> HtmlTable:
                 Cell(str(r["method"])),
                 formatted(r["n"], "int"),
                 Cell("yes" if bool(r["significant"]) else "no"),
-                Cell(str(r["better"] or "")),
+                Cell(r["better"] if isinstance(r["better"], str) else ""),
             ]
         )
     numeric = [h in ("A − B", "CI", "p", "p (Holm)", "n") for h in headers]

@@ -23,6 +23,8 @@ from llmbench.report.html import render_report
 from llmbench.report.leaderboard import build_leaderboard
 from llmbench.report.output import print_leaderboard
 from llmbench.report.plots import frontier_line, pareto_points
+from llmbench.scoring.judge import PAIR_COLUMNS
+from llmbench.scoring.judged import pairwise_columns
 from llmbench.tables import completions_to_frame
 from llmbench.types import Completion
 
@@ -274,3 +276,66 @@ def test_console_leaderboard_fits_80_columns_with_whole_names(
     # Figures whole too, not folded over lines: right-model-name's score, CI and cost.
     line = next(line for line in text.splitlines() if "right-model-name" in line)
     assert "1.000" in line and "$0.00144" in line, text
+
+
+def test_judge_order_flag_reads_the_pairwise_judge_columns(
+    run: tuple[BenchConfig, pd.DataFrame, pd.DataFrame, statistics.Report],
+) -> None:
+    """The flag from the judgments :func:`pairwise_columns` writes (the judge code's own
+    format): one item whose verdict flips with the order, one judged the same both ways."""
+    config, _, results, _ = run
+    ids = results.loc[results["model"] == "right-model-name", "sample_id"].tolist()
+    verdicts = pd.DataFrame(
+        [
+            {
+                "task": "arithmetic",
+                "sample_id": ids[0],
+                "judge": "j",
+                "model_a": "right-model-name",
+                "model_b": "local-model",
+                "forward": "a",
+                "swapped": "b",
+                "winner": "tie",
+                "consistent": False,
+                "a_failed": False,
+                "b_failed": False,
+                "judge_error": None,
+                "judge_cost_usd": 0.0,
+                "judge_latency_s": 1.0,
+                "judge_input_tokens": 10,
+                "judge_output_tokens": 2,
+                "judge_cached_tokens": 0,
+            },
+            {
+                "task": "arithmetic",
+                "sample_id": ids[1],
+                "judge": "j",
+                "model_a": "right-model-name",
+                "model_b": "local-model",
+                "forward": "a",
+                "swapped": "a",
+                "winner": "a",
+                "consistent": True,
+                "a_failed": False,
+                "b_failed": False,
+                "judge_error": None,
+                "judge_cost_usd": 0.0,
+                "judge_latency_s": 1.0,
+                "judge_input_tokens": 10,
+                "judge_output_tokens": 2,
+                "judge_cached_tokens": 0,
+            },
+        ],
+        columns=PAIR_COLUMNS,
+    )
+    results = results.copy()
+    results["judgments"] = [[] for _ in range(len(results))]
+    for model in ("right-model-name", "local-model"):
+        columns, _ = pairwise_columns(model, ids, [verdicts])
+        rows = results.index[results["model"] == model]
+        results.loc[rows, "judgments"] = pd.Series(columns["judgments"].tolist(), index=rows)
+    browser = sample_browser(config, results)
+    assert [i.sample_id for i in browser.items if i.flags["judge-order"]] == [ids[0]]
+    page = render_report(config, run[1], results, run[3])
+    assert "vs local-model: tie (one order: win, the other: loss)" in page
+    assert "vs right-model-name: tie (one order: loss, the other: win)" in page
