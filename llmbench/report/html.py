@@ -5,6 +5,7 @@ dashboard, whose content security policy blocks CDN scripts and web fonts."""
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ REPORT_FILE = "report.html"
 PARETO_PNG = "pareto.png"
 LATENCY_PNG = "latency.png"
 MISSING = "—"
+# Pipeline steps are threads of one process and matplotlib promises no thread safety: the
+# report and track steps draw one at a time.
+_DRAWING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -244,10 +248,11 @@ def report_figures(
 ) -> dict[str, bytes]:
     """The report's plots as PNG files by name: what is inlined and what MLflow gets."""
     points = pareto_points(config, leaderboard)
-    return {
-        PARETO_PNG: png_bytes(pareto_figure(points, config.stats.confidence)),
-        LATENCY_PNG: png_bytes(latency_figure(config, results)),
-    }
+    with _DRAWING:
+        return {
+            PARETO_PNG: png_bytes(pareto_figure(points, config.stats.confidence)),
+            LATENCY_PNG: png_bytes(latency_figure(config, results)),
+        }
 
 
 def _environment() -> jinja2.Environment:
