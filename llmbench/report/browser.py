@@ -156,13 +156,22 @@ def sample_browser(
     sample) in the run's order, flagged items kept first when there are more than
     ``limit``."""
     names = [e.name for e in config.entrants]
+    wanted = ["model", "task", "sample_id", "prompt", "system", "references", "answer"]
+    wanted += ["output", "error", "judgments", "answered_by"]
+    wanted += [c for c in results.columns if c.startswith("score.")]
+    records = results[[c for c in wanted if c in results.columns]].to_dict("records")
+    # (task, sample id) -> entrant -> row, in the run's order (one pass: no per-item pandas)
+    grouped: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for record in records:
+        key = (str(record["task"]), str(record["sample_id"]))
+        grouped.setdefault(key, {})[str(record["model"])] = record
     items: list[Item] = []
     for task in config.tasks:
         line = headline(task)
         keys = score_keys(task)
-        mine = results[results["task"] == task.name]
-        for sample_id, rows in mine.groupby("sample_id", sort=False):
-            by_model = {str(r["model"]): r for r in rows.to_dict("records")}
+        for (task_name, sample_id), by_model in grouped.items():
+            if task_name != task.name:
+                continue
             answers = []
             for name in names:
                 row = by_model.get(name)
@@ -190,7 +199,7 @@ def sample_browser(
             items.append(
                 Item(
                     task=task.name,
-                    sample_id=str(sample_id),
+                    sample_id=sample_id,
                     prompt=_clip(first.get("prompt")),
                     system=_clip(first.get("system")),
                     references=[str(r) for r in _as_list(first.get("references"))],
