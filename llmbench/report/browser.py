@@ -27,6 +27,11 @@ def _present(value: Any) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def _score(value: Any) -> float | None:
+    """A score, or None when unscored (NaN or missing)."""
+    return float(value) if _present(value) else None
+
+
 def _as_list(value: Any) -> list[Any]:
     """A list column as a list: parquet hands lists back as numpy arrays."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -177,18 +182,15 @@ def sample_browser(
                 row = by_model.get(name)
                 if row is None:
                     continue
-                value = row.get(f"score.{line.key}")
+                value = _score(row.get(f"score.{line.key}"))
                 answers.append(
                     Answer(
                         entrant=name,
                         answer=str(row["answer"]) if _present(row.get("answer")) else "",
                         output=_clip(row.get("output")),
                         error=str(row["error"]) if _present(row.get("error")) else "",
-                        scores={
-                            k: float(v) if _present(v := row.get(f"score.{k}")) else None
-                            for k in keys
-                        },
-                        headline=float(line.normalise(float(value))) if _present(value) else None,
+                        scores={k: _score(row.get(f"score.{k}")) for k in keys},
+                        headline=None if value is None else float(line.normalise(value)),
                         judgments=_judgments(row.get("judgments")),
                         answered_by=str(row["answered_by"])
                         if _present(row.get("answered_by")) and row["answered_by"] != name
