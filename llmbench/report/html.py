@@ -233,10 +233,11 @@ def comparison_view(report: Report) -> HtmlTable:
 def frame_view(table_id: str, frame: pd.DataFrame) -> HtmlTable:
     """Any statistics table as it is: numbers to 3 decimals, text as text."""
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in frame]
+    kinds = ["int" if pd.api.types.is_integer_dtype(frame[c]) else "score" for c in frame]
     rows = [
         [
-            formatted(v, "score") if is_number else Cell(MISSING if v is None else str(v))
-            for v, is_number in zip(record, numeric, strict=True)
+            formatted(v, kind) if is_number else Cell(MISSING if v is None else str(v))
+            for v, is_number, kind in zip(record, numeric, kinds, strict=True)
         ]
         for record in frame.itertuples(index=False)
     ]
