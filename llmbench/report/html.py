@@ -14,13 +14,13 @@ import jinja2
 import pandas as pd
 
 from llmbench.report.browser import FILTERS, Browser, sample_browser
+from llmbench.report.leaderboard import answer_speeds
 from llmbench.report.plots import (
     data_uri,
     latency_figure,
     pareto_figure,
     pareto_points,
     png_bytes,
-    speeds,
 )
 from llmbench.report.statistics import OVERALL, Report, headline, score_keys
 from llmbench.schema import BenchConfig, StrategySpec
@@ -167,7 +167,7 @@ def latency_view(
     rows = []
     for entrant in config.entrants:
         mine = live[live["model"] == entrant.name]
-        rate = speeds(mine)
+        rate = answer_speeds(mine)
         record = board.loc[entrant.name] if entrant.name in board.index else pd.Series()
         rows.append(
             [

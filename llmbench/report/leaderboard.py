@@ -79,15 +79,20 @@ def _price_columns(entrant: Entrant) -> dict[str, object]:
     }
 
 
+def answer_speeds(rows: pd.DataFrame) -> pd.Series:
+    """Output tokens per second of each answer: over the time after the first token where it
+    was recorded (streaming), else over the whole request."""
+    if rows.empty:
+        return pd.Series(dtype=float)
+    ttft = rows["ttft_s"].astype(float).fillna(0.0) if "ttft_s" in rows else 0.0
+    seconds = rows["latency_s"].astype(float) - ttft
+    tokens = rows["output_tokens"].astype(float)
+    return (tokens / seconds)[(seconds > 0) & (tokens > 0)]
+
+
 def output_tokens_per_s(live: pd.DataFrame) -> float:
-    """Median generation speed per answer: output tokens over the time after the first token
-    where it was recorded (streaming), else over the whole request."""
-    if live.empty:
-        return math.nan
-    ttft = live["ttft_s"].astype(float).fillna(0.0) if "ttft_s" in live else 0.0
-    seconds = live["latency_s"].astype(float) - ttft
-    tokens = live["output_tokens"].astype(float)
-    speeds = (tokens / seconds)[(seconds > 0) & (tokens > 0)]
+    """The median of :func:`answer_speeds`."""
+    speeds = answer_speeds(live)
     return float(speeds.median()) if len(speeds) else math.nan
 
 
@@ -160,7 +165,9 @@ def build_leaderboard(
                 "retries": int((mine["attempts"] - 1).clip(lower=0).sum()),
                 "latency_p50_s": _percentile(live["latency_s"], 50),
                 "latency_p95_s": _percentile(live["latency_s"], 95),
-                "ttft_p50_s": _percentile(live["ttft_s"], 50) if "ttft_s" in live else math.nan,
+                "ttft_p50_s": _percentile(live["ttft_s"].astype(float), 50)
+                if "ttft_s" in live
+                else math.nan,
                 "output_tokens_per_s": output_tokens_per_s(live),
                 **_price_columns(model),
                 # What judging this model's answers cost; never part of cost_usd.

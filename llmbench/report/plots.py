@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from llmbench.report.leaderboard import answer_speeds
 from llmbench.report.strategies import pareto
 from llmbench.schema import BenchConfig, StrategySpec
 
@@ -106,21 +107,13 @@ def pareto_figure(points: pd.DataFrame, confidence: float) -> Figure:
     return figure
 
 
-def speeds(rows: pd.DataFrame) -> pd.Series:
-    """Output tokens per second of each answer (after the first token where recorded)."""
-    ttft = rows["ttft_s"].astype(float).fillna(0.0) if "ttft_s" in rows else 0.0
-    seconds = rows["latency_s"].astype(float) - ttft
-    tokens = rows["output_tokens"].astype(float)
-    return (tokens / seconds)[(seconds > 0) & (tokens > 0)]
-
-
 def latency_figure(config: BenchConfig, results: pd.DataFrame) -> Figure:
     """Per entrant, the distribution of answer latency (box: quartiles, whiskers: p5-p95,
     a cross at p95) and of output tokens per second."""
     names = [e.name for e in config.entrants]
     live = results[results["error"].isna()]
     latencies = [live.loc[live["model"] == n, "latency_s"].dropna().astype(float) for n in names]
-    rates = [speeds(live[live["model"] == n]) for n in names]
+    rates = [answer_speeds(live[live["model"] == n]) for n in names]
     height = max(2.8, 0.45 * len(names) + 1.6)
     figure = Figure(figsize=(10, height), layout="constrained")
     left, right = figure.subplots(1, 2, sharey=True)
