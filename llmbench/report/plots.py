@@ -109,18 +109,23 @@ def pareto_figure(points: pd.DataFrame, confidence: float) -> Figure:
 
 def latency_figure(config: BenchConfig, results: pd.DataFrame) -> Figure:
     """Per entrant, the distribution of answer latency (box: quartiles, whiskers: p5-p95,
-    a cross at p95) and of output tokens per second."""
+    a cross at p95), of time to first token where any answer streamed, and of output tokens
+    per second."""
     names = [e.name for e in config.entrants]
     live = results[results["error"].isna()]
-    latencies = [live.loc[live["model"] == n, "latency_s"].dropna().astype(float) for n in names]
-    rates = [answer_speeds(live[live["model"] == n]) for n in names]
+    mine = [live[live["model"] == n] for n in names]
+    panels = [
+        ("latency per answer (s)", [m["latency_s"].dropna().astype(float) for m in mine]),
+    ]
+    if "ttft_s" in live and live["ttft_s"].notna().any():
+        panels.append(
+            ("time to first token (s)", [m["ttft_s"].dropna().astype(float) for m in mine])
+        )
+    panels.append(("output tokens / s", [answer_speeds(m) for m in mine]))
     height = max(2.8, 0.45 * len(names) + 1.6)
-    figure = Figure(figsize=(10, height), layout="constrained")
-    left, right = figure.subplots(1, 2, sharey=True)
-    for axes, series, label in (
-        (left, latencies, "latency per answer (s)"),
-        (right, rates, "output tokens / s"),
-    ):
+    figure = Figure(figsize=(5 * len(panels), height), layout="constrained")
+    grid = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for axes, (label, series) in zip(grid, panels, strict=True):
         data = [s.to_numpy() if len(s) else np.array([math.nan]) for s in series]
         axes.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False)
         for position, values in enumerate(series, start=1):
@@ -128,10 +133,10 @@ def latency_figure(config: BenchConfig, results: pd.DataFrame) -> Figure:
                 axes.plot(np.percentile(values, 95), position, "x", color="tab:red")
         axes.set_xlabel(label)
         axes.grid(True, axis="x", alpha=0.3)
-    left.set_yticks(range(1, len(names) + 1), names)
-    left.invert_yaxis()  # the first entrant on top, as in the tables
-    left.set_title("latency: median, quartiles, p5-p95, x = p95", fontsize=9)
-    right.set_title("generation speed", fontsize=9)
+    first = grid[0]
+    first.set_yticks(range(1, len(names) + 1), names)
+    first.invert_yaxis()  # the first entrant on top, as in the tables
+    figure.suptitle("median, quartiles, whiskers p5-p95, x = p95", fontsize=9)
     return figure
 
 
