@@ -58,6 +58,17 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def dollars(value: float) -> str:
+    """USD to three significant digits without an exponent ($0.0000683, $0.0123, $4.56),
+    whole cents from $1 up."""
+    if value == 0:
+        return "$0"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    decimals = 2 - math.floor(math.log10(abs(value)))
+    return f"${value:.{decimals}f}"
+
+
 def formatted(value: Any, kind: str) -> Cell:
     """A figure as the report shows it: dollars to 3 significant digits (4 decimals for
     prices), seconds to 2 decimals, counts whole, scores to 3 decimals; missing as a dash."""
@@ -65,7 +76,7 @@ def formatted(value: Any, kind: str) -> Cell:
     if number is None:
         return Cell(MISSING if kind != "text" or value is None else str(value))
     if kind == "usd":
-        return Cell(f"${number:.3g}" if abs(number) < 1 else f"${number:,.2f}", number)
+        return Cell(dollars(number), number)
     if kind == "price":
         return Cell(f"${number:,.4g}", number)
     if kind == "s":

@@ -16,7 +16,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from llmbench.estimate import Estimate
-from llmbench.report.html import write_report
+from llmbench.report.html import dollars, write_report
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report, score_keys
@@ -160,7 +160,7 @@ def _short(value: Any, kind: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if kind == "usd":
-        return f"${value:.3g}"
+        return dollars(float(value))
     if kind == "s":
         return f"{value:.2f}"
     if kind == "rate":

@@ -19,7 +19,7 @@ from llmbench import stages
 from llmbench.config import BenchConfig
 from llmbench.report import statistics
 from llmbench.report.browser import sample_browser
-from llmbench.report.html import render_report
+from llmbench.report.html import dollars, render_report
 from llmbench.report.leaderboard import build_leaderboard
 from llmbench.report.output import print_leaderboard
 from llmbench.report.plots import frontier_line, pareto_points
@@ -339,3 +339,18 @@ def test_judge_order_flag_reads_the_pairwise_judge_columns(
     page = render_report(config, run[1], results, run[3])
     assert "vs local-model: tie (one order: win, the other: loss)" in page
     assert "vs right-model-name: tie (one order: loss, the other: win)" in page
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (6.8347e-05, "$0.0000683"),
+        (0.0035296, "$0.00353"),
+        (0.00018, "$0.000180"),
+        (4.5612, "$4.56"),
+        (1234.5, "$1,234.50"),
+        (0.0, "$0"),
+    ],
+)
+def test_dollars_keep_three_significant_digits_without_an_exponent(value: float, text: str) -> None:
+    assert dollars(value) == text
