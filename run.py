@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         output_dir,
         report=outcome.report,
         latest_link=latest,
+        run_name=run_name,
     )
     print_leaderboard(config, outcome.leaderboard, f"llmbench leaderboard — {run_name}", console)
     print_statistics(config, outcome.report, console)
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{outcome.judgings_cached} were cached."
         )
     console.print(
-        f"Results: {output_dir}/ (leaderboard.csv, samples.jsonl, statistics/)"
+        f"Results: {output_dir}/ (report.html, leaderboard.csv, samples.jsonl, statistics/)"
         + (f"; also {latest}/" if latest else "")
     )
     note = budget_note(config, outcome.results)

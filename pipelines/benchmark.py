@@ -1,5 +1,5 @@
 """The benchmark pipeline: load -> generate per (entrant, task) -> judge -> score ->
-leaderboard -> MLflow, as planned by :func:`llmbench.plan.plan`.
+leaderboard -> report and MLflow, as planned by :func:`llmbench.plan.plan`.
 
 A dynamic pipeline: every generation is submitted at once and runs in its own thread, so
 models on different backends run concurrently; a strategy's step waits for its members'
@@ -23,6 +23,7 @@ from steps.generate import generate
 from steps.judge import compare, grade
 from steps.leaderboard import leaderboard
 from steps.load_task import load_task
+from steps.report import report
 from steps.score import score
 from steps.settings import request_extra, strategy_extra
 from steps.strategy import answer
@@ -124,6 +125,14 @@ def benchmark(
         aggregates.append(scored.get_artifact("aggregates"))
     board = leaderboard.submit(
         config=config, results=results, aggregates=aggregates, verdicts=verdicts, id="leaderboard"
+    )
+    report.submit(
+        config=config,
+        leaderboard=board.get_artifact("leaderboard"),
+        all_results=board.get_artifact("all_results"),
+        statistics=board.get_artifact("statistics"),
+        run_name=run_name,
+        id="report",
     )
     track.with_options(
         settings={"experiment_tracker": {"experiment_name": bench.tracking.experiment}}

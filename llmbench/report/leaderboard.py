@@ -14,7 +14,8 @@ from llmbench.report.statistics import (
     overall_ranks,
     task_ranks,
 )
-from llmbench.schema import BenchConfig
+from llmbench.report.strategies import correct_per_row
+from llmbench.schema import BenchConfig, Entrant, ModelSpec
 
 RESULT_COLUMNS = [
     "model",
@@ -60,6 +61,41 @@ def _percentile(values: pd.Series, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else math.nan
 
 
+def _price_columns(entrant: Entrant) -> dict[str, object]:
+    """The price snapshot's figures a buyer compares models by (a strategy has none)."""
+    price = entrant.price if isinstance(entrant, ModelSpec) else None
+    if price is None:
+        return {
+            "price_input_per_1m_usd": math.nan,
+            "price_output_per_1m_usd": math.nan,
+            "price_per_hour_usd": math.nan,
+            "context_window": math.nan,
+        }
+    return {
+        "price_input_per_1m_usd": math.nan if price.input_per_1m is None else price.input_per_1m,
+        "price_output_per_1m_usd": math.nan if price.output_per_1m is None else price.output_per_1m,
+        "price_per_hour_usd": math.nan if price.per_hour is None else price.per_hour,
+        "context_window": math.nan if price.context_window is None else price.context_window,
+    }
+
+
+def answer_speeds(rows: pd.DataFrame) -> pd.Series:
+    """Output tokens per second of each answer: over the time after the first token where it
+    was recorded (streaming), else over the whole request."""
+    if rows.empty:
+        return pd.Series(dtype=float)
+    ttft = rows["ttft_s"].astype(float).fillna(0.0) if "ttft_s" in rows else 0.0
+    seconds = rows["latency_s"].astype(float) - ttft
+    tokens = rows["output_tokens"].astype(float)
+    return (tokens / seconds)[(seconds > 0) & (tokens > 0)]
+
+
+def output_tokens_per_s(live: pd.DataFrame) -> float:
+    """The median of :func:`answer_speeds`."""
+    speeds = answer_speeds(live)
+    return float(speeds.median()) if len(speeds) else math.nan
+
+
 def build_leaderboard(
     config: BenchConfig,
     results: pd.DataFrame,
@@ -81,6 +117,7 @@ def build_leaderboard(
     overall = overall_intervals(config, results)
     tests = comparisons(config, results)
     per_task = task_ranks(config, intervals, tests)
+    correct = correct_per_row(config, results)
     rows = []
     for model in config.entrants:
         mine = results[results["model"] == model.name]
@@ -110,6 +147,8 @@ def build_leaderboard(
         row["score_ci_low"] = overall[model.name].low
         row["score_ci_high"] = overall[model.name].high
         judged = live[live["judge_latency_s"] > 0] if "judge_latency_s" in live else live.iloc[:0]
+        cost = float(mine["cost_usd"].sum())
+        right = float(correct[mine.index].sum(skipna=True))
         row.update(
             {
                 "samples": len(mine),
@@ -117,13 +156,20 @@ def build_leaderboard(
                 "error_rate": float(mine["error"].notna().mean()) if len(mine) else 0.0,
                 "input_tokens": int(mine["input_tokens"].sum()),
                 "output_tokens": int(mine["output_tokens"].sum()),
-                "cost_usd": float(mine["cost_usd"].sum()),
+                "cost_usd": cost,
+                # Dollars per right answer (headline score on 0-1, summed over the items).
+                "cost_per_correct_usd": cost / right if right > 0 else math.nan,
                 # What this run paid: answers from the response cache cost nothing again.
                 "spend_usd": spend_of(mine),
                 "cache_hits": int(mine["cached"].astype(bool).sum()),
                 "retries": int((mine["attempts"] - 1).clip(lower=0).sum()),
                 "latency_p50_s": _percentile(live["latency_s"], 50),
                 "latency_p95_s": _percentile(live["latency_s"], 95),
+                "ttft_p50_s": _percentile(live["ttft_s"].astype(float), 50)
+                if "ttft_s" in live
+                else math.nan,
+                "output_tokens_per_s": output_tokens_per_s(live),
+                **_price_columns(model),
                 # What judging this model's answers cost; never part of cost_usd.
                 "judge_cost_usd": float(mine["judge_cost_usd"].sum())
                 if "judge_cost_usd" in mine
@@ -144,11 +190,18 @@ def build_leaderboard(
         "input_tokens",
         "output_tokens",
         "cost_usd",
+        "cost_per_correct_usd",
         "spend_usd",
         "cache_hits",
         "retries",
         "latency_p50_s",
         "latency_p95_s",
+        "ttft_p50_s",
+        "output_tokens_per_s",
+        "price_input_per_1m_usd",
+        "price_output_per_1m_usd",
+        "price_per_hour_usd",
+        "context_window",
         "judge_cost_usd",
         "judge_latency_p50_s",
     ]

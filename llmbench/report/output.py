@@ -10,10 +10,13 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from llmbench.estimate import Estimate
+from llmbench.report.html import dollars, write_report
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report, score_keys
@@ -53,9 +56,10 @@ def write_outputs(
     *,
     report: Report | None = None,
     latest_link: Path | None = None,
+    run_name: str = "",
 ) -> None:
-    """leaderboard.csv, samples.jsonl, statistics/*.csv, the resolved config and price
-    snapshot.
+    """leaderboard.csv, samples.jsonl, statistics/*.csv, report.html, the resolved config
+    and price snapshot.
 
     ``latest_link``, when given, is pointed at ``output_dir`` (atomically)."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +87,7 @@ def write_outputs(
         if not routing.empty:
             routing.to_csv(folder / "routing.csv", index=False)
             sweep_curves(config, results).to_csv(folder / "sweeps.csv", index=False)
+    write_report(config, leaderboard, results, report, output_dir, run_name=run_name)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )
@@ -106,6 +111,23 @@ def _fmt(value: Any, column: str) -> str:
     return str(value)
 
 
+def _columns_table(
+    title: str | None, columns: list[tuple[str, str]], longest: int, **options: Any
+) -> Table:
+    """A table whose model column is never cut (other columns fold instead)."""
+    table = Table(title=title, **options)
+    for name, header in columns:
+        if name == "model":
+            table.add_column(header, justify="left", no_wrap=True, min_width=longest)
+        else:
+            table.add_column(header, justify="right", overflow="fold")
+    return table
+
+
+def _longest_name(leaderboard: pd.DataFrame) -> int:
+    return max((len(str(m)) for m in leaderboard["model"]), default=5)
+
+
 def leaderboard_table(config: BenchConfig, leaderboard: pd.DataFrame, title: str) -> Table:
     """The headline view: score, each task's first metric, cost, latency, errors.
     Every column is in leaderboard.csv."""
@@ -125,17 +147,84 @@ def leaderboard_table(config: BenchConfig, leaderboard: pd.DataFrame, title: str
         ("latency_p95_s", "p95\ns"),
         ("errors", "errors"),
     ]
-    table = Table(title=title)
-    longest = max((len(str(m)) for m in leaderboard["model"]), default=5)
-    for name, header in columns:
-        if name == "model":  # a name is never cut: other columns fold instead
-            table.add_column(header, justify="left", no_wrap=True, min_width=longest)
-        else:
-            table.add_column(header, justify="right", overflow="fold")
+    table = _columns_table(title, columns, _longest_name(leaderboard))
     for record in leaderboard.to_dict("records"):
         record["score_ci"] = f"{record['score_ci_low']:.3f}-{record['score_ci_high']:.3f}"
         table.add_row(*(_fmt(record.get(name, math.nan), name) for name, _ in columns))
     return table
+
+
+def _short(value: Any, kind: str) -> str:
+    """A figure in as few characters as it can be read in: dollars and speeds to three
+    significant digits, seconds to two decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if kind == "usd":
+        return dollars(float(value))
+    if kind == "s":
+        return f"{value:.2f}"
+    if kind == "rate":
+        return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _natural_width(table: Table) -> int:
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def compact_leaderboard_tables(
+    config: BenchConfig, leaderboard: pd.DataFrame, title: str, width: int
+) -> list[Table]:
+    """The leaderboard for a narrow console: the same figures shortened, in as many tables
+    as it takes to fit ``width`` (each with the model column, printed whole): the overall
+    figures, then each task's headline with its rank."""
+    has_ttft = "ttft_p50_s" in leaderboard and leaderboard["ttft_p50_s"].notna().any()
+    columns: list[tuple[str, str, str]] = [
+        ("rank", "#", ""),
+        ("score", "score", ""),
+        ("score_ci", f"{config.stats.confidence:.0%} CI", ""),
+        ("errors", "err", ""),
+        ("cost_usd", "cost\nUSD", "usd"),
+        ("cost_per_correct_usd", "USD per\nright", "usd"),
+        ("latency_p50_s", "p50\ns", "s"),
+        *([("ttft_p50_s", "TTFT\ns", "s")] if has_ttft else []),
+        ("output_tokens_per_s", "tok/s", "rate"),
+    ]
+    records = leaderboard.to_dict("records")
+    cells: dict[str, list[str]] = {}
+    for name, _, kind in columns:
+        if name == "score_ci":
+            cells[name] = [f"{r['score_ci_low']:.2f}-{r['score_ci_high']:.2f}" for r in records]
+        else:
+            cells[name] = [_short(r.get(name, math.nan), kind) for r in records]
+    for task in config.tasks:
+        key = headline_of(task).key
+        name = f"{task.name}/{key}"
+        columns.append((name, f"{task.name}\n{key}", ""))
+        cells[name] = [
+            f"{_short(r.get(name, math.nan), '')} ({r.get(f'{task.name}/rank', '-')})"
+            for r in records
+        ]
+    longest = _longest_name(leaderboard)
+    compact: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False}
+
+    def build(part: list[tuple[str, str, str]], caption: str | None) -> Table:
+        table = _columns_table(
+            caption, [("model", "model"), *((n, h) for n, h, _ in part)], longest, **compact
+        )
+        for row, record in enumerate(records):
+            table.add_row(str(record["model"]), *(cells[n][row] for n, _, _ in part))
+        return table
+
+    parts: list[list[tuple[str, str, str]]] = [[]]
+    for column in columns:
+        trial = [*parts[-1], column]
+        if parts[-1] and _natural_width(build(trial, None)) > width:
+            parts.append([column])
+        else:
+            parts[-1] = trial
+    return [build(part, title if n == 0 else None) for n, part in enumerate(parts)]
 
 
 def print_statistics(config: BenchConfig, report: Report, console: Console) -> None:
@@ -203,7 +292,14 @@ def print_statistics(config: BenchConfig, report: Report, console: Console) -> N
 def print_leaderboard(
     config: BenchConfig, leaderboard: pd.DataFrame, title: str, console: Console
 ) -> None:
-    console.print(leaderboard_table(config, leaderboard, title))
+    """The full table where it fits the console, else the compact tables."""
+    table = leaderboard_table(config, leaderboard, title)
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    for part in compact_leaderboard_tables(config, leaderboard, title, console.width):
+        console.print(part)
 
 
 def print_strategies(

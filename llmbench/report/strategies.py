@@ -47,7 +47,7 @@ def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
     return frontier
 
 
-def _correct(config: BenchConfig, results: pd.DataFrame) -> pd.Series:
+def correct_per_row(config: BenchConfig, results: pd.DataFrame) -> pd.Series:
     """Per row, the headline score on 0-1 (1 = a right answer), NaN when unscored."""
     from llmbench.report.statistics import headline
 
@@ -70,7 +70,7 @@ def strategy_table(
     board = leaderboard.set_index("model")
     points = {str(m): (float(r["cost_usd"]), float(r["score"])) for m, r in board.iterrows()}
     frontier = pareto(points)
-    correct = _correct(config, results)
+    correct = correct_per_row(config, results)
     # Summaries read against the best single model: what orchestrating it buys.
     models = board.loc[[m.name for m in config.models], "score"].astype(float)
     best = models.idxmax() if models.notna().any() else None

@@ -24,6 +24,7 @@ from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
 from llmbench.schema import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
+from llmbench.tracking.mlflow_report import log_report_page
 from llmbench.tracking.traces import log_traces
 
 logger = logging.getLogger("llmbench")
@@ -267,6 +268,7 @@ def log_benchmark(
         )
         if report is not None:
             _log_report(report)
+        log_report_page(config, leaderboard, results, report, run_name)
         if config.strategies:
             table = strategy_table(config, leaderboard, results)
             mlflow.log_table(_loggable(table), artifact_file="statistics/strategies.json")
