@@ -41,8 +41,9 @@ def judgments_of(value: Any) -> list[dict[str, Any]]:
 def _verdict(judgment: Mapping[str, Any], at_ms: int) -> FeedbackRecord | None:
     """One judge's verdict; None when it gave neither a verdict nor an error."""
     judge = str(judgment.get("judge"))
-    error = judgment.get("error")
-    if "opponent" in judgment:  # a pairwise verdict, in this answer's terms
+    error = judgment.get("error") if isinstance(judgment.get("error"), str) else None
+    # Judgments of several tasks share one frame: a grade's row has opponent None.
+    if isinstance(judgment.get("opponent"), str):  # a pairwise verdict, in its terms
         name = f"pairwise/{judge}/vs/{judgment['opponent']}"
         value: Any = judgment.get("verdict")
         metadata = {k: str(judgment.get(k)) for k in ("forward", "swapped")}
