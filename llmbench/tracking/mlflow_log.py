@@ -378,7 +378,7 @@ def _log_genai_inputs(config: BenchConfig, results: pd.DataFrame, run_ids: list[
     except Exception as exc:  # the items are in samples.jsonl and the runs' tables
         logger.warning("MLflow datasets were not logged: %s: %s", type(exc).__name__, exc)
     try:
-        versions = register_prompts(config, run_ids)
+        versions = register_prompts(config, run_ids[:1])  # linked to the parent run
         mlflow.log_params({f"prompt.{name}": str(v) for name, v in versions.items()})
     except Exception as exc:  # the templates are in config.resolved.yaml
         logger.warning("MLflow prompts were not registered: %s: %s", type(exc).__name__, exc)

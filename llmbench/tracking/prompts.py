@@ -1,7 +1,7 @@
 """The run's prompt templates in MLflow's Prompt Registry: each task's prompt and each judge
 template, one prompt per name, a new version only when its text changed since the last.
 
-The versions are linked to the runs that used them (the run page's "Prompts" and the
+The versions are linked to the benchmark's parent run (the run page's "Prompts" and the
 registry's "Runs"), so a score can be traced back to the exact wording behind it.
 """
 
