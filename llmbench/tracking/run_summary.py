@@ -11,6 +11,7 @@ import math
 import os
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
@@ -48,12 +49,17 @@ def leaders(config: BenchConfig, leaderboard: pd.DataFrame) -> dict[str, dict[st
 
 def mlflow_run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """The run's page: on the tracking server itself, else on the MLflow UI serving the
-    local store (``mlflow ui``; $LLMBENCH_MLFLOW_UI_URL when it listens elsewhere)."""
+    local store (``mlflow ui``; $LLMBENCH_MLFLOW_UI_URL when it listens elsewhere).
+    Credentials in the URI (``https://user:token@host``) and its query are left out."""
     if tracking_uri.startswith(("http://", "https://")):
         base = tracking_uri
     else:
         base = os.environ.get(UI_URL_ENV, DEFAULT_UI_URL)
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    parts = urlsplit(base)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return f"{clean}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def run_summary(

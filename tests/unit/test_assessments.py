@@ -64,6 +64,10 @@ def test_mlflow_run_url_on_a_server_or_the_local_ui(monkeypatch: pytest.MonkeyPa
     assert mlflow_run_url("https://mlflow.example.com/", "3", "abc") == (
         "https://mlflow.example.com/#/experiments/3/runs/abc"
     )
+    secret = "https://user:tok-3f9a@mlflow.example.com:8443/base/?token=tok-3f9a"
+    assert mlflow_run_url(secret, "3", "abc") == (
+        "https://mlflow.example.com:8443/base/#/experiments/3/runs/abc"
+    )
     monkeypatch.delenv(UI_URL_ENV, raising=False)
     assert mlflow_run_url("sqlite:///x.db", "1", "r").startswith(DEFAULT_UI_URL + "/#/")
     monkeypatch.setenv(UI_URL_ENV, "http://127.0.0.1:5055")
