@@ -131,6 +131,7 @@ def _log_answer_traces(
     *,
     started_ms: int,
     run_name: str,
+    windows: Mapping[str, tuple[int, int]],
 ) -> None:
     """Every answer as a trace on the experiment's GenAI side. A failure here is reported
     and counted, never allowed to lose the run's results, which are already logged."""
@@ -149,6 +150,7 @@ def _log_answer_traces(
             providers,
             started_ms=started_ms,
             run_name=run_name,
+            model_started_ms={model: window[0] for model, window in windows.items()},
         )
     except Exception as exc:  # the answers are in the runs' tables and samples.jsonl
         logger.warning("MLflow traces were not logged: %s: %s", type(exc).__name__, exc)
@@ -364,7 +366,13 @@ def log_benchmark(
         all_runs = [parent.info.run_id, *run_ids.values()]
         _log_genai_inputs(config, results, all_runs)
         _log_answer_traces(
-            config, results, parent, run_ids, started_ms=started_ms, run_name=run_name
+            config,
+            results,
+            parent,
+            run_ids,
+            started_ms=started_ms,
+            run_name=run_name,
+            windows=windows,
         )
         return str(parent.info.run_id)
 

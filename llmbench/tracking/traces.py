@@ -94,17 +94,22 @@ def log_traces(
     *,
     started_ms: int,
     run_name: str = "",
+    model_started_ms: Mapping[str, int] | None = None,
 ) -> list[str]:
     """A trace per result row, linked to its entrant's MLflow run and carrying its scores
-    as assessments; returns the trace ids in row order."""
+    as assessments; returns the trace ids in row order. A trace starts at its model's
+    ``model_started_ms`` (its first generation step's start) where known, else at
+    ``started_ms``."""
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
 
     infos: list[Any] = []
     feedback: list[list[FeedbackRecord]] = []
     spans: list[list[SpanRecord]] = []
-    start_ns = started_ms * 1_000_000
+    starts = dict(model_started_ms or {})
     for record in results.to_dict("records"):
         model, task = str(record["model"]), str(record["task"])
+        begin_ms = starts.get(model, started_ms)
+        start_ns = begin_ms * 1_000_000
         calls = trace_of(record.get("trace"))
         total_s = sum(c.latency_s for c in calls) or float(record.get("latency_s") or 0.0)
         end_ns = start_ns + int(total_s * 1e9)
@@ -115,12 +120,12 @@ def log_traces(
         labels = {"llmbench.model": model, "llmbench.task": task, "llmbench.run": run_name}
         mine: list[SpanRecord] = []
         spans.append(mine)
-        feedback.append(assessments_for(record, started_ms + int(total_s * 1000)))
+        feedback.append(assessments_for(record, begin_ms + int(total_s * 1000)))
         infos.append(
             TraceInfo(
                 trace_id=trace_id,
                 trace_location=TraceLocation.from_experiment_id(experiment_id),
-                request_time=started_ms,
+                request_time=begin_ms,
                 state=TraceState.ERROR if error else TraceState.OK,
                 request_preview=str(record["prompt"])[:PREVIEW_CHARS],
                 response_preview=output[:PREVIEW_CHARS],

@@ -106,6 +106,7 @@ def test_genai_views_and_zenml_run_page(
             sample = mine[meta["llmbench.task"], meta["llmbench.sample_id"]]
             assert trace.info.tags["llmbench.model"] == model
             assert trace.info.tags["llmbench.run"] == "genai-1"
+            assert trace.info.request_time == child.info.start_time  # its generation's start
             (llm,) = [s for s in trace.data.spans if s.span_type == "LLM"]
             assert llm.attributes["mlflow.llm.model"] == model
             assert llm.attributes["mlflow.llm.provider"] == "recorded"
