@@ -1,7 +1,10 @@
 """Log a finished benchmark to MLflow: a parent run, one child run per model.
 
 Called once, from the pipeline's last step: ZenML's MLflow tracker is not safe with
-parallel steps, and one writer keeps the runs consistent.
+parallel steps, and one writer keeps the runs consistent. Besides params, metrics and
+tables, the runs get what MLflow's GenAI views read: a trace per answer with its scores as
+assessments, each task's items as a dataset input, the prompts from the Prompt Registry;
+and start and end times spanning the benchmark, not the logging step.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import math
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,8 @@ from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
 from llmbench.schema import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
 from llmbench.tracking.mlflow_report import log_report_page
+from llmbench.tracking.datasets import log_datasets, task_datasets
+from llmbench.tracking.prompts import register_prompts
 from llmbench.tracking.traces import log_traces
 
 logger = logging.getLogger("llmbench")
@@ -119,7 +125,14 @@ def _entrant_params(entrant: Entrant) -> dict[str, str]:
 
 
 def _log_answer_traces(
-    config: BenchConfig, results: pd.DataFrame, parent: Any, run_ids: dict[str, str]
+    config: BenchConfig,
+    results: pd.DataFrame,
+    parent: Any,
+    run_ids: dict[str, str],
+    *,
+    started_ms: int,
+    run_name: str,
+    windows: Mapping[str, tuple[int, int]],
 ) -> None:
     """Every answer as a trace on the experiment's GenAI side. A failure here is reported
     and counted, never allowed to lose the run's results, which are already logged."""
@@ -136,7 +149,9 @@ def _log_answer_traces(
             run_ids,
             prices,
             providers,
-            started_ms=int(parent.info.start_time),
+            started_ms=started_ms,
+            run_name=run_name,
+            model_started_ms={model: window[0] for model, window in windows.items()},
         )
     except Exception as exc:  # the answers are in the runs' tables and samples.jsonl
         logger.warning("MLflow traces were not logged: %s: %s", type(exc).__name__, exc)
@@ -203,6 +218,35 @@ def _report_metrics(report: Report, model: str) -> dict[str, float]:
     return _finite(metrics)
 
 
+def _parent_run(experiment_id: str, run_name: str, started_ms: int | None) -> Any:
+    """The benchmark's parent run, started at ``started_ms``, as the active run.
+
+    ZenML's experiment tracker starts a run for the step; MLflow cannot move a run's
+    start time, so that run is replaced by one created with the benchmark's start (its
+    tags kept, so ZenML still ends it and records its id) and deleted if it holds nothing.
+    Returns a context manager that ends the run only when ZenML does not."""
+    import mlflow
+
+    active = mlflow.active_run()
+    if started_ms is None:
+        if active is not None:
+            return contextlib.nullcontext(active)
+        return mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
+    client = mlflow.MlflowClient()
+    tags = {}
+    if active is not None:
+        tags = {k: v for k, v in active.data.tags.items() if not k.startswith("mlflow.")}
+        placeholder = client.get_run(active.info.run_id)
+        mlflow.end_run()
+        if not (placeholder.data.params or placeholder.data.metrics) and not any(
+            k.startswith("llmbench.") for k in placeholder.data.tags
+        ):
+            client.delete_run(placeholder.info.run_id)
+    created = client.create_run(experiment_id, start_time=started_ms, tags=tags, run_name=run_name)
+    run = mlflow.start_run(run_id=created.info.run_id)
+    return contextlib.nullcontext(run) if active is not None else run
+
+
 def log_benchmark(
     config: BenchConfig,
     leaderboard: pd.DataFrame,
@@ -211,20 +255,23 @@ def log_benchmark(
     run_name: str,
     report: Report | None = None,
     extra_params: dict[str, str] | None = None,
+    started_at_ms: int | None = None,
+    entrant_windows: Mapping[str, tuple[int, int]] | None = None,
 ) -> str:
-    """Log everything; returns the parent run id. Reuses an active run as the parent.
+    """Log everything; returns the parent run id. Without ``started_at_ms`` an active run
+    (ZenML's tracker starts one for the step) is the parent, as it is.
 
     The statistics ``report`` lands as tables on the parent run (intervals, paired
-    comparisons, ratings, judges) and as CI / rating metrics on each model's run."""
+    comparisons, ratings, judges) and as CI / rating metrics on each model's run.
+    ``started_at_ms`` (the pipeline run's start, epoch ms) starts the parent run and the
+    traces; ``entrant_windows`` maps an entrant to the (start, end) of its generation, its
+    run's times (else the benchmark's start and now)."""
     import mlflow
 
     experiment_id = ensure_experiment(config)
-    active = mlflow.active_run()  # ZenML's experiment tracker starts one for the step
-    parent_ctx = (
-        contextlib.nullcontext(active)
-        if active is not None
-        else mlflow.start_run(experiment_id=experiment_id, run_name=run_name)
-    )
+    parent_ctx = _parent_run(experiment_id, run_name, started_at_ms)
+    client = mlflow.MlflowClient()
+    windows = dict(entrant_windows or {})
     versions = package_versions()
     with parent_ctx as parent, tempfile.TemporaryDirectory() as tmp:
         params = {
@@ -283,12 +330,18 @@ def log_benchmark(
                         _finite({f"{prefix}/{k}": row[k] for k in ("apgr", "cpt_50", "cpt_80")})
                     )
         run_ids: dict[str, str] = {}
+        started_ms = int(parent.info.start_time)
         for model in config.entrants:
             board_row = leaderboard[leaderboard["model"] == model.name].iloc[0]
             mine = results[results["model"] == model.name]
-            with mlflow.start_run(
-                experiment_id=parent.info.experiment_id, run_name=model.name, nested=True
-            ) as child:
+            window = windows.get(model.name)
+            created = client.create_run(
+                parent.info.experiment_id,
+                start_time=window[0] if window else started_ms,
+                tags={"mlflow.parentRunId": parent.info.run_id},
+                run_name=model.name,
+            )
+            with mlflow.start_run(run_id=created.info.run_id, nested=True) as child:
                 run_ids[model.name] = child.info.run_id
                 versions_seen = sorted(set(mine["model_version"].dropna()))
                 mlflow.log_params(
@@ -310,5 +363,32 @@ def log_benchmark(
                 if report is not None:
                     mlflow.log_metrics(_report_metrics(report, model.name))
                 mlflow.log_table(_loggable(mine), artifact_file="samples.json")
-        _log_answer_traces(config, results, parent, run_ids)
+            if window:  # the run ended when its generation did, not when it was logged
+                client.set_terminated(child.info.run_id, end_time=window[1])
+        all_runs = [parent.info.run_id, *run_ids.values()]
+        _log_genai_inputs(config, results, all_runs)
+        _log_answer_traces(
+            config,
+            results,
+            parent,
+            run_ids,
+            started_ms=started_ms,
+            run_name=run_name,
+            windows=windows,
+        )
         return str(parent.info.run_id)
+
+
+def _log_genai_inputs(config: BenchConfig, results: pd.DataFrame, run_ids: list[str]) -> None:
+    """Datasets and prompts: reported and skipped on failure, like the traces."""
+    import mlflow
+
+    try:
+        log_datasets(task_datasets(results), run_ids)
+    except Exception as exc:  # the items are in samples.jsonl and the runs' tables
+        logger.warning("MLflow datasets were not logged: %s: %s", type(exc).__name__, exc)
+    try:
+        versions = register_prompts(config, run_ids[:1])  # linked to the parent run
+        mlflow.log_params({f"prompt.{name}": str(v) for name, v in versions.items()})
+    except Exception as exc:  # the templates are in config.resolved.yaml
+        logger.warning("MLflow prompts were not registered: %s: %s", type(exc).__name__, exc)

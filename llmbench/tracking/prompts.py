@@ -1,0 +1,70 @@
+"""The run's prompt templates in MLflow's Prompt Registry: each task's prompt and each judge
+template, one prompt per name, a new version only when its text changed since the last.
+
+The versions are linked to the benchmark's parent run (the run page's "Prompts" and the
+registry's "Runs"), so a score can be traced back to the exact wording behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llmbench.schema import BenchConfig, TaskSpec
+from llmbench.scoring.judge import template_text
+
+PREFIX = "llmbench"
+
+
+Template = str | list[dict[str, str]]
+
+
+def _task_template(task: TaskSpec) -> Template:
+    """What a model is asked: its template, as a chat prompt when the task has a system one."""
+    if task.system:
+        return [
+            {"role": "system", "content": task.system},
+            {"role": "user", "content": task.template},
+        ]
+    return task.template
+
+
+def templates_of(config: BenchConfig) -> dict[str, tuple[Template, dict[str, str]]]:
+    """Registry name -> (template, tags) for every prompt this run used."""
+    out: dict[str, tuple[Template, dict[str, str]]] = {}
+    for task in config.tasks:
+        tags = {"llmbench.kind": "task", "llmbench.task": task.name}
+        out[f"{PREFIX}.task.{task.name}"] = (_task_template(task), tags)
+        if task.judge is not None:
+            name = (
+                f"{PREFIX}.judge.{task.name}"
+                if task.judge.prompt
+                else (f"{PREFIX}.judge.{task.judge.mode}")
+            )
+            tags = {"llmbench.kind": "judge", "llmbench.mode": task.judge.mode}
+            out[name] = (template_text(task.judge), tags)
+    return out
+
+
+def _latest(client: Any, name: str) -> Any | None:
+    if client.get_prompt(name) is None:
+        return None
+    versions = list(client.search_prompt_versions(name, max_results=1000))
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def register_prompts(config: BenchConfig, run_ids: list[str]) -> dict[str, int]:
+    """Register what changed, link every version to ``run_ids``; name -> version used."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    used: dict[str, int] = {}
+    for name, (text, tags) in templates_of(config).items():
+        latest = _latest(client, name)
+        if latest is None or latest.template != text:
+            latest = client.register_prompt(
+                name=name, template=text, commit_message=f"used by {config.name}", tags=tags
+            )
+        used[name] = int(latest.version)
+        for run_id in run_ids:
+            client.link_prompt_version_to_run(run_id, latest)
+    return used
