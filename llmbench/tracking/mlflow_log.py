@@ -28,8 +28,8 @@ from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
 from llmbench.schema import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
-from llmbench.tracking.mlflow_report import log_report_page
 from llmbench.tracking.datasets import log_datasets, task_datasets
+from llmbench.tracking.mlflow_report import log_report_page
 from llmbench.tracking.prompts import register_prompts
 from llmbench.tracking.traces import log_traces
 
