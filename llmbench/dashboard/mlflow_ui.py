@@ -75,9 +75,12 @@ def running(state_dir: Path) -> MlflowUi | None:
     return ui
 
 
-def start(tracking_uri: str, port: int, state_dir: Path) -> MlflowUi:
+def start(
+    tracking_uri: str, port: int, state_dir: Path, env: dict[str, str] | None = None
+) -> MlflowUi:
     """Launch ``mlflow server`` on ``tracking_uri`` in the background and wait until it
-    answers; returns the running UI (the one already running, when there is one)."""
+    answers; returns the running UI (the one already running, when there is one). ``env``
+    is the server's environment (default: this process's)."""
     check_store(tracking_uri)
     current = running(state_dir)
     if current is not None:
@@ -102,7 +105,7 @@ def start(tracking_uri: str, port: int, state_dir: Path) -> MlflowUi:
     ]  # fmt: skip
     with (state_dir / LOG_FILE).open("w") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
     ui = MlflowUi(pid=process.pid, port=port, tracking_uri=tracking_uri)
     (state_dir / STATE_FILE).write_text(json.dumps(asdict(ui)))

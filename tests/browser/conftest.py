@@ -81,7 +81,7 @@ def benchmark_run(tmp_path_factory: pytest.TempPathFactory) -> BenchmarkRun:
 def mlflow_url(benchmark_run: BenchmarkRun) -> Iterator[str]:
     """The MLflow UI on the run's store, started as `make dashboard` starts it."""
     state_dir = benchmark_run.folder / "dashboard-state"
-    ui = mlflow_ui.start(benchmark_run.tracking_uri, free_port(), state_dir)
+    ui = mlflow_ui.start(benchmark_run.tracking_uri, free_port(), state_dir, benchmark_run.env)
     try:
         yield ui.url
     finally:
