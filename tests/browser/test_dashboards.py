@@ -127,8 +127,11 @@ def test_mlflow_trace_assessments(
     scores = record["scores"]
     assert isinstance(scores, dict)
     expect(page.get_by_text(f"Feedback ({len(scores)})", exact=True)).to_be_visible()
-    card = page.locator("div").filter(has=page.get_by_text(HEADLINE, exact=True)).last
-    expect(card).to_contain_text("1")
+    # The feedback list: from its heading up to the first block that holds the score's card.
+    feedback = page.get_by_text(f"Feedback ({len(scores)})", exact=True).locator(
+        f"xpath=ancestor::div[.//*[normalize-space(text())='{HEADLINE}']][1]"
+    )
+    expect(feedback).to_contain_text(re.compile(rf"{HEADLINE}\s*1(\.0)?(?![0-9.])"))
     page.screenshot(path=screenshots / "mlflow-trace-assessments.png")
 
 
