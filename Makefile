@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= bench.yaml
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml scripts/install.sh | sha1sum | cut -c1-12)
 
-.PHONY: install install-dev run test lint typecheck check clean stack-k8s
+.PHONY: install install-dev run test lint typecheck check clean stack-k8s dashboard stop
 
 $(VENV)/.installed-%:
 	EXTRAS=dev bash scripts/install.sh
@@ -18,6 +18,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Both dashboards on the stores of CONFIG's runs (python -m llmbench.dashboard); `make stop` ends them.
+ZENML_PORT ?= 8237
+MLFLOW_PORT ?= 5000
+dashboard: $(STAMP)
+	$(PY) -m llmbench.dashboard start --config $(CONFIG) --zenml-port $(ZENML_PORT) --mlflow-port $(MLFLOW_PORT)
+
+stop: $(STAMP)
+	$(PY) -m llmbench.dashboard stop
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
