@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 
 from llmbench import pricing
 from llmbench.providers.base import Provider
-from llmbench.providers.keys import redact
 from llmbench.providers.registry import build_provider
 from llmbench.runtime.budget import Budget
 from llmbench.runtime.cache import ResponseCache, cache_key
 from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
-from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
+from llmbench.runtime.request import send_with_retries
+from llmbench.runtime.retry import RetryPolicy, Sleep
 from llmbench.schema import ModelSpec, PriceEntry
 from llmbench.types import Call, Completion, GenerationParams, Message
 
@@ -207,42 +207,15 @@ class ModelClient:
         return completion
 
     async def _request(self, messages: list[Message], params: GenerationParams) -> Completion:
-        provider, settings, limiter = self.provider, self.settings, self.limiter
-        attempts = Attempts()
-        timeout = provider.request_timeout_s()
-        sleep = settings.sleep or asyncio.sleep
-        estimated = pricing.estimated_prompt_tokens(messages)
-
-        async def once() -> Completion:
-            await limiter.gate.acquire()
-            try:
-                await limiter.wait_for_budget(estimated, sleep)
-                async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
-                    completion = await provider.generate(messages, params)
-            except Exception as exc:
-                if provider.rate_limited(exc) and limiter.limits.adaptive:
-                    limiter.gate.on_rate_limited()
-                raise
-            finally:
-                limiter.gate.release()
-            limiter.gate.on_success()
-            return completion
-
-        try:
-            completion = await with_retries(
-                once,
-                retryable=provider.retryable,
-                policy=settings.retries,
-                attempts=attempts,
-                sleep=settings.sleep,
-                rng=settings.rng,
-            )
-        except Exception as exc:  # a failed request is a row, never a crashed run
-            message = str(exc).splitlines()[0] if str(exc) else ""
-            error = redact(f"{type(exc).__name__}: {message}", provider.secrets())
-            completion = Completion(finish_reason="error", error=error)
-        return completion.model_copy(
-            update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
+        settings = self.settings
+        return await send_with_retries(
+            self.provider,
+            self.limiter,
+            messages,
+            params,
+            retries=settings.retries,
+            rng=settings.rng,
+            sleep=settings.sleep,
         )
 
     async def aclose(self) -> None:

@@ -58,9 +58,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmbench.providers.keys import redact
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
-from llmbench.runtime.retry import Attempts, RetryPolicy, with_retries
+from llmbench.runtime.request import error_row, send_with_retries
+from llmbench.runtime.retry import RetryPolicy
 from llmbench.types import Completion, GenerationParams, Sample
 
 if TYPE_CHECKING:
@@ -137,54 +137,17 @@ class WorkerStats:
     pids: list[int] = field(default_factory=list)
 
 
-def _error_row(error: BaseException, secrets: Iterable[str]) -> Completion:
-    message = str(error).splitlines()[0] if str(error) else ""
-    return Completion(
-        finish_reason="error", error=redact(f"{type(error).__name__}: {message}", secrets)
-    )
-
-
 async def request_sender(job: WorkerJob) -> tuple[Send, Close]:
     """The runner's request path, per worker: gate, RPM/TPM, timeout, retries, error rows."""
-    from llmbench.runtime.budget import estimated_prompt_tokens
 
     provider = _provider_for(job)  # kept for this worker's next job; closed when it exits
     limiter = ConnectionLimiter(job.limits, job.concurrency)
-    timeout = provider.request_timeout_s()
     rng = random.Random(job.seed)
     params = job.params
 
     async def send(index: int, sample: Sample) -> Completion:
-        messages = sample.messages()
-        attempts = Attempts()
-
-        async def once() -> Completion:
-            await limiter.gate.acquire()
-            try:
-                await limiter.wait_for_budget(estimated_prompt_tokens(messages), asyncio.sleep)
-                async with asyncio.timeout(timeout):
-                    completion = await provider.generate(messages, params)
-            except Exception as exc:
-                if provider.rate_limited(exc) and limiter.limits.adaptive:
-                    limiter.gate.on_rate_limited()
-                raise
-            finally:
-                limiter.gate.release()
-            limiter.gate.on_success()
-            return completion
-
-        try:
-            completion = await with_retries(
-                once,
-                retryable=provider.retryable,
-                policy=job.retries,
-                attempts=attempts,
-                rng=rng,
-            )
-        except Exception as exc:  # a failed request is a row, never a crashed worker
-            completion = _error_row(exc, provider.secrets())
-        return completion.model_copy(
-            update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
+        return await send_with_retries(
+            provider, limiter, sample.messages(), params, retries=job.retries, rng=rng
         )
 
     return send, _nothing
@@ -276,7 +239,7 @@ async def _job(
         try:
             completion = await send(index, sample)
         except Exception as exc:  # a sender that raised: still a row
-            completion = _error_row(exc, ())
+            completion = error_row(exc, ())
         if not outbox:
             loop.call_soon(flush)  # everything that finishes in this tick goes in one message
         outbox.append((position, completion))
