@@ -12,6 +12,7 @@ from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
 from llmbench.providers.remote import RemoteProvider
 from llmbench.report.statistics import Report
+from llmbench.runtime.workers import import_sdks
 from llmbench.schema import BenchConfig
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
@@ -97,6 +98,7 @@ def run_benchmark(
     select_stack(config, stack)
     check_secrets(config)
     ensure_experiment(config)
+    import_sdks(config.models)
     pipeline = benchmark.with_options(
         run_name=run_name,
         enable_cache=use_cache,

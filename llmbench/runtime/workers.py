@@ -304,6 +304,16 @@ def _modules_for(spec: ModelSpec) -> set[str]:
     return {module, *SDK_MODULES.get(module, ())}
 
 
+def import_sdks(specs: Iterable[ModelSpec]) -> None:
+    """Import the models' provider modules and SDKs in this thread, before steps start:
+    steps are threads, and an SDK first imported by two of them at once can be seen half
+    initialised ("partially initialized module 'httpx' has no attribute 'URL'")."""
+    for spec in specs:
+        for module in sorted(_modules_for(spec)):
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
+
+
 def prepare(specs: Iterable[ModelSpec], *, start: bool = True) -> None:
     """Name the models a run will send through workers, before the first one starts, so the
     fork server imports their SDKs once instead of every worker importing its own; with
