@@ -38,12 +38,14 @@ async def send_with_retries(
     RPM/TPM waits and backoff (None: the real one; tests pass their own)."""
     attempts = Attempts()
     timeout = provider.request_timeout_s()
-    estimated = estimated_prompt_tokens(messages)
+    # Only a TPM bucket reads the estimate: no per-request count without one.
+    estimated = estimated_prompt_tokens(messages) if limiter.tokens is not None else 0
 
     async def once() -> Completion:
         await limiter.gate.acquire()
         try:
-            await limiter.wait_for_budget(estimated, sleep or asyncio.sleep)
+            if limiter.requests is not None or limiter.tokens is not None:
+                await limiter.wait_for_budget(estimated, sleep or asyncio.sleep)
             async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
                 completion = await provider.generate(messages, params)
         except Exception as exc:

@@ -113,3 +113,26 @@ def test_the_error_rate_guard_aborts(server: ProviderServer, tmp_path: Path) -> 
         generate(spec(), rows, PARAMS, settings=settings(tmp_path, max_error_rate=0.5), label="a")
     # Requests already handed to the worker finish; no new ones once the guard tripped.
     assert len(server.requests) < 200 * NO_WAIT.max_attempts
+
+
+def test_each_answer_is_counted_once(server: ProviderServer, tmp_path: Path) -> None:
+    """Progress, spend and the error-rate guard see every sample once, as in process."""
+    from llmbench.runtime.client import ModelClient
+    from llmbench.runtime.offload import generate_in_workers
+    from llmbench.runtime.progress import GenerationProgress
+
+    prompts = [f"prompt {i % 30}" for i in range(40)]  # 10 share an earlier answer
+    run = settings(tmp_path)
+    progress = GenerationProgress("api/t", len(prompts), live=False)
+    completions = generate_in_workers(
+        ModelClient(spec(), run),
+        samples(prompts),
+        PARAMS,
+        settings=run,
+        progress=progress,
+        workers=1,
+    )
+    assert len(server.requests) == 30
+    assert progress.done == 40 and progress.cached == 10 and progress.errors == 0
+    assert progress.spend == pytest.approx(sum(c.cost_usd for c in completions if not c.cached))
+    assert all(len(c.trace) == 1 for c in completions)
