@@ -15,6 +15,10 @@ process: the caller and its workers) and the server's, peak RSS. Two ways are me
 - ``workers=W``: ``llmbench.runtime.workers.run_in_workers``, the same requests spread over
   W worker processes, each with its own event loop and provider (``--workers 0`` skips it).
 
+Beside them, a reference: the bare official SDK (``client.post`` on uvloop with the aiohttp
+transport, no llmbench code) in one process and in as many processes as the generate step
+uses: the ceiling of any path that sends through the SDK on this machine.
+
 Each way gets a warm-up pass first (imports, connection pool, the workers' fork server: a
 once-per-process cost, printed as "cold start"), then ``--repeat`` measured runs and their
 median. Then: the same N from the response cache, and two providers (openai and anthropic,
@@ -324,6 +328,89 @@ def report(label: str, ideal: float, runs: list[Figures]) -> Figures:
     return median
 
 
+# ---------------------------------------------------------------- the SDK's own ceiling
+
+
+def _bare_sdk_child(url: str, n: int, concurrency: int, tag: str, queue: Any) -> None:
+    """A bare official-SDK loop (``client.post`` with the body serialised once, uvloop, the
+    aiohttp transport; no llmbench): what the SDK alone costs and reaches."""
+    import json
+
+    import openai
+    import uvloop
+
+    def body(i: int) -> bytes:
+        message = {"role": "user", "content": f"{tag} {i}"}
+        return json.dumps(
+            {"model": MODELS["openai"], "messages": [message], "max_tokens": 16}
+        ).encode()
+
+    async def main() -> None:
+        client = openai.AsyncOpenAI(
+            api_key="sk-benchmark",
+            base_url=url + "/v1",
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(),
+        )
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with gate:
+                raw = await client.post(
+                    "/chat/completions",
+                    cast_to=bytes,
+                    content=body(i),
+                    options={"security": {"bearer_auth": True}},
+                )
+                json.loads(raw)
+
+        await asyncio.gather(*(one(-1 - i) for i in range(concurrency)))  # warm the pool
+        queue.put("ready")
+        await asyncio.sleep(0.5)  # every process warm before the server's clock starts
+        cpu = time.process_time()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        queue.put(time.process_time() - cpu)
+        await client.close()
+
+    uvloop.run(main())
+
+
+def bare_sdk(server: Server, n: int, latency: float, concurrency: int, processes: int) -> Figures:
+    """N requests through the bare SDK loop split over ``processes`` processes."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    tag = f"bare-{processes}-{time.perf_counter()}"
+    children = [
+        context.Process(
+            target=_bare_sdk_child,
+            args=(server.url, n // processes, concurrency // processes, f"{tag}-{k}", queue),
+        )
+        for k in range(processes)
+    ]
+    for child in children:
+        child.start()
+    for _ in children:
+        queue.get()
+    server.clear()
+    cpu = sum(queue.get() for _ in children)
+    for child in children:
+        child.join()
+    seen, span, peak, server_cpu = server.stats()
+    span += latency
+    sent = n // processes * processes
+    return Figures(
+        ratio=sent * latency / concurrency / span,
+        span_s=span,
+        requests_per_s=seen / span,
+        client_ms=cpu / sent * 1000,
+        server_ms=server_cpu / max(seen, 1) * 1000,
+        wall_s=span,
+        peak=peak,
+        startup_s=0.0,
+        startup_cpu_s=0.0,
+    )
+
+
 # ---------------------------------------------------------------- two providers at once
 
 
@@ -401,6 +488,9 @@ def main() -> None:
     parser.add_argument("--provider", choices=sorted(MODELS), default="openai")
     parser.add_argument("--http-client", choices=["aiohttp", "httpx"], help="the SDK transport")
     parser.add_argument("--skip-two", action="store_true", help="skip the two-provider runs")
+    parser.add_argument(
+        "--skip-reference", action="store_true", help="skip the bare-SDK reference loop"
+    )
     parser.add_argument("--scale", action="store_true", help="also 10,000 samples x 3 models")
     args = parser.parse_args()
     logging.getLogger("llmbench").setLevel(logging.WARNING)
@@ -448,6 +538,14 @@ def main() -> None:
                     for repeat in range(args.repeat)
                 ]
                 report(label, ideal, runs)
+
+            if args.provider == "openai" and not args.skip_reference:
+                for processes in sorted({1, count or 1}):
+                    runs = [
+                        bare_sdk(server, n, latency, concurrency, processes)
+                        for _ in range(args.repeat)
+                    ]
+                    report(f"reference: the bare SDK, {processes} process(es)", ideal, runs)
 
             cache = ResponseCache(Path(tmp))
             in_process(args.provider, server, samples(n, "cached"), concurrency, args.loop, cache)

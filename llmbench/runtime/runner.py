@@ -17,7 +17,7 @@ from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.offload import generate_in_workers
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.tally import ErrorRateExceeded, Tally, aborted, spend_usd
-from llmbench.runtime.workers import run_coroutine, worker_count
+from llmbench.runtime.workers import claimed_slots, run_coroutine, worker_count
 from llmbench.schema import ModelSpec, PriceEntry
 from llmbench.types import Completion, GenerationParams, Sample
 
@@ -146,11 +146,12 @@ def generate(
     progress = GenerationProgress(label, len(samples))
     try:
         client = ModelClient(model, settings)
-        workers = worker_count(model, len(samples), settings.concurrency)
-        if workers:
-            return generate_in_workers(
-                client, samples, params, settings=settings, progress=progress, workers=workers
-            )
+        wanted = worker_count(model, len(samples), settings.concurrency)
+        if wanted:
+            with claimed_slots(wanted) as workers:  # the cores, shared with other steps
+                return generate_in_workers(
+                    client, samples, params, settings=settings, progress=progress, workers=workers
+                )
         return run_coroutine(
             run_answers(
                 ModelAnswerer(client, params), samples, progress=progress, settings=settings

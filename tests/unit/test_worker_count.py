@@ -58,3 +58,18 @@ def test_concurrency_and_limits_are_split() -> None:
     split = _split_limits(limits, 3)
     assert split.max_concurrency == 4 and split.requests_per_minute == 200
     assert split.tokens_per_minute == 3000 and split.adaptive == limits.adaptive
+
+
+def test_steps_at_once_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step gets what the cores have left of its worker count, never less than one."""
+    from llmbench.runtime import workers
+
+    monkeypatch.setattr(workers, "WORKER_SLOTS", 2)
+    with workers.claimed_slots(2) as first:
+        assert first == 2
+        with workers.claimed_slots(2) as second:
+            assert second == 1  # the cores are taken: one process, not two
+    with workers.claimed_slots(1) as alone, workers.claimed_slots(2) as other:
+        assert (alone, other) == (1, 1)
+    with workers.claimed_slots(2) as again:
+        assert again == 2  # every claim was given back
