@@ -15,9 +15,10 @@ process: the caller and its workers) and the server's, peak RSS. Two ways are me
 - ``workers=W``: ``llmbench.runtime.workers.run_in_workers``, the same requests spread over
   W worker processes, each with its own event loop and provider (``--workers 0`` skips it).
 
-Beside them, a reference: the bare official SDK (``client.post`` on uvloop with the aiohttp
-transport, no llmbench code) in one process and in as many processes as the generate step
-uses: the ceiling of any path that sends through the SDK on this machine.
+Beside them, references with no llmbench code, in one process and in as many as the
+generate step uses: the bare official SDK (``client.post`` on uvloop with the aiohttp
+transport), the ceiling of any path that sends through the SDK on this machine, and a raw
+aiohttp session, as lm-evaluation-harness sends (``--skip-reference`` skips both).
 
 Each way gets a warm-up pass first (imports, connection pool, the workers' fork server: a
 once-per-process cost, printed as "cold start"), then ``--repeat`` measured runs and their
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import multiprocessing
 import os
@@ -331,11 +333,13 @@ def report(label: str, ideal: float, runs: list[Figures]) -> Figures:
 # ---------------------------------------------------------------- the SDK's own ceiling
 
 
-def _bare_sdk_child(url: str, n: int, concurrency: int, tag: str, queue: Any) -> None:
-    """A bare official-SDK loop (``client.post`` with the body serialised once, uvloop, the
-    aiohttp transport; no llmbench): what the SDK alone costs and reaches."""
+def _bare_child(url: str, n: int, concurrency: int, tag: str, sender: str, queue: Any) -> None:
+    """A bare loop, no llmbench: ``sdk`` is the official SDK (``client.post`` with the body
+    serialised once, uvloop, the aiohttp transport): what the SDK alone costs and reaches;
+    ``aiohttp`` posts with a plain aiohttp session, as lm-evaluation-harness sends."""
     import json
 
+    import aiohttp
     import openai
     import uvloop
 
@@ -352,10 +356,18 @@ def _bare_sdk_child(url: str, n: int, concurrency: int, tag: str, queue: Any) ->
             max_retries=0,
             http_client=openai.DefaultAioHttpClient(),
         )
+        session = aiohttp.ClientSession()
+        headers = {"content-type": "application/json", "authorization": "Bearer sk-benchmark"}
         gate = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> None:
             async with gate:
+                if sender == "aiohttp":
+                    async with session.post(
+                        url + "/v1/chat/completions", data=body(i), headers=headers
+                    ) as response:
+                        await response.json()
+                    return
                 raw = await client.post(
                     "/chat/completions",
                     cast_to=bytes,
@@ -371,19 +383,29 @@ def _bare_sdk_child(url: str, n: int, concurrency: int, tag: str, queue: Any) ->
         await asyncio.gather(*(one(i) for i in range(n)))
         queue.put(time.process_time() - cpu)
         await client.close()
+        await session.close()
 
     uvloop.run(main())
 
 
-def bare_sdk(server: Server, n: int, latency: float, concurrency: int, processes: int) -> Figures:
-    """N requests through the bare SDK loop split over ``processes`` processes."""
+def bare_loop(
+    server: Server, n: int, latency: float, concurrency: int, processes: int, sender: str
+) -> Figures:
+    """N requests through a bare loop (``_bare_child``) split over ``processes`` processes."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     tag = f"bare-{processes}-{time.perf_counter()}"
     children = [
         context.Process(
-            target=_bare_sdk_child,
-            args=(server.url, n // processes, concurrency // processes, f"{tag}-{k}", queue),
+            target=_bare_child,
+            args=(
+                server.url,
+                n // processes,
+                concurrency // processes,
+                f"{tag}-{k}",
+                sender,
+                queue,
+            ),
         )
         for k in range(processes)
     ]
@@ -540,12 +562,15 @@ def main() -> None:
                 report(label, ideal, runs)
 
             if args.provider == "openai" and not args.skip_reference:
-                for processes in sorted({1, count or 1}):
+                for sender, processes in itertools.product(
+                    ("sdk", "aiohttp"), sorted({1, count or 1})
+                ):
                     runs = [
-                        bare_sdk(server, n, latency, concurrency, processes)
+                        bare_loop(server, n, latency, concurrency, processes, sender)
                         for _ in range(args.repeat)
                     ]
-                    report(f"reference: the bare SDK, {processes} process(es)", ideal, runs)
+                    name = "the bare SDK" if sender == "sdk" else "raw aiohttp (lm-eval's way)"
+                    report(f"reference: {name}, {processes} process(es)", ideal, runs)
 
             cache = ResponseCache(Path(tmp))
             in_process(args.provider, server, samples(n, "cached"), concurrency, args.loop, cache)
