@@ -123,9 +123,6 @@ class Stats:
         self.count = 0
         self.in_flight = 0
         self.peak = 0
-        # Per keep-alive connection, from our answer to the next request on it: the time a
-        # client slot spent in the client. ratio ~ L / (L + its mean).
-        self.turnaround: list[float] = []
 
 
 class _Protocol(asyncio.Protocol):
@@ -134,7 +131,6 @@ class _Protocol(asyncio.Protocol):
         self.latency = latency  # a one-item list, so the parent can change it while serving
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
-        self.answered_at: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -162,9 +158,6 @@ class _Protocol(asyncio.Protocol):
             path = head[: head.find(b"\r\n")].split(b" ")[1].split(b"?")[0]
             stream = b'"stream":true' in body.replace(b" ", b"")
             self._arrived()
-            if self.answered_at is not None:
-                self.stats.turnaround.append(time.perf_counter() - self.answered_at)
-                self.answered_at = None
             reply = RESPONSES.get((path, stream), NOT_FOUND)
             asyncio.get_running_loop().call_later(self.latency[0], self._answer, reply)
 
@@ -182,7 +175,6 @@ class _Protocol(asyncio.Protocol):
         self.stats.in_flight -= 1
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(reply)
-            self.answered_at = time.perf_counter()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -224,8 +216,6 @@ def _serve(latency: float, conn: Connection) -> None:
             elif name == "stats":
                 span = stats.last - stats.first if stats.first is not None else 0.0
                 conn.send((stats.count, span, stats.peak, time.process_time() - cpu_at_clear))
-            elif name == "turnaround":
-                conn.send(sorted(stats.turnaround))
 
         loop.add_reader(conn.fileno(), command)
         await stopped
@@ -258,10 +248,6 @@ class LeanServer:
         """Requests seen, first-to-last arrival span, peak in flight, server CPU s since clear."""
         count, span, peak, cpu = self._ask("stats")
         return int(count), float(span), int(peak), float(cpu)
-
-    def turnaround(self) -> list[float]:
-        """Sorted seconds from each answer to the next request on its connection."""
-        return [float(x) for x in self._ask("turnaround")]
 
     def close(self) -> None:
         self._conn.send(("stop", None))

@@ -292,6 +292,11 @@ def measure(
     server.clear()
     run = go()
     check(run, n)
+    return figures(server, n, latency, concurrency, run)
+
+
+def figures(server: Server, n: int, latency: float, concurrency: int, run: Run) -> Figures:
+    """``run``'s figures, with what the server saw since it was last cleared."""
     seen, span, peak, server_cpu = server.stats()
     span += latency  # the last request's answer
     return Figures(
@@ -414,23 +419,13 @@ def bare_loop(
     for _ in children:
         queue.get()
     server.clear()
+    started = time.perf_counter()
     cpu = sum(queue.get() for _ in children)
+    wall = time.perf_counter() - started
     for child in children:
         child.join()
-    seen, span, peak, server_cpu = server.stats()
-    span += latency
     sent = n // processes * processes
-    return Figures(
-        ratio=sent * latency / concurrency / span,
-        span_s=span,
-        requests_per_s=seen / span,
-        client_ms=cpu / sent * 1000,
-        server_ms=server_cpu / max(seen, 1) * 1000,
-        wall_s=span,
-        peak=peak,
-        startup_s=0.0,
-        startup_cpu_s=0.0,
-    )
+    return figures(server, sent, latency, concurrency, Run(wall, cpu, []))
 
 
 # ---------------------------------------------------------------- two providers at once

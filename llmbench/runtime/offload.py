@@ -39,7 +39,7 @@ def generate_in_workers(
         first.setdefault(key, index)
     tally = Tally(progress, settings.max_error_rate)
     reserved: dict[int, float] = {}
-    priced: dict[int, Completion] = {}  # a sent sample's answer, priced and counted once
+    counted: dict[int, Completion] = {}  # a sent sample's answer, priced and counted once
 
     def finished(completion: Completion) -> Completion:
         priced = client.priced(completion)
@@ -67,7 +67,7 @@ def generate_in_workers(
             cache.put(keys[index], completion)
         if budget is not None:
             budget.settle(reserved.pop(index), pricing.call_cost(completion, client.price))
-        priced[index] = finished(completion)
+        counted[index] = finished(completion)
 
     leaders = sorted(set(first.values()))
     answers = run_in_workers(
@@ -84,14 +84,14 @@ def generate_in_workers(
     completions: list[Completion] = []
     for index, key in enumerate(keys):
         leader = first[key]
-        answer = priced.get(leader, by_leader[leader])
+        answer = counted.get(leader, by_leader[leader])
         if leader != index:  # an identical request: it shares the answer of the first
             client.counts.shared += 1
             shared = answer.model_copy(
                 update={"cached": True, "attempts": 0, "retry_wait_s": 0.0, "trace": []}
             )
             answer = finished(shared)
-        elif leader not in priced and not answer.trace:  # lost with its worker: not counted
+        elif not answer.trace:  # never sent (every worker gone): not priced yet
             answer = finished(answer)
         completions.append(answer)
     tally.raise_if_aborted()

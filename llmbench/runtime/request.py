@@ -44,8 +44,7 @@ async def send_with_retries(
     async def once() -> Completion:
         await limiter.gate.acquire()
         try:
-            if limiter.requests is not None or limiter.tokens is not None:
-                await limiter.wait_for_budget(estimated, sleep or asyncio.sleep)
+            await limiter.wait_for_budget(estimated, sleep or asyncio.sleep)
             async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
                 completion = await provider.generate(messages, params)
         except Exception as exc:

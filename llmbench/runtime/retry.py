@@ -115,10 +115,10 @@ async def with_retries(
             raise
         first_error = error
     wait = BackoffWait(policy, rng or random.Random(), done=1)
-    slept = sleep if sleep is not None else default_sleep  # looked up per call
+    pause = sleep if sleep is not None else default_sleep  # looked up per call
     first_wait = wait.after(first_error, 1)
     attempts.waited_s += first_wait
-    await slept(first_wait)
+    await pause(first_wait)
 
     def record(state: RetryCallState) -> None:
         attempts.waited_s += state.upcoming_sleep
@@ -129,7 +129,7 @@ async def with_retries(
         "retry": retry_if_exception(retryable),
         "before_sleep": record,
         "reraise": True,
-        "sleep": slept,
+        "sleep": pause,
     }
     async for attempt in AsyncRetrying(**options):
         with attempt:
