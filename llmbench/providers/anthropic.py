@@ -146,8 +146,10 @@ class AnthropicProvider(RemoteProvider):
             return True
         if isinstance(error, anthropic.APIStatusError):
             return error.status_code >= 500  # 529 overloaded included
-        # A stream cut mid-answer surfaces unwrapped; a 200 cut short or not JSON raises
-        # json's own error (the SDK does not wrap it).
+        # A stream cut mid-answer: anthropic 2.17 wraps it in APIConnectionError, earlier 2.x
+        # releases let httpx2's own error escape; both are retried, whichever the installed SDK
+        # raises (tests/integration/test_providers.py::test_a_cut_connection_*). A 200 cut short
+        # or not JSON raises json's own error (the SDK does not wrap it).
         return is_transport_error(error) or is_malformed_reply(error)
 
     async def aclose(self) -> None:

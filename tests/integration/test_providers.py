@@ -7,6 +7,7 @@ provider made of the answer (text, tokens, cost, finish reason, TTFT, errors as 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -293,6 +294,40 @@ def test_cut_connections_are_retryable(server: ProviderServer, name: str) -> Non
     assert plain.retryable(reset.value), repr(reset.value)
 
 
+def answer_with_retries(provider: Any, attempts: int) -> Completion:
+    settings = RunSettings(retries=RetryPolicy(max_attempts=attempts, backoff_base_s=0))
+    progress = GenerationProgress("t", 1, live=False)
+    sample = Sample(sample_id="0", prompt="hi", references=("x",))
+    [row] = asyncio.run(
+        run_samples(provider, [sample], PARAMS, price=PRICE, progress=progress, settings=settings)
+    )
+    return row
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
+def test_a_cut_connection_is_sent_again_and_the_sample_answered(
+    server: ProviderServer, name: str
+) -> None:
+    """What llmbench does with a stream dropped mid-answer and a reset connection, whichever
+    exception class the installed SDK raises for them: it asks again, and the answer counts."""
+    server.script(Fault(drop_stream_after=2), Fault(reset_connection=True), Reply(text="whole"))
+    row = answer_with_retries(make(name, stream=True), attempts=3)
+    assert (row.text, row.error, row.attempts) == ("whole", None, 3)
+    assert len(server.requests) == 3 and server.pending == 0
+
+
+@pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
+def test_a_cut_connection_out_of_attempts_is_an_error_row_naming_its_type(
+    server: ProviderServer, name: str
+) -> None:
+    server.script(Fault(drop_stream_after=1), Fault(drop_stream_after=1))
+    row = answer_with_retries(make(name, stream=True), attempts=2)
+    assert (row.text, row.finish_reason, row.attempts) == ("", "error", 2)
+    assert row.error is not None
+    assert re.match(r"[A-Z]\w*(Error|Exception)\w*: ", row.error), row.error
+    assert len(server.requests) == 2 and server.pending == 0
+
+
 # A 200 that is not the answer, in every shape found to reach a provider (what each SDK raises
 # for it differs: json's JSONDecodeError, google-genai's UnknownApiResponseError, pydantic's
 # ValidationError from google-genai and ollama; openai and anthropic hand a body of another
@@ -325,12 +360,7 @@ def test_a_malformed_200_is_retryable(
 @pytest.mark.parametrize("name", ["openai", "anthropic", "gemini", "ollama"])
 def test_a_malformed_200_is_sent_again_and_counted(server: ProviderServer, name: str) -> None:
     server.script(Fault(malformed=True), Fault(end_stream_after=1), Reply(text="whole"))
-    settings = RunSettings(retries=RetryPolicy(max_attempts=3, backoff_base_s=0))
-    progress = GenerationProgress("t", 1, live=False)
-    sample = Sample(sample_id="0", prompt="hi", references=("x",))
-    [row] = asyncio.run(
-        run_samples(make(name), [sample], PARAMS, price=PRICE, progress=progress, settings=settings)
-    )
+    row = answer_with_retries(make(name), attempts=3)
     assert (row.text, row.error, row.attempts) == ("whole", None, 3)
     assert len(server.requests) == 3 and server.pending == 0
 

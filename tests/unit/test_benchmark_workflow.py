@@ -123,8 +123,9 @@ def check_workflow_schema(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_it_is_a_valid_workflow_by_githubs_schema(tmp_path: Path) -> None:
     pytest.importorskip("check_jsonschema", reason="dev dependency: make install-dev")
-    result = check_workflow_schema(WORKFLOW)
-    assert result.returncode == 0, result.stdout + result.stderr
+    for workflow in (WORKFLOW, WORKFLOW.with_name("latest-sdks.yml")):
+        result = check_workflow_schema(workflow)
+        assert result.returncode == 0, workflow.name + result.stdout + result.stderr
     broken = tmp_path / "broken.yml"  # the check does fail: a job without runs-on
     broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:"))
     result = check_workflow_schema(broken)
