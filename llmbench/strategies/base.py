@@ -123,12 +123,15 @@ def with_score(completion: Completion, score: float) -> Completion:
 @dataclass(frozen=True)
 class Sweep:
     """How one run of a strategy becomes a whole threshold sweep: the member roles it moves
-    between and which way its recorded score points (+1: a higher score sends the prompt to
-    ``strong``; -1: a higher score keeps it with ``weak``)."""
+    between, which way its recorded score points (+1: a higher score sends the prompt to
+    ``strong``; -1: a higher score keeps it with ``weak``) and what a prompt sent to
+    ``strong`` costs: a cascade has asked ``weak`` first, so it pays both
+    (``escalates``); a router pays only the member it chose."""
 
     weak: str
     strong: str
     direction: int
+    escalates: bool = False
 
 
 def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Completion:

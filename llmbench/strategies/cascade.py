@@ -116,7 +116,7 @@ class Cascade(Strategy):
         stages = cls.stages(spec, options)
         if len(stages) != 2 or set(options.escalate_on) not in ({"low_confidence"}, {"low_grade"}):
             return None
-        return Sweep(weak=stages[0], strong=stages[1], direction=-1)
+        return Sweep(weak=stages[0], strong=stages[1], direction=-1, escalates=True)
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
