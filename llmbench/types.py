@@ -62,6 +62,7 @@ class Call(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     latency_s: float = 0.0
     cost_usd: float = 0.0
@@ -85,6 +86,7 @@ class Completion(BaseModel):
     input_tokens: int = 0  # all prompt tokens, cached ones included
     output_tokens: int = 0  # all generated tokens, reasoning ones included
     cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
+    cache_write_tokens: int = 0  # prompt tokens written to it (billed apart by some)
     reasoning_tokens: int = 0
     latency_s: float = 0.0
     ttft_s: float | None = None

@@ -151,6 +151,7 @@ class ModelClient:
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
             cached_tokens=completion.cached_tokens,
+            cache_write_tokens=completion.cache_write_tokens,
             reasoning_tokens=completion.reasoning_tokens,
             latency_s=completion.latency_s,
             cost_usd=cost,

@@ -148,6 +148,7 @@ def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Compl
             "input_tokens": sum(c.input_tokens for c in calls),
             "output_tokens": sum(c.output_tokens for c in calls),
             "cached_tokens": sum(c.cached_tokens for c in calls),
+            "cache_write_tokens": sum(c.cache_write_tokens for c in calls),
             "reasoning_tokens": sum(c.reasoning_tokens for c in calls),
             "cost_usd": math.fsum(c.cost_usd for c in calls),
             "latency_s": sum(max((d.latency_s for d in r), default=0.0) for r in rounds),
