@@ -22,6 +22,7 @@ from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import ErrorRateExceeded, generate
+from llmbench.runtime.tally import MIN_SAMPLES_FOR_ERROR_RATE
 from llmbench.types import GenerationParams, Sample
 from tests.fakes.provider_server import Fault, ProviderServer
 
@@ -111,7 +112,9 @@ def test_the_error_rate_guard_aborts(server: ProviderServer, tmp_path: Path) -> 
     rows = samples([f"prompt {i}" for i in range(200)])
     with pytest.raises(ErrorRateExceeded, match=r"above execution\.max_error_rate 50%"):
         generate(spec(), rows, PARAMS, settings=settings(tmp_path, max_error_rate=0.5), label="a")
-    # Requests already handed to the worker finish; no new ones once the guard tripped.
+    # The guard counts MIN_SAMPLES_FOR_ERROR_RATE failed samples (each after all its attempts)
+    # before it trips; requests already handed to the worker finish, no new ones after it.
+    assert MIN_SAMPLES_FOR_ERROR_RATE * NO_WAIT.max_attempts <= len(server.requests)
     assert len(server.requests) < 200 * NO_WAIT.max_attempts
 
 
