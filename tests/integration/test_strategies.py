@@ -413,6 +413,42 @@ def test_a_changed_member_changes_the_strategys_step_identity() -> None:
     assert set(scores["score__cascade__math"].prices) == {"cheap", "strong"}
 
 
+def test_a_strategys_identity_is_its_options_with_defaults_and_prompt_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmbench.strategies.cascade import Cascade, CascadeOptions
+    from llmbench.strategies.router import Classifier, Router, RouterOptions
+
+    def step_identity(strategy: dict[str, Any]) -> dict[str, object]:
+        config = bench([strategy])
+        return identity(config.strategies[0], {m.name: m for m in config.models}, {})
+
+    graded = cascade(escalate_on=["low_grade"], verifier="checker") | {
+        "members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}
+    }
+    labelled = router(classifier={"member": "small", "labels": {"easy": "small", "hard": "big"}})
+    # Defaults spelled out or left out: one strategy, one identity.
+    assert step_identity(cascade()) == step_identity(
+        cascade(escalate_on=["no_answer"], samples=3, min_grade=7.0)
+    )
+    before = {"cascade": step_identity(graded), "router": step_identity(labelled)}
+    assert step_identity(cascade(min_grade=8)) != step_identity(cascade())
+
+    class Reworded(CascadeOptions):  # a new default prompt text, as an edit of cascade.py
+        verifier_prompt: str = "Grade it, 1 to 10, as [[n]]: {{ prompt }} / {{ answer }}"
+
+    class Relabelled(Classifier):
+        prompt: str = "Label: {{ labels | join('|') }}\n{{ prompt }}"
+
+    class RelabelledOptions(RouterOptions):
+        classifier: Relabelled | None = None
+
+    monkeypatch.setattr(Cascade, "options_model", Reworded)
+    monkeypatch.setattr(Router, "options_model", RelabelledOptions)
+    assert step_identity(graded) != before["cascade"]
+    assert step_identity(labelled) != before["router"]
+
+
 @pytest.mark.parametrize(
     ("strategy", "message"),
     [
