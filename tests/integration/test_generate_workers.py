@@ -107,6 +107,19 @@ def test_the_budget_stops_sending(server: ProviderServer, tmp_path: Path) -> Non
     assert budget.spent_usd <= budget.limit_usd and budget.reserved_usd == pytest.approx(0)
 
 
+def test_cache_hits_from_workers_report_no_retries_of_their_own(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    rows = samples([f"prompt {i}" for i in range(40)])
+    server.script(Fault(status=429, retry_after=0.05))  # one request waits, then retries
+    first = generate(spec(), rows, PARAMS, settings=settings(tmp_path), label="a")
+    waited = [c for c in first if c.retry_wait_s > 0]
+    assert len(waited) == 1 and waited[0].attempts == 2 and waited[0].error is None
+    again = generate(spec(), rows, PARAMS, settings=settings(tmp_path), label="a")
+    assert len(again) == 40 and all(c.cached for c in again) and len(server.requests) == 41
+    assert [(c.attempts, c.retry_wait_s) for c in again] == [(0, 0.0)] * 40
+
+
 def test_the_error_rate_guard_aborts(server: ProviderServer, tmp_path: Path) -> None:
     server.default = lambda request: Fault(status=500)
     rows = samples([f"prompt {i}" for i in range(200)])

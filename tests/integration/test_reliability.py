@@ -250,6 +250,17 @@ def test_response_cache_skips_paid_requests(server: ProviderServer, tmp_path: Pa
     assert len(server.requests) == 10 and not any(r.cached for r in refreshed)
 
 
+def test_a_cache_hit_reports_no_retries_of_its_own(server: ProviderServer, tmp_path: Path) -> None:
+    """The waits of the call that paid for an answer are that call's, not a cache hit's."""
+    cache, clock = ResponseCache(tmp_path), Clock()
+    server.script(Fault(status=429, retry_after=2.0), Reply(text="paid for"))
+    [first] = run(provider(), samples(1), RunSettings(cache=cache, sleep=clock.sleep))
+    assert (first.text, first.attempts, first.retry_wait_s) == ("paid for", 2, 2.0)
+    [again] = run(provider(), samples(1), RunSettings(cache=cache, sleep=clock.sleep))
+    assert again.cached and again.text == "paid for" and len(server.requests) == 2
+    assert (again.attempts, again.retry_wait_s) == (0, 0.0)
+
+
 def test_cache_keys_ignore_the_key_and_count_unseeded_draws(
     server: ProviderServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
