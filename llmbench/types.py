@@ -48,6 +48,11 @@ class Sample(BaseModel):
         head = [Message(role="system", content=self.system)] if self.system else []
         return [*head, Message(role="user", content=self.prompt)]
 
+    def question(self) -> str:
+        """The whole request as one text, system prompt first: what a judge, a classifier or
+        a verifier is shown of it (the system prompt can say what a right answer is)."""
+        return f"{self.system}\n\n{self.prompt}" if self.system else self.prompt
+
 
 class Call(BaseModel):
     """One model call behind an answer: what a member was asked to do, what it cost, and why

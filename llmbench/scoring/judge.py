@@ -153,14 +153,10 @@ def _render(template: Any, context: dict[str, Any], task: str) -> str:
         ) from None
 
 
-def _question(sample: Sample) -> str:
-    return f"{sample.system}\n\n{sample.prompt}" if sample.system else sample.prompt
-
-
 def _base_context(spec: JudgeSpec, sample: Sample) -> dict[str, Any]:
     low, high = spec.scale
     return {
-        "question": _question(sample),
+        "question": sample.question(),
         "reference": sample.references[0] if sample.references else "",
         "criteria": spec.criteria,
         "low": low,
