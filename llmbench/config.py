@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from llmbench import pricing
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import PROVIDERS, provider_class
 from llmbench.schema import (
@@ -175,8 +176,9 @@ RECORDED_PRICE = PriceEntry(
 
 
 def _resolve_price(model: ModelSpec, table: PriceTable, prices_file: Path) -> ModelSpec:
+    markup = provider_class(model.provider).cache_write_markup
     if model.price is not None:
-        return model
+        return model.model_copy(update={"price": pricing.with_cache_writes(model.price, markup)})
     if model.provider == "recorded":  # priced only where the table knows the model by name
         return model.model_copy(update={"price": table.models.get(model.name, RECORDED_PRICE)})
     entry = table.models.get(model.model) or table.models.get(model.name)
@@ -187,7 +189,7 @@ def _resolve_price(model: ModelSpec, table: PriceTable, prices_file: Path) -> Mo
             hint=f"add an entry for {model.model!r} to {prices_file} or set 'price:' "
             "on the model in the config (use per_hour for local models)",
         )
-    return model.model_copy(update={"price": entry})
+    return model.model_copy(update={"price": pricing.with_cache_writes(entry, markup)})
 
 
 def _tracking_defaults(tracking: dict[str, Any], base_dir: Path) -> dict[str, Any]:

@@ -23,15 +23,36 @@ def usage_cost(
     output_tokens: int,
     compute_s: float,
     cached_tokens: int = 0,
+    cache_write_tokens: int = 0,
 ) -> float:
     """USD for one request's usage: tokens x price, or compute seconds x hourly rate."""
-    return price.cost(int(input_tokens), int(output_tokens), float(compute_s), int(cached_tokens))
+    return price.cost(
+        int(input_tokens),
+        int(output_tokens),
+        float(compute_s),
+        int(cached_tokens),
+        int(cache_write_tokens),
+    )
 
 
 def call_cost(call: Call | Completion, price: PriceEntry) -> float:
     return usage_cost(
-        price, call.input_tokens, call.output_tokens, call.latency_s, call.cached_tokens
+        price,
+        call.input_tokens,
+        call.output_tokens,
+        call.latency_s,
+        call.cached_tokens,
+        call.cache_write_tokens,
     )
+
+
+def with_cache_writes(price: PriceEntry, markup: float | None) -> PriceEntry:
+    """``price`` with a prompt-cache write rate: the table's own, else ``markup`` (the
+    provider's published premium, e.g. Anthropic's 1.25x) times the input rate, else none
+    (writes billed as input)."""
+    if price.cache_write_per_1m is not None or markup is None or price.input_per_1m is None:
+        return price
+    return price.model_copy(update={"cache_write_per_1m": markup * price.input_per_1m})
 
 
 def price_call(call: Call, price: PriceEntry) -> Call:
@@ -82,5 +103,7 @@ def cost_parts(price: PriceEntry | None, call: Call) -> tuple[float, float]:
         return 0.0, call.cost_usd
     if price.per_hour is not None:
         return 0.0, call_cost(call, price)
-    prompt = usage_cost(price, call.input_tokens, 0, 0.0, call.cached_tokens)
+    prompt = usage_cost(
+        price, call.input_tokens, 0, 0.0, call.cached_tokens, call.cache_write_tokens
+    )
     return prompt, usage_cost(price, 0, call.output_tokens, 0.0)

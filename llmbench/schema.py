@@ -52,6 +52,12 @@ class PriceEntry(_Strict):
     cached_input_per_1m: float | None = Field(
         default=None, ge=0, description="prompt-cache hits, where the provider discounts them"
     )
+    cache_write_per_1m: float | None = Field(
+        default=None,
+        ge=0,
+        description="prompt-cache writes, where the provider bills them apart (Anthropic: "
+        "1.25x input when not given); otherwise they are billed as input",
+    )
     per_hour: float | None = Field(default=None, ge=0)
     context_window: int | None = Field(default=None, ge=1)
     source: str
@@ -68,19 +74,29 @@ class PriceEntry(_Strict):
         return self
 
     def cost(
-        self, input_tokens: int, output_tokens: int, compute_s: float, cached_tokens: int = 0
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        compute_s: float,
+        cached_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float:
-        """USD for one request: tokens x price, or compute seconds x hourly rate."""
+        """USD for one request: tokens x price, or compute seconds x hourly rate.
+        ``input_tokens`` counts every prompt token, cache reads and writes included."""
         if self.per_hour is not None:
             return self.per_hour * compute_s / 3600.0
         assert self.input_per_1m is not None and self.output_per_1m is not None
         cached_rate = self.cached_input_per_1m
         if cached_rate is None:
             cached_tokens, cached_rate = 0, 0.0
-        fresh = input_tokens - cached_tokens
+        write_rate = self.cache_write_per_1m
+        if write_rate is None:
+            cache_write_tokens, write_rate = 0, 0.0
+        fresh = input_tokens - cached_tokens - cache_write_tokens
         return (
             fresh * self.input_per_1m
             + cached_tokens * cached_rate
+            + cache_write_tokens * write_rate
             + output_tokens * self.output_per_1m
         ) / 1e6
 

@@ -48,6 +48,11 @@ class Sample(BaseModel):
         head = [Message(role="system", content=self.system)] if self.system else []
         return [*head, Message(role="user", content=self.prompt)]
 
+    def question(self) -> str:
+        """The whole request as one text, system prompt first: what a judge, a classifier or
+        a verifier is shown of it (the system prompt can say what a right answer is)."""
+        return f"{self.system}\n\n{self.prompt}" if self.system else self.prompt
+
 
 class Call(BaseModel):
     """One model call behind an answer: what a member was asked to do, what it cost, and why
@@ -62,6 +67,7 @@ class Call(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     latency_s: float = 0.0
     cost_usd: float = 0.0
@@ -85,6 +91,7 @@ class Completion(BaseModel):
     input_tokens: int = 0  # all prompt tokens, cached ones included
     output_tokens: int = 0  # all generated tokens, reasoning ones included
     cached_tokens: int = 0  # prompt tokens served from the provider's prompt cache
+    cache_write_tokens: int = 0  # prompt tokens written to it (billed apart by some)
     reasoning_tokens: int = 0
     latency_s: float = 0.0
     ttft_s: float | None = None

@@ -43,6 +43,7 @@ class AnthropicProvider(RemoteProvider):
     # The Messages API has no seed; asking for one is a config error, not a silent no-op.
     unsupported_params: ClassVar[frozenset[str]] = frozenset({"seed"})
     supports_json_mode: ClassVar[bool] = False
+    cache_write_markup: ClassVar[float | None] = 1.25  # 5-minute cache writes: 1.25x input
     options_model = SDKOptions
 
     @classmethod
@@ -133,6 +134,7 @@ class AnthropicProvider(RemoteProvider):
             input_tokens=usage.input_tokens + cache_read + cache_write,
             output_tokens=usage.output_tokens,
             cached_tokens=cache_read,
+            cache_write_tokens=cache_write,
             latency_s=latency,
             ttft_s=ttft,
             finish_reason=finish_reason(stop, FINISH),

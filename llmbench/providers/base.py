@@ -34,6 +34,8 @@ class Provider(abc.ABC):
     name: ClassVar[str]
     options_model: ClassVar[type[BaseModel]] = NoOptions
     remote: ClassVar[bool] = True  # talks to a server: base_url, keys and streaming apply
+    # Its bill for a prompt-cache write over the input rate, where the price table gives none.
+    cache_write_markup: ClassVar[float | None] = None
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec

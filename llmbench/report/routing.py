@@ -13,12 +13,16 @@ routes at random; CPT(x%) is the least share of strong calls at which PGR reache
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.tables import trace_of
+
+if TYPE_CHECKING:
+    from llmbench.strategies.base import Sweep
 
 ROUTING_COLUMNS = [
     "model",
@@ -120,17 +124,24 @@ def _headline(config: BenchConfig, results: pd.DataFrame, model: str, task: str)
     return pd.Series(line.normalise(values), index=mine["sample_id"].astype(str).to_numpy())
 
 
-def _route_scores(results: pd.DataFrame, model: str, task: str) -> pd.Series:
+def _route_scores(results: pd.DataFrame, model: str, task: str) -> tuple[pd.Series, pd.Series]:
+    """Per item, the strategy's last recorded score and what its judging calls (a router's
+    classifier, a cascade's verifier) cost: every threshold pays those, whoever answers."""
+    from llmbench.strategies.base import JUDGING
+
     mine = results[(results["model"] == model) & (results["task"] == task)]
-    scores = []
+    scores, judging = [], []
     for trace in mine["trace"]:
-        found = [c.score for c in trace_of(trace) if c.score is not None]
+        calls = trace_of(trace)
+        found = [c.score for c in calls if c.score is not None]
         scores.append(found[-1] if found else math.nan)
-    return pd.Series(scores, index=mine["sample_id"].astype(str).to_numpy(), dtype=float)
+        judging.append(math.fsum(c.cost_usd for c in calls if c.purpose in JUDGING))
+    index = mine["sample_id"].astype(str).to_numpy()
+    return pd.Series(scores, index=index, dtype=float), pd.Series(judging, index=index)
 
 
-def _sweeps(config: BenchConfig) -> list[tuple[StrategySpec, str, str, int]]:
-    """(strategy, weak model, strong model, direction) for every sweepable strategy."""
+def _sweeps(config: BenchConfig) -> list[tuple[StrategySpec, str, str, Sweep]]:
+    """(strategy, weak model, strong model, how it sweeps) for every sweepable strategy."""
     from llmbench.strategies.registry import strategy_class
 
     models = {m.name for m in config.models}
@@ -141,7 +152,7 @@ def _sweeps(config: BenchConfig) -> list[tuple[StrategySpec, str, str, int]]:
             continue
         weak, strong = strategy.members[sweep_spec.weak], strategy.members[sweep_spec.strong]
         if weak in models and strong in models:
-            found.append((strategy, weak, strong, sweep_spec.direction))
+            found.append((strategy, weak, strong, sweep_spec))
     return found
 
 
@@ -149,8 +160,8 @@ def routing_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
     """A row per (sweepable strategy, task): the sweep's figures with intervals."""
     alpha = (1.0 - config.stats.confidence) / 2.0
     rows = [
-        _row(config, results, strategy, task.name, weak, strong, direction, alpha)
-        for strategy, weak, strong, direction in _sweeps(config)
+        _row(config, results, strategy, task.name, weak, strong, how, alpha)
+        for strategy, weak, strong, how in _sweeps(config)
         for task in config.tasks
     ]
     return pd.DataFrame(rows, columns=ROUTING_COLUMNS)
@@ -160,16 +171,16 @@ CURVE_COLUMNS = ["model", "task", "strong_calls", "strong_share", "score", "cost
 
 
 def sweep_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
-    """Every point of every sweep: quality and the members' cost when the k prompts the
-    strategy's score ranks first go to the strong member, k = 0..n (from cache hits: each
-    member's own row answered every item)."""
+    """Every point of every sweep: quality and the strategy's cost when the k prompts its
+    score ranks first go to the strong member, k = 0..n (from cache hits: each member's own
+    row answered every item)."""
     parts = []
-    for strategy, weak, strong, direction in _sweeps(config):
+    for strategy, weak, strong, how in _sweeps(config):
         for task in config.tasks:
-            frame = _frame(config, results, strategy, task.name, weak, strong, direction)
+            frame = _frame(config, results, strategy, task.name, weak, strong, how.direction)
             if frame.empty:
                 continue
-            quality, cost = _curve(frame)
+            quality, cost = _curve(frame, escalates=how.escalates)
             n = len(frame)
             parts.append(
                 pd.DataFrame(
@@ -186,13 +197,18 @@ def sweep_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=CURVE_COLUMNS)
 
 
-def _curve(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(quality, cost) when the k highest-scored items go to the strong member, k = 0..n."""
+def _curve(frame: pd.DataFrame, *, escalates: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(quality, cost) when the k highest-scored items go to the strong member, k = 0..n.
+
+    Every item pays its judging calls. A router pays the one member it chose, so sending an
+    item to strong trades the weak call for the strong one; a cascade (``escalates``) has
+    already paid the weak call when it escalates, so the strong call comes on top of it."""
     score = frame["score"].to_numpy()
     order = np.argsort(-score, kind="stable")
     quality = sweep(frame["weak"].to_numpy(), frame["strong"].to_numpy(), score)
-    extra = (frame["strong_cost"] - frame["weak_cost"]).to_numpy()[order]
-    cost: np.ndarray = frame["weak_cost"].sum() + np.concatenate([[0.0], np.cumsum(extra)])
+    extra = frame["strong_cost"] if escalates else frame["strong_cost"] - frame["weak_cost"]
+    base = frame["weak_cost"].sum() + frame["judging_cost"].sum()
+    cost: np.ndarray = base + np.concatenate([[0.0], np.cumsum(extra.to_numpy()[order])])
     return quality, cost
 
 
@@ -212,10 +228,11 @@ def _frame(
     strong: str,
     direction: int,
 ) -> pd.DataFrame:
-    """Per item: both members' headline scores and costs, the strategy's own score, and the
-    sweep score (higher: to the strong member first). An item the strategy recorded no
-    score for goes to the strong member first when a missing score means escalation."""
-    scores = _route_scores(results, strategy.name, task)
+    """Per item: both members' headline scores and costs, the strategy's own score, its
+    judging calls' cost and the sweep score (higher: to the strong member first). An item
+    the strategy recorded no score for goes to the strong member first when a missing score
+    means escalation."""
+    scores, judging = _route_scores(results, strategy.name, task)
     if direction < 0:
         scores = (-scores).fillna(math.inf)
     frame = pd.DataFrame(
@@ -226,6 +243,7 @@ def _frame(
             "score": scores,
             "weak_cost": _costs(results, weak, task),
             "strong_cost": _costs(results, strong, task),
+            "judging_cost": judging,
         }
     )
     return frame.dropna()
@@ -238,10 +256,10 @@ def _row(
     task: str,
     weak_name: str,
     strong_name: str,
-    direction: int,
+    how: Sweep,
     alpha: float,
 ) -> dict[str, object]:
-    frame = _frame(config, results, strategy, task, weak_name, strong_name, direction)
+    frame = _frame(config, results, strategy, task, weak_name, strong_name, how.direction)
     weak, strong = frame["weak"].to_numpy(), frame["strong"].to_numpy()
     score = frame["score"].to_numpy()
     row: dict[str, object] = dict.fromkeys(ROUTING_COLUMNS, math.nan)
@@ -277,7 +295,7 @@ def _row(
     gap = float(strong.mean()) - float(weak.mean())
     if gap != 0:
         row["router_pgr"] = (float(frame["router"].mean()) - float(weak.mean())) / gap
-    quality, cost = _curve(frame)
+    quality, cost = _curve(frame, escalates=how.escalates)
     row["aiq"] = aiq(cost, quality)
     for n, key in enumerate(("apgr", "cpt_50", "cpt_80")):
         row[key] = figures[n]

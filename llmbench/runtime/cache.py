@@ -46,6 +46,15 @@ def cache_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+def reused(completion: Completion) -> Completion:
+    """An answer given again (a response-cache hit, or shared with an identical request in
+    flight) as this call's own: nothing was sent for it, so no attempts and no retry waits;
+    those of the call that paid for it stay on that call's row."""
+    return completion.model_copy(
+        update={"cached": True, "attempts": 0, "retry_wait_s": 0.0, "trace": []}
+    )
+
+
 class ResponseCache:
     """A thread-safe sqlite key -> completion store."""
 

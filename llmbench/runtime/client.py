@@ -23,7 +23,7 @@ from llmbench import pricing
 from llmbench.providers.base import Provider
 from llmbench.providers.registry import build_provider
 from llmbench.runtime.budget import Budget
-from llmbench.runtime.cache import ResponseCache, cache_key
+from llmbench.runtime.cache import ResponseCache, cache_key, reused
 from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
 from llmbench.runtime.request import send_with_retries
 from llmbench.runtime.retry import RetryPolicy, Sleep
@@ -151,6 +151,7 @@ class ModelClient:
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,
             cached_tokens=completion.cached_tokens,
+            cache_write_tokens=completion.cache_write_tokens,
             reasoning_tokens=completion.reasoning_tokens,
             latency_s=completion.latency_s,
             cost_usd=cost,
@@ -171,7 +172,7 @@ class ModelClient:
             hit = cache.get(key)
             if hit is not None:
                 self.counts.cache_hits += 1
-                return hit.model_copy(update={"cached": True, "attempts": 0, "trace": []})
+                return reused(hit)
         with _IN_FLIGHT_LOCK:
             leader = _IN_FLIGHT.get(key)
             if leader is None:
@@ -180,7 +181,7 @@ class ModelClient:
         if leader is not None:
             shared = await asyncio.wrap_future(leader)
             self.counts.shared += 1
-            return shared.model_copy(update={"cached": True, "attempts": 0, "retry_wait_s": 0.0})
+            return reused(shared)
         try:
             completion = await self._send(messages, params)
             if cache is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llmbench import pricing
+from llmbench.runtime.cache import reused
 from llmbench.runtime.client import ModelClient, RunSettings, budget_refusal
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.tally import Tally, aborted
@@ -53,7 +54,7 @@ def generate_in_workers(
             hit = cache.get(keys[index])
             if hit is not None:
                 client.counts.cache_hits += 1
-                return finished(hit.model_copy(update={"cached": True, "attempts": 0}))
+                return finished(reused(hit))
         if budget is not None:
             worst = pricing.worst_case_cost(sample.messages(), params, client.price)
             if not budget.reserve(worst):
@@ -87,10 +88,7 @@ def generate_in_workers(
         answer = counted.get(leader, by_leader[leader])
         if leader != index:  # an identical request: it shares the answer of the first
             client.counts.shared += 1
-            shared = answer.model_copy(
-                update={"cached": True, "attempts": 0, "retry_wait_s": 0.0, "trace": []}
-            )
-            answer = finished(shared)
+            answer = finished(reused(answer))
         elif not answer.trace:  # never sent (every worker gone): not priced yet
             answer = finished(answer)
         completions.append(answer)

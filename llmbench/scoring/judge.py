@@ -41,6 +41,7 @@ GRADE_COLUMNS = [
     "judge_input_tokens",
     "judge_output_tokens",
     "judge_cached_tokens",  # prompt tokens the provider served from its prompt cache
+    "judge_cache_write_tokens",  # prompt tokens it wrote to that cache
     "judge_cached",
 ]
 # One judge's verdicts on one pair of models on one task: a row per sample, both orders.
@@ -62,6 +63,7 @@ PAIR_COLUMNS = [
     "judge_input_tokens",
     "judge_output_tokens",
     "judge_cached_tokens",
+    "judge_cache_write_tokens",
 ]
 
 Runner = Callable[[ModelSpec, list[Sample], GenerationParams], list[Completion]]
@@ -151,14 +153,10 @@ def _render(template: Any, context: dict[str, Any], task: str) -> str:
         ) from None
 
 
-def _question(sample: Sample) -> str:
-    return f"{sample.system}\n\n{sample.prompt}" if sample.system else sample.prompt
-
-
 def _base_context(spec: JudgeSpec, sample: Sample) -> dict[str, Any]:
     low, high = spec.scale
     return {
-        "question": _question(sample),
+        "question": sample.question(),
         "reference": sample.references[0] if sample.references else "",
         "criteria": spec.criteria,
         "low": low,
@@ -220,6 +218,7 @@ def _reply_fields(reply: Completion) -> dict[str, Any]:
         "judge_input_tokens": reply.input_tokens,
         "judge_output_tokens": reply.output_tokens,
         "judge_cached_tokens": reply.cached_tokens,
+        "judge_cache_write_tokens": reply.cache_write_tokens,
         "judge_cached": reply.cached,
     }
 
@@ -285,6 +284,7 @@ def judge_pair(
             "judge_input_tokens": 0,
             "judge_output_tokens": 0,
             "judge_cached_tokens": 0,
+            "judge_cache_write_tokens": 0,
         }
         for i, s in enumerate(samples)
     ]
@@ -310,6 +310,8 @@ def judge_pair(
                 "judge_input_tokens": forward_reply.input_tokens + swapped_reply.input_tokens,
                 "judge_output_tokens": forward_reply.output_tokens + swapped_reply.output_tokens,
                 "judge_cached_tokens": forward_reply.cached_tokens + swapped_reply.cached_tokens,
+                "judge_cache_write_tokens": forward_reply.cache_write_tokens
+                + swapped_reply.cache_write_tokens,
             }
         )
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
@@ -335,19 +337,21 @@ def reprice(frame: pd.DataFrame, prices: Mapping[str, PriceEntry]) -> pd.DataFra
     if frame.empty:
         return frame
     out = frame.copy()
-    # Verdicts stored before prompt-cache hits were kept have none to discount.
-    cached = out.get("judge_cached_tokens", 0)
-    out["judge_cached_tokens"] = pd.Series(cached, index=out.index).fillna(0).astype(int)
+    # Verdicts stored before prompt-cache hits (or writes) were kept have none to price.
+    for column in ("judge_cached_tokens", "judge_cache_write_tokens"):
+        kept = out.get(column, 0)
+        out[column] = pd.Series(kept, index=out.index).fillna(0).astype(int)
     out["judge_cost_usd"] = [
-        pricing.usage_cost(prices[judge], tokens_in, tokens_out, seconds, tokens_cached)
+        pricing.usage_cost(prices[judge], tokens_in, tokens_out, seconds, cached, written)
         if judge in prices
         else cost
-        for judge, tokens_in, tokens_out, seconds, tokens_cached, cost in zip(
+        for judge, tokens_in, tokens_out, seconds, cached, written, cost in zip(
             out["judge"],
             out["judge_input_tokens"].fillna(0),
             out["judge_output_tokens"].fillna(0),
             out["judge_latency_s"].fillna(0.0),
             out["judge_cached_tokens"],
+            out["judge_cache_write_tokens"],
             out["judge_cost_usd"],
             strict=True,
         )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmbench.runtime.client import ModelClient
+from llmbench.schema import ModelSpec
 from llmbench.scoring.extract import ExtractorSpec
 from llmbench.types import Completion, GenerationParams, Message, Sample
 
@@ -76,6 +77,8 @@ class Member:
         Asked the sample itself with draw 0, a model member sends exactly the request its own
         leaderboard row sent, so that answer comes from the response cache."""
         if self.strategy is not None:
+            if messages is not None:  # refused at config load: see check_model_member
+                raise ValueError(f"{self.role}: a strategy member answers samples, not prompts")
             return await self.strategy.answer(sample, index)
         assert self.client is not None and self.params is not None
         params = self.params
@@ -123,12 +126,15 @@ def with_score(completion: Completion, score: float) -> Completion:
 @dataclass(frozen=True)
 class Sweep:
     """How one run of a strategy becomes a whole threshold sweep: the member roles it moves
-    between and which way its recorded score points (+1: a higher score sends the prompt to
-    ``strong``; -1: a higher score keeps it with ``weak``)."""
+    between, which way its recorded score points (+1: a higher score sends the prompt to
+    ``strong``; -1: a higher score keeps it with ``weak``) and what a prompt sent to
+    ``strong`` costs: a cascade has asked ``weak`` first, so it pays both
+    (``escalates``); a router pays only the member it chose."""
 
     weak: str
     strong: str
     direction: int
+    escalates: bool = False
 
 
 def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Completion:
@@ -145,6 +151,7 @@ def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Compl
             "input_tokens": sum(c.input_tokens for c in calls),
             "output_tokens": sum(c.output_tokens for c in calls),
             "cached_tokens": sum(c.cached_tokens for c in calls),
+            "cache_write_tokens": sum(c.cache_write_tokens for c in calls),
             "reasoning_tokens": sum(c.reasoning_tokens for c in calls),
             "cost_usd": math.fsum(c.cost_usd for c in calls),
             "latency_s": sum(max((d.latency_s for d in r), default=0.0) for r in rounds),
@@ -229,6 +236,19 @@ class Strategy(abc.ABC):
             if handle not in closed:
                 closed.add(handle)
                 await member.aclose()
+
+
+def check_model_member(spec: StrategySpec, config: BenchConfig, field: str, role: str) -> None:
+    """A member asked a prompt the strategy built (a classifier's label, a verifier's grade)
+    must be a model. A strategy member answers the task's sample by its own signals (the
+    task's extractors, stop sequences and answer length, rules on the prompt), so it would
+    answer the question, not the prompt, and its answer be read as a label or a grade."""
+    name = spec.members[role]
+    if not isinstance(config.entrant(name), ModelSpec):
+        raise ValueError(
+            f"options.{field}: role {role!r} is played by the strategy {name!r}, but it is "
+            "asked a prompt built for it, which a strategy does not answer; name a model"
+        )
 
 
 def check_role(spec: StrategySpec, field: str, role: str) -> None:

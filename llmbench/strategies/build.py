@@ -45,17 +45,22 @@ def identity(
     strategies: Mapping[str, StrategySpec],
 ) -> dict[str, object]:
     """What determines a strategy's answers: its own settings and, recursively, each
-    member's generation identity (change a member and the strategy re-runs)."""
+    member's generation identity (change a member and the strategy re-runs). Its options
+    are the validated ones, defaults filled in, so a changed default (a classifier or
+    verifier prompt's text, a threshold) re-runs it, and two spellings of one setting
+    (given or left to its default) are one identity."""
     members: dict[str, object] = {}
     for role, name in spec.members.items():
         if name in strategies:
             members[role] = identity(strategies[name], models, strategies)
         else:
             members[role] = models[name].generation_identity()
+    cls = strategy_class(spec.kind)
     return {
         **spec.model_dump(mode="json", exclude={"description"}),
+        "options": cls.options_model.model_validate(spec.options).model_dump(mode="json"),
         "members": members,
-        **strategy_class(spec.kind).identity_extra(spec),
+        **cls.identity_extra(spec),
     }
 
 

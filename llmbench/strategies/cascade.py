@@ -25,6 +25,7 @@ from llmbench.strategies.base import (
     Strategy,
     Sweep,
     annotate,
+    check_model_member,
     check_role,
     combine,
     with_score,
@@ -98,6 +99,8 @@ class Cascade(Strategy):
     @classmethod
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
         options = CascadeOptions.model_validate(spec.options)
+        if options.verifier is not None:
+            check_model_member(spec, config, "verifier", options.verifier)
         if "disagreement" not in options.escalate_on:
             return
         for role in cls.stages(spec, options)[:-1]:
@@ -116,7 +119,7 @@ class Cascade(Strategy):
         stages = cls.stages(spec, options)
         if len(stages) != 2 or set(options.escalate_on) not in ({"low_confidence"}, {"low_grade"}):
             return None
-        return Sweep(weak=stages[0], strong=stages[1], direction=-1)
+        return Sweep(weak=stages[0], strong=stages[1], direction=-1, escalates=True)
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
@@ -196,7 +199,7 @@ class Cascade(Strategy):
         if "low_grade" in signals:
             assert options.verifier is not None
             prompt = _ENV.from_string(options.verifier_prompt).render(
-                prompt=sample.prompt, answer=chosen.text
+                prompt=sample.question(), answer=chosen.text
             )
             verdict = await self.members[options.verifier].ask(
                 sample, index, messages=[Message(role="user", content=prompt)], purpose="verify"

@@ -15,9 +15,17 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator, model_validator
 
-from llmbench.schema import StrategySpec
+from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.strategies import learned
-from llmbench.strategies.base import Options, Strategy, Sweep, check_role, combine, with_score
+from llmbench.strategies.base import (
+    Options,
+    Strategy,
+    Sweep,
+    check_model_member,
+    check_role,
+    combine,
+    with_score,
+)
 from llmbench.types import Completion, Message, Sample
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined)
@@ -164,6 +172,12 @@ class Router(Strategy):
         return {"router_file": learned.file_digest(threshold.path)}
 
     @classmethod
+    def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
+        classifier = RouterOptions.model_validate(spec.options).classifier
+        if classifier is not None:
+            check_model_member(spec, config, "classifier.member", classifier.member)
+
+    @classmethod
     def check_options(cls, spec: StrategySpec, options: Any) -> None:
         assert isinstance(options, RouterOptions)
         for n, rule in enumerate(options.rules):
@@ -206,7 +220,7 @@ class Router(Strategy):
         if options.classifier is not None:
             spec = options.classifier
             prompt = _ENV.from_string(spec.prompt).render(
-                prompt=sample.prompt, labels=list(spec.labels)
+                prompt=sample.question(), labels=list(spec.labels)
             )
             reply = await self.members[spec.member].ask(
                 sample, index, messages=[Message(role="user", content=prompt)], purpose="classify"

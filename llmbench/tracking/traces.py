@@ -49,6 +49,8 @@ def _call_span_values(call: Call, price: PriceEntry | None, provider: str) -> di
     }
     if call.cached_tokens:
         usage["cache_read_input_tokens"] = call.cached_tokens
+    if call.cache_write_tokens:
+        usage["cache_creation_input_tokens"] = call.cache_write_tokens
     return {
         "mlflow.spanOutputs": call.output,
         "mlflow.chat.tokenUsage": usage,

@@ -22,6 +22,7 @@ from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import ErrorRateExceeded, generate
+from llmbench.runtime.tally import MIN_SAMPLES_FOR_ERROR_RATE
 from llmbench.types import GenerationParams, Sample
 from tests.fakes.provider_server import Fault, ProviderServer
 
@@ -106,12 +107,27 @@ def test_the_budget_stops_sending(server: ProviderServer, tmp_path: Path) -> Non
     assert budget.spent_usd <= budget.limit_usd and budget.reserved_usd == pytest.approx(0)
 
 
+def test_cache_hits_from_workers_report_no_retries_of_their_own(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    rows = samples([f"prompt {i}" for i in range(40)])
+    server.script(Fault(status=429, retry_after=0.05))  # one request waits, then retries
+    first = generate(spec(), rows, PARAMS, settings=settings(tmp_path), label="a")
+    waited = [c for c in first if c.retry_wait_s > 0]
+    assert len(waited) == 1 and waited[0].attempts == 2 and waited[0].error is None
+    again = generate(spec(), rows, PARAMS, settings=settings(tmp_path), label="a")
+    assert len(again) == 40 and all(c.cached for c in again) and len(server.requests) == 41
+    assert [(c.attempts, c.retry_wait_s) for c in again] == [(0, 0.0)] * 40
+
+
 def test_the_error_rate_guard_aborts(server: ProviderServer, tmp_path: Path) -> None:
     server.default = lambda request: Fault(status=500)
     rows = samples([f"prompt {i}" for i in range(200)])
     with pytest.raises(ErrorRateExceeded, match=r"above execution\.max_error_rate 50%"):
         generate(spec(), rows, PARAMS, settings=settings(tmp_path, max_error_rate=0.5), label="a")
-    # Requests already handed to the worker finish; no new ones once the guard tripped.
+    # The guard counts MIN_SAMPLES_FOR_ERROR_RATE failed samples (each after all its attempts)
+    # before it trips; requests already handed to the worker finish, no new ones after it.
+    assert MIN_SAMPLES_FOR_ERROR_RATE * NO_WAIT.max_attempts <= len(server.requests)
     assert len(server.requests) < 200 * NO_WAIT.max_attempts
 
 

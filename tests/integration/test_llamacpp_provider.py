@@ -10,7 +10,7 @@ import pytest
 from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import ProviderError
 from llmbench.providers.llamacpp import LlamaCppProvider, resolve_model_file
-from llmbench.types import GenerationParams, Message
+from llmbench.types import Completion, GenerationParams, Message
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +64,14 @@ def test_any_gguf_path_and_concurrent_requests() -> None:
     path = resolve_model_file("smollm2-135m-instruct")
     p = provider(str(path), mode="chat")
 
-    async def many() -> list[str]:
+    async def many() -> list[Completion]:
         params = GenerationParams(max_tokens=8)
-        results = await asyncio.gather(*(p.generate(QUESTION, params) for _ in range(4)))
-        return [r.text for r in results]
+        return list(await asyncio.gather(*(p.generate(QUESTION, params) for _ in range(4))))
 
-    texts = asyncio.run(many())
-    assert len(set(texts)) == 1  # serialised and greedy: identical answers
+    results = asyncio.run(many())
+    assert len(results) == 4 and all(r.error is None and r.output_tokens > 0 for r in results)
+    texts = [r.text for r in results]
+    assert texts[0].strip() and len(set(texts)) == 1  # serialised and greedy: identical
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -290,6 +290,30 @@ def test_cascade_escalates_at_each_threshold_of_grade_and_confidence(
     assert done[0].trace[0].note == "escalated: stated confidence 0.50 < 0.80"
 
 
+def test_the_classifier_and_the_verifier_see_the_tasks_system_prompt(
+    server: ProviderServer,
+) -> None:
+    def members(request: RecordedRequest) -> Reply:
+        text = request.last_user_text or ""
+        if text.startswith("Which kind"):
+            return Reply(text="hard")
+        if text.startswith("Is this answer"):
+            return Reply(text="[[9]]")
+        return echo(request)
+
+    server.default = members
+    router_ = router(classifier={"member": "small", "labels": {"easy": "small", "hard": "big"}})
+    graded = cascade(escalate_on=["low_grade"], verifier="checker") | {
+        "members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}
+    }
+    item = Sample(sample_id="0", prompt="2+2?", system="Answer in Roman numerals.", references=())
+    for strategy, asked in ((router_, "Which kind"), (graded, "Is this answer")):
+        server.clear()
+        answer(bench([strategy]), [item])
+        [prompt] = [t for r in server.requests if (t := r.last_user_text or "").startswith(asked)]
+        assert "Answer in Roman numerals.\n\n2+2?" in prompt
+
+
 def test_k_draws_are_k_distinct_requests_and_disagreement_escalates(
     server: ProviderServer,
 ) -> None:
@@ -413,6 +437,42 @@ def test_a_changed_member_changes_the_strategys_step_identity() -> None:
     assert set(scores["score__cascade__math"].prices) == {"cheap", "strong"}
 
 
+def test_a_strategys_identity_is_its_options_with_defaults_and_prompt_texts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmbench.strategies.cascade import Cascade, CascadeOptions
+    from llmbench.strategies.router import Classifier, Router, RouterOptions
+
+    def step_identity(strategy: dict[str, Any]) -> dict[str, object]:
+        config = bench([strategy])
+        return identity(config.strategies[0], {m.name: m for m in config.models}, {})
+
+    graded = cascade(escalate_on=["low_grade"], verifier="checker") | {
+        "members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}
+    }
+    labelled = router(classifier={"member": "small", "labels": {"easy": "small", "hard": "big"}})
+    # Defaults spelled out or left out: one strategy, one identity.
+    assert step_identity(cascade()) == step_identity(
+        cascade(escalate_on=["no_answer"], samples=3, min_grade=7.0)
+    )
+    before = {"cascade": step_identity(graded), "router": step_identity(labelled)}
+    assert step_identity(cascade(min_grade=8)) != step_identity(cascade())
+
+    class Reworded(CascadeOptions):  # a new default prompt text, as an edit of cascade.py
+        verifier_prompt: str = "Grade it, 1 to 10, as [[n]]: {{ prompt }} / {{ answer }}"
+
+    class Relabelled(Classifier):
+        prompt: str = "Label: {{ labels | join('|') }}\n{{ prompt }}"
+
+    class RelabelledOptions(RouterOptions):
+        classifier: Relabelled | None = None
+
+    monkeypatch.setattr(Cascade, "options_model", Reworded)
+    monkeypatch.setattr(Router, "options_model", RelabelledOptions)
+    assert step_identity(graded) != before["cascade"]
+    assert step_identity(labelled) != before["router"]
+
+
 @pytest.mark.parametrize(
     ("strategy", "message"),
     [
@@ -429,6 +489,33 @@ def test_bad_strategies_are_config_errors_naming_the_field(
 ) -> None:
     with pytest.raises((ValueError, ConfigError), match=re.escape(message)):
         bench([strategy])
+
+
+@pytest.mark.parametrize(
+    ("strategy", "field"),
+    [
+        (
+            router(classifier={"member": "triage", "labels": {"easy": "small", "hard": "big"}})
+            | {"members": {"small": "cheap", "big": "strong", "triage": "inner"}},
+            "options.classifier.member",
+        ),
+        (
+            cascade(escalate_on=["low_grade"], verifier="checker")
+            | {"members": {"cheap": "cheap", "strong": "strong", "checker": "inner"}},
+            "options.verifier",
+        ),
+    ],
+)
+def test_a_strategy_cannot_be_asked_a_prompt_built_for_it(
+    strategy: dict[str, Any], field: str
+) -> None:
+    """A nested strategy answers the task's question by its own signals: as a classifier or
+    a verifier it would ignore the prompt built for it, so the config is refused."""
+    inner = cascade() | {"name": "inner"}
+    with pytest.raises(ConfigError) as refused:
+        bench([inner, strategy])
+    assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
+    assert "played by the strategy 'inner'" in refused.value.message
 
 
 def test_a_cycle_of_strategies_is_refused() -> None:

@@ -158,6 +158,7 @@ def test_a_worker_that_cannot_start_gives_error_rows(server: ProviderServer) -> 
     results = run_in_workers(
         spec(), items(5), PARAMS, workers=2, concurrency=2, sender=f"{HERE}:broken_sender"
     )
+    assert len(results) == 5
     assert all(r.finish_reason == "error" for r in results)
     assert all(
         "worker could not start: RuntimeError: no provider" in (r.error or "") for r in results
