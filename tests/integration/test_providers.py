@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from llmbench import pricing
 from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import ConfigError, MissingKeyError
 from llmbench.providers.registry import build_provider
@@ -182,9 +183,12 @@ def test_anthropic_cache_tokens_and_cost(server: ProviderServer) -> None:
         )
     )
     completion = generate(make("anthropic"))
-    assert completion.input_tokens == 160 and completion.cached_tokens == 100
-    # 60 fresh x $1 + 100 cached x $0.5 + 4 out x $2, per million
-    assert PRICE.cost(160, 4, 0.0, 100) == pytest.approx((60 + 50 + 8) / 1e6)
+    assert (completion.input_tokens, completion.cached_tokens) == (160, 100)
+    assert completion.cache_write_tokens == 50
+    # The provider's own completion, priced as a run prices it: 10 fresh x $1 + 100 cached x
+    # $0.5 + 50 written x $1.25 (the default write markup) + 4 out x $2, per million.
+    price = pricing.with_cache_writes(PRICE, make("anthropic").cache_write_markup)
+    assert pricing.call_cost(completion, price) == pytest.approx((10 + 50 + 62.5 + 8) / 1e6)
 
 
 @pytest.mark.parametrize("scope", ["response", "prompt"])
