@@ -201,7 +201,7 @@ def fixed_costs(spec: ModelSpec, tasks: list[Task], zenml: bool) -> None:
     completions: list[Completion] = []
     for sample in task.samples[:6]:
         clock = time.perf_counter()
-        completions.append(asyncio.run(provider.generate(sample.messages(), task.params)))
+        completions.append(asyncio.run(provider.generate(sample.request(task.params))))
         times.append(time.perf_counter() - clock)
     first_extra = times[0] - statistics.median(times[1:])
     print(f"fixed cost of a generate step ({spec.name}):")

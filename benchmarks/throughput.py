@@ -64,7 +64,7 @@ from llmbench.runtime import workers  # noqa: E402
 from llmbench.runtime.cache import ResponseCache, cache_key  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
 from llmbench.runtime.runner import RunSettings, generate, run_samples  # noqa: E402
-from llmbench.types import Completion, GenerationParams, Sample  # noqa: E402
+from llmbench.types import Completion, GenerationParams, Request, Sample  # noqa: E402
 
 PRICE = PriceEntry(input_per_1m=0.15, output_per_1m=0.6, source="benchmark", date="-")
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-3-haiku-20240307"}
@@ -182,8 +182,9 @@ def in_workers(name: str, server: Server, items: list[Sample], concurrency: int,
     spec = spec_for(name, server)
     stats = workers.WorkerStats()
     started, cpu = time.perf_counter(), time.process_time()
+    requests = [(i, sample.request(PARAMS)) for i, sample in enumerate(items)]
     results = workers.run_in_workers(
-        spec, list(enumerate(items)), PARAMS, workers=count, concurrency=concurrency, stats=stats
+        spec, requests, workers=count, concurrency=concurrency, stats=stats
     )
     own = time.process_time() - cpu
     return Run(
@@ -237,8 +238,8 @@ def in_workers_cached(
     progress = GenerationProgress(name, len(items), live=False)
     keys: dict[int, str] = {}
 
-    def admit(index: int, sample: Sample) -> Completion | None:
-        keys[index] = cache_key(identity, sample.messages(), PARAMS, index)
+    def admit(index: int, request: Request) -> Completion | None:
+        keys[index] = cache_key(identity, request, index)
         hit = cache.get(keys[index])
         if hit is None:
             return None
@@ -254,8 +255,7 @@ def in_workers_cached(
     started, cpu = time.perf_counter(), time.process_time()
     results = workers.run_in_workers(
         spec,
-        list(enumerate(items)),
-        PARAMS,
+        [(i, sample.request(PARAMS)) for i, sample in enumerate(items)],
         workers=count,
         concurrency=concurrency,
         admit=admit,

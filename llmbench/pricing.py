@@ -8,11 +8,12 @@ compute-time pricing and reasoning tokens are billed the same way on every path.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 
 from llmbench.schema import PriceEntry
-from llmbench.types import Call, Completion, GenerationParams, Message
+from llmbench.types import Call, Completion, Message, Request
 
 CHARS_PER_TOKEN = 4.0
 
@@ -77,8 +78,13 @@ def price_completion(
 
 
 def estimated_prompt_tokens(messages: Sequence[Message]) -> int:
-    """~4 characters per token plus a few per message for the chat format."""
-    return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in messages)
+    """~4 characters per token plus a few per message for the chat format (an assistant
+    turn's tool calls are text the model reads back too)."""
+    return sum(math.ceil(_chars(m) / CHARS_PER_TOKEN) + 4 for m in messages)
+
+
+def _chars(message: Message) -> int:
+    return len(message.content) + sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
 
 
 def max_cost(price: PriceEntry | None, prompt_tokens: int, output_tokens: int) -> float | None:
@@ -89,11 +95,15 @@ def max_cost(price: PriceEntry | None, prompt_tokens: int, output_tokens: int) -
     return usage_cost(price, prompt_tokens, output_tokens, 0.0)
 
 
-def worst_case_cost(
-    messages: Sequence[Message], params: GenerationParams, price: PriceEntry
-) -> float:
+def worst_case_cost(request: Request, price: PriceEntry) -> float:
     """What a request is reserved against the budget before it is sent."""
-    return max_cost(price, estimated_prompt_tokens(messages), params.max_tokens) or 0.0
+    prompt = estimated_prompt_tokens(request.messages)
+    # Tool definitions and a response schema are sent as part of the prompt.
+    extra = [tool.model_dump_json() for tool in request.tools]
+    if request.response_schema is not None:
+        extra.append(json.dumps(request.response_schema))
+    prompt += sum(math.ceil(len(text) / CHARS_PER_TOKEN) for text in extra)
+    return max_cost(price, prompt, request.params.max_tokens) or 0.0
 
 
 def cost_parts(price: PriceEntry | None, call: Call) -> tuple[float, float]:

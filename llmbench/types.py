@@ -6,19 +6,59 @@ request is a row like any other, so a run never loses the samples that did succe
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
 
 
+class ToolCall(BaseModel):
+    """A function call an assistant message asked for; ``arguments`` is the JSON text the
+    model wrote (kept as written: whether it parses is part of what is scored)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
 class Message(BaseModel):
+    """One turn of a conversation. An assistant turn may carry tool calls; a tool turn is the
+    result of one of them (``tool_call_id``)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Message:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"a {self.role} message cannot carry tool calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message, and only a tool message, names its tool_call_id")
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """What keys a cached answer: a plain text turn dumps as it always has (role and
+        content), so adding conversation fields left existing cache entries valid."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+class Tool(BaseModel):
+    """A function the model may call: a name, what it does, and its parameters as a JSON
+    schema (the shape every vendor's tool format is made from)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
 
 
 class GenerationParams(BaseModel):
@@ -31,6 +71,52 @@ class GenerationParams(BaseModel):
     max_tokens: int = Field(default=256, ge=1, le=131072)
     stop: tuple[str, ...] = ()
     seed: int | None = None
+
+
+class Request(BaseModel):
+    """Everything one model call is asked: the conversation, the generation settings of this
+    call (the model's and the task's, with any per-call override such as a verifier's own
+    answer length), the tools it may call and the JSON schema its answer must follow.
+
+    ``draw`` says which sample of the same conversation this is (0: the first): k draws are k
+    different requests (a seeded one gets seed + draw; an unseeded one is keyed by it).
+    A provider that cannot honour a field refuses the request with a clear error instead of
+    quietly sending less (:meth:`llmbench.providers.base.Provider.unsupported`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None  # auto, none, required, or a tool's name
+    response_schema: dict[str, Any] | None = None
+    draw: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> Request:
+        choice = self.tool_choice
+        named = {"auto", "none", "required"} | {tool.name for tool in self.tools}
+        if choice is not None and choice not in named:
+            raise ValueError(f"tool_choice {choice!r} names no tool of the request")
+        return self
+
+    def with_params(self, **overrides: Any) -> Request:
+        """This request with some generation settings of its own (max_tokens, stop, ...)."""
+        return self.model_copy(update={"params": self.params.model_copy(update=overrides)})
+
+    def identity(self) -> dict[str, Any]:
+        """What keys its cached answer (``draw`` is the client's: it keys only sampling)."""
+        identity: dict[str, Any] = {
+            "messages": [m.identity() for m in self.messages],
+            "params": self.params.model_dump(mode="json"),
+        }
+        if self.tools:
+            identity["tools"] = [tool.model_dump(mode="json") for tool in self.tools]
+        if self.tool_choice is not None:
+            identity["tool_choice"] = self.tool_choice
+        if self.response_schema is not None:
+            identity["response_schema"] = self.response_schema
+        return identity
 
 
 class Sample(BaseModel):
@@ -47,6 +133,10 @@ class Sample(BaseModel):
     def messages(self) -> list[Message]:
         head = [Message(role="system", content=self.system)] if self.system else []
         return [*head, Message(role="user", content=self.prompt)]
+
+    def request(self, params: GenerationParams, *, draw: int = 0) -> Request:
+        """The request that asks this sample with ``params``."""
+        return Request(messages=tuple(self.messages()), params=params, draw=draw)
 
     def question(self) -> str:
         """The whole request as one text, system prompt first: what a judge, a classifier or

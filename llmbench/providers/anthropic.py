@@ -3,7 +3,6 @@ usage including prompt-cache reads and writes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmbench.providers.remote import (
@@ -20,7 +19,7 @@ from llmbench.providers.remote import (
     sdk_http_client,
     split_system,
 )
-from llmbench.types import Completion, FinishReason, GenerationParams, Message
+from llmbench.types import Completion, FinishReason, Request
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -63,8 +62,10 @@ class AnthropicProvider(RemoteProvider):
             http_client=sdk_http_client("anthropic", self.options, spec.name),
         )
 
-    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
-        system, rest = split_system(messages)
+    def request(self, request: Request) -> dict[str, Any]:
+        """The Messages API body of ``request``."""
+        params = request.params
+        system, rest = split_system(request.messages)
         body: dict[str, Any] = {
             "model": self.spec.model,
             "max_tokens": params.max_tokens,
@@ -79,8 +80,8 @@ class AnthropicProvider(RemoteProvider):
             body["stop_sequences"] = list(params.stop)
         return body
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
-        body = self.request(messages, params)
+    async def generate(self, request: Request) -> Completion:
+        body = self.request(request)
         clock = Stopwatch()
         if self.spec.stream:
             return await self._stream(body, clock)

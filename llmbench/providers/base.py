@@ -7,12 +7,11 @@ rows; a provider only decides whether a failure is worth retrying.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, Request
 
 if TYPE_CHECKING:
     from llmbench.schema import ModelSpec
@@ -33,6 +32,11 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     options_model: ClassVar[type[BaseModel]] = NoOptions
+    # What of a Request this backend can honour besides a text conversation (the vendors'
+    # tool formats are wired one provider at a time; until then a request that needs them is
+    # refused with a clear error, never sent without them).
+    honours_tools: ClassVar[bool] = False
+    honours_response_schema: ClassVar[bool] = False
     remote: ClassVar[bool] = True  # talks to a server: base_url, keys and streaming apply
     # Its bill for a prompt-cache write over the input rate, where the price table gives none.
     cache_write_markup: ClassVar[float | None] = None
@@ -46,8 +50,23 @@ class Provider(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+    async def generate(self, request: Request) -> Completion:
         """Send one request. ``cost_usd`` is filled in by the runner from the price table."""
+
+    def unsupported(self, request: Request) -> str | None:
+        """Why this backend cannot honour ``request`` (None: it can). Checked before sending:
+        the answer would not be the one asked for, so it is an error row, not a retry."""
+        uses_tools = bool(request.tools) or any(
+            m.role == "tool" or m.tool_calls for m in request.messages
+        )
+        if uses_tools and not self.honours_tools:
+            return f"{self.spec.name} ({self.name}) cannot take tool definitions or tool turns yet"
+        if request.response_schema is not None and not self.honours_response_schema:
+            return (
+                f"{self.spec.name} ({self.name}) cannot constrain an answer to a JSON schema; "
+                "use a model whose provider can (openai, gemini, ollama, llamacpp)"
+            )
+        return None
 
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, determines an answer (never a key)."""

@@ -6,7 +6,6 @@ A prompt or answer blocked by safety filters, or an empty candidate list, is an 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmbench.providers.remote import (
@@ -20,7 +19,7 @@ from llmbench.providers.remote import (
     reading_reply,
     split_system,
 )
-from llmbench.types import Completion, FinishReason, GenerationParams, Message
+from llmbench.types import Completion, FinishReason, Request
 
 if TYPE_CHECKING:
     from google.genai import Client
@@ -51,6 +50,7 @@ class GeminiProvider(RemoteProvider):
     endpoint: ClassVar[Endpoint] = Endpoint(
         None, ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "GEMINI_BASE_URL"
     )
+    honours_response_schema = True  # responseJsonSchema
 
     @classmethod
     def resolve_base_url(cls, spec: ModelSpec) -> str | None:
@@ -72,10 +72,12 @@ class GeminiProvider(RemoteProvider):
             ),
         )
 
-    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+    def request(self, request: Request) -> dict[str, Any]:
+        """generate_content's arguments for ``request``."""
         from google.genai import types
 
-        system, rest = split_system(messages)
+        params, schema = request.params, request.response_schema
+        system, rest = split_system(request.messages)
         contents = [
             types.Content(
                 role="model" if m.role == "assistant" else "user",
@@ -90,12 +92,15 @@ class GeminiProvider(RemoteProvider):
             max_output_tokens=params.max_tokens,
             stop_sequences=list(params.stop) or None,
             seed=params.seed,
-            response_mime_type="application/json" if self.options.json_mode else None,
+            response_mime_type="application/json"
+            if self.options.json_mode or schema is not None
+            else None,
+            response_json_schema=schema,
         )
         return {"model": self.spec.model, "contents": contents, "config": config}
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
-        body = self.request(messages, params)
+    async def generate(self, request: Request) -> Completion:
+        body = self.request(request)
         clock = Stopwatch()
         if not self.spec.stream:
             response = await self.client.aio.models.generate_content(**body)

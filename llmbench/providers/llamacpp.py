@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmbench.errors import MissingDependencyError, ProviderError
 from llmbench.providers.base import Provider
-from llmbench.types import Completion, FinishReason, GenerationParams, Message
+from llmbench.types import Completion, FinishReason, Message, Request
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -357,6 +357,7 @@ def _finish_reason(raw: str | None) -> FinishReason:
 class LlamaCppProvider(Provider):
     name: ClassVar[str] = "llamacpp"
     remote: ClassVar[bool] = False
+    honours_response_schema = True  # a JSON-schema grammar
     options_model: ClassVar[type[BaseModel]] = LlamaCppOptions
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -425,9 +426,8 @@ class LlamaCppProvider(Provider):
         """A base model sees the conversation as plain text: system text, then the prompt."""
         return "\n\n".join(m.content for m in messages if m.content)
 
-    def _generate_blocking(
-        self, messages: Sequence[Message], params: GenerationParams
-    ) -> Completion:
+    def _generate_blocking(self, request: Request) -> Completion:
+        messages, params = request.messages, request.params
         llm, mode = self._load()
         kwargs: dict[str, Any] = {
             "temperature": params.temperature,
@@ -437,8 +437,9 @@ class LlamaCppProvider(Provider):
         }
         if params.top_p is not None:
             kwargs["top_p"] = params.top_p
-        if self.options.json_schema is not None:
-            kwargs["grammar"] = _json_grammar(json.dumps(self.options.json_schema, sort_keys=True))
+        schema = request.response_schema or self.options.json_schema
+        if schema is not None:
+            kwargs["grammar"] = _json_grammar(json.dumps(schema, sort_keys=True))
         elif self.options.json_mode:
             kwargs["grammar"] = _json_grammar(None)
         with _CPU_LOCK:
@@ -464,8 +465,8 @@ class LlamaCppProvider(Provider):
             model_version=self.model_version,
         )
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
-        return await asyncio.to_thread(self._generate_blocking, messages, params)
+    async def generate(self, request: Request) -> Completion:
+        return await asyncio.to_thread(self._generate_blocking, request)
 
     def connection_key(self) -> str:
         return f"llamacpp:{self.path}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmbench.providers.remote import (
@@ -15,7 +14,7 @@ from llmbench.providers.remote import (
     is_transport_error,
     reading_reply,
 )
-from llmbench.types import Completion, FinishReason, GenerationParams, Message
+from llmbench.types import Completion, FinishReason, Request
 
 if TYPE_CHECKING:
     from ollama import AsyncClient
@@ -30,6 +29,7 @@ class OllamaProvider(RemoteProvider):
     endpoint: ClassVar[Endpoint] = Endpoint(
         "http://127.0.0.1:11434", (), "OLLAMA_HOST", key_required=False
     )
+    honours_response_schema = True  # format: a JSON schema
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -37,7 +37,9 @@ class OllamaProvider(RemoteProvider):
 
         self.client: AsyncClient = AsyncClient(host=self.base_url, timeout=self.options.timeout_s)
 
-    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+    def request(self, request: Request) -> dict[str, Any]:
+        """/api/chat's arguments for ``request``."""
+        params = request.params
         options: dict[str, Any] = {
             "temperature": params.temperature,
             "num_predict": params.max_tokens,
@@ -50,15 +52,17 @@ class OllamaProvider(RemoteProvider):
             options["seed"] = params.seed
         body: dict[str, Any] = {
             "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "options": options,
         }
-        if self.options.json_mode:
+        if request.response_schema is not None:
+            body["format"] = request.response_schema  # structured outputs: a JSON schema
+        elif self.options.json_mode:
             body["format"] = "json"
         return body
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
-        body = self.request(messages, params)
+    async def generate(self, request: Request) -> Completion:
+        body = self.request(request)
         clock = Stopwatch()
         if not self.spec.stream:
             response = await self.client.chat(**body, stream=False)

@@ -10,7 +10,6 @@ llama.cpp server, LM Studio). Reasoning models (o1/o3/o4, gpt-5) get
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
@@ -28,7 +27,7 @@ from llmbench.providers.remote import (
     sampling,
     sdk_http_client,
 )
-from llmbench.types import Completion, FinishReason, GenerationParams, Message
+from llmbench.types import Completion, FinishReason, Request
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
@@ -80,6 +79,7 @@ class OpenAIProvider(RemoteProvider):
         "https://api.openai.com/v1", ("OPENAI_API_KEY",), "OPENAI_BASE_URL"
     )
     options_model = OpenAIOptions
+    honours_response_schema = True  # response_format json_schema (Structured Outputs)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -101,11 +101,12 @@ class OpenAIProvider(RemoteProvider):
             http_client=sdk_http_client("openai", self.openai_options, spec.name),
         )
 
-    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
-        options = self.openai_options
+    def request(self, request: Request) -> dict[str, Any]:
+        """The Chat Completions body of ``request``."""
+        options, params = self.openai_options, request.params
         body: dict[str, Any] = {
             "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         }
         if self.reasoning:
             body["max_completion_tokens"] = params.max_tokens
@@ -118,15 +119,20 @@ class OpenAIProvider(RemoteProvider):
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
-        if options.json_mode:
+        if request.response_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.response_schema},
+            }
+        elif options.json_mode:
             body["response_format"] = {"type": "json_object"}
         if options.extra_body:
             body["extra_body"] = dict(options.extra_body)
         return body
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+    async def generate(self, request: Request) -> Completion:
         try:
-            return await self._generate(messages, params)
+            return await self._generate(request)
         except Exception as error:
             renamed = (
                 _connection_error(error) if self.openai_options.http_client == "aiohttp" else None
@@ -135,8 +141,8 @@ class OpenAIProvider(RemoteProvider):
                 raise
             raise renamed from error.__cause__
 
-    async def _generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
-        body = self.request(messages, params)
+    async def _generate(self, request: Request) -> Completion:
+        body = self.request(request)
         clock = Stopwatch()
         if self.spec.stream:
             return await self._stream(body, clock)

@@ -9,7 +9,6 @@ live models. Nothing is sent anywhere; cost and latency are unknown and reported
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -21,7 +20,7 @@ from llmbench.pricing import CHARS_PER_TOKEN
 from llmbench.providers.base import Provider
 from llmbench.schema import SourceSpec
 from llmbench.tasks.loader import load_rows, source_fingerprint
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, Request
 
 if TYPE_CHECKING:
     from llmbench.schema import ModelSpec
@@ -128,7 +127,8 @@ class RecordedProvider(Provider):
     def connection_key(self) -> str:
         return f"recorded:{Path(self.spec.model).name}"
 
-    async def generate(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+    async def generate(self, request: Request) -> Completion:
+        messages = request.messages
         prompt = next((m.content for m in reversed(messages) if m.role == "user"), "").strip()
         answer = self._answers.get(prompt)
         if answer is None:

@@ -19,30 +19,21 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, Request
 
 DEFAULT_DIR = Path(os.environ.get("LLMBENCH_CACHE_DIR", Path.home() / ".cache" / "llmbench"))
 
 
-def cache_key(
-    identity: dict[str, Any],
-    messages: list[Message],
-    params: GenerationParams,
-    index: int,
-    draw: int = 0,
-) -> str:
-    """``index`` (the sample's position) and ``draw`` (which sample of that prompt) key only
-    unseeded sampling: a greedy or seeded request is the same answer whoever asks for it."""
+def cache_key(identity: dict[str, Any], request: Request, index: int) -> str:
+    """``index`` (the sample's position) and the request's ``draw`` (which sample of that
+    prompt) key only unseeded sampling: a greedy or seeded request is the same answer whoever
+    asks for it. A plain text request keys as it did before requests carried tools."""
+    params, draw = request.params, request.draw
     sampled = params.temperature > 0 and params.seed is None
     position: int | str | None = None
     if sampled:
         position = index if draw == 0 else f"{index}/{draw}"
-    payload = {
-        "model": identity,
-        "messages": [m.model_dump() for m in messages],
-        "params": params.model_dump(mode="json"),
-        "draw": position,
-    }
+    payload = {"model": identity, **request.identity(), "draw": position}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

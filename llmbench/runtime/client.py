@@ -16,7 +16,6 @@ import asyncio
 import concurrent.futures
 import random
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from llmbench import pricing
@@ -28,7 +27,7 @@ from llmbench.runtime.limiter import ConnectionLimiter, limiter_for
 from llmbench.runtime.request import send_with_retries
 from llmbench.runtime.retry import RetryPolicy, Sleep
 from llmbench.schema import ModelSpec, PriceEntry
-from llmbench.types import Call, Completion, GenerationParams, Message
+from llmbench.types import Call, Completion, Request
 
 
 @dataclass
@@ -70,12 +69,13 @@ def budget_refusal(budget: Budget) -> Completion:
     )
 
 
-def draw_params(params: GenerationParams, draw: int) -> GenerationParams:
-    """The parameters of the ``draw``-th sample of one prompt: a seeded request gets its
-    own seed, so k draws are k different requests, never k copies of one answer."""
-    if draw == 0 or params.seed is None:
-        return params
-    return params.model_copy(update={"seed": params.seed + draw})
+def draw_request(request: Request) -> Request:
+    """The request as its draw sends it: a seeded request gets its own seed per draw, so k
+    draws are k different requests, never k copies of one answer."""
+    params = request.params
+    if request.draw == 0 or params.seed is None:
+        return request
+    return request.with_params(seed=params.seed + request.draw)
 
 
 class ModelClient:
@@ -110,28 +110,23 @@ class ModelClient:
 
     async def generate(
         self,
-        messages: Sequence[Message],
-        params: GenerationParams,
+        request: Request,
         *,
         index: int,
-        draw: int = 0,
         role: str | None = None,
         purpose: str = "answer",
         note: str | None = None,
     ) -> Completion:
-        """One call. ``index`` is the sample's position and ``draw`` which sample of it this
-        is: both key unseeded sampling, so draws stay distinct; greedy requests with the same
-        messages and parameters are one request, whoever asks."""
-        messages = list(messages)
-        params = draw_params(params, draw)
-        completion = await self._answer(self.key(messages, params, index, draw), messages, params)
+        """One call. ``index`` is the sample's position and the request's ``draw`` which
+        sample of it this is: both key unseeded sampling, so draws stay distinct; greedy
+        requests with the same conversation and settings are one request, whoever asks."""
+        request = draw_request(request)
+        completion = await self._answer(self.key(request, index), request)
         return self.priced(completion, role=role, purpose=purpose, note=note)
 
-    def key(
-        self, messages: Sequence[Message], params: GenerationParams, index: int, draw: int = 0
-    ) -> str:
-        """The response-cache key of one call (``params`` already those of its draw)."""
-        return cache_key(self.identity, list(messages), params, index, draw)
+    def key(self, request: Request, index: int) -> str:
+        """The response-cache key of one call (``request`` already that of its draw)."""
+        return cache_key(self.identity, request, index)
 
     def priced(
         self,
@@ -164,9 +159,7 @@ class ModelClient:
             update={"cost_usd": cost, "answered_by": self.name, "trace": [call]}
         )
 
-    async def _answer(
-        self, key: str, messages: list[Message], params: GenerationParams
-    ) -> Completion:
+    async def _answer(self, key: str, request: Request) -> Completion:
         cache, settings = self.settings.cache, self.settings
         if cache is not None and not settings.refresh:
             hit = cache.get(key)
@@ -183,7 +176,7 @@ class ModelClient:
             self.counts.shared += 1
             return reused(shared)
         try:
-            completion = await self._send(messages, params)
+            completion = await self._send(request)
             if cache is not None:
                 cache.put(key, completion)
             mine.set_result(completion)
@@ -195,25 +188,24 @@ class ModelClient:
             with _IN_FLIGHT_LOCK:
                 _IN_FLIGHT.pop(key, None)
 
-    async def _send(self, messages: list[Message], params: GenerationParams) -> Completion:
+    async def _send(self, request: Request) -> Completion:
         """A request unless the run's budget would be crossed; errors become rows."""
         budget = self.settings.budget
-        reserved = pricing.worst_case_cost(messages, params, self.price)
+        reserved = pricing.worst_case_cost(request, self.price)
         if budget is not None and not budget.reserve(reserved):
             return budget_refusal(budget)
-        completion = await self._request(messages, params)
+        completion = await self._request(request)
         self.counts.sent += 1
         if budget is not None:
             budget.settle(reserved, pricing.call_cost(completion, self.price))
         return completion
 
-    async def _request(self, messages: list[Message], params: GenerationParams) -> Completion:
+    async def _request(self, request: Request) -> Completion:
         settings = self.settings
         return await send_with_retries(
             self.provider,
             self.limiter,
-            messages,
-            params,
+            request,
             retries=settings.retries,
             rng=settings.rng,
             sleep=settings.sleep,

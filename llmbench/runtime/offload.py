@@ -20,7 +20,7 @@ from llmbench.runtime.client import ModelClient, RunSettings, budget_refusal
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.tally import Tally, aborted
 from llmbench.runtime.workers import run_in_workers
-from llmbench.types import Completion, GenerationParams, Sample
+from llmbench.types import Completion, GenerationParams, Request, Sample
 
 
 def generate_in_workers(
@@ -34,7 +34,8 @@ def generate_in_workers(
 ) -> list[Completion]:
     """Every sample's priced completion, in sample order, sent from ``workers`` processes."""
     cache, budget = settings.cache, settings.budget
-    keys = [client.key(s.messages(), params, i) for i, s in enumerate(samples)]
+    requests = [sample.request(params) for sample in samples]
+    keys = [client.key(request, i) for i, request in enumerate(requests)]
     first: dict[str, int] = {}  # cache key -> the sample whose request answers it
     for index, key in enumerate(keys):
         first.setdefault(key, index)
@@ -47,7 +48,7 @@ def generate_in_workers(
         tally.record(priced)
         return priced
 
-    def admit(index: int, sample: Sample) -> Completion | None:
+    def admit(index: int, request: Request) -> Completion | None:
         if tally.abort is not None:
             return finished(aborted())
         if cache is not None and not settings.refresh:
@@ -56,7 +57,7 @@ def generate_in_workers(
                 client.counts.cache_hits += 1
                 return finished(reused(hit))
         if budget is not None:
-            worst = pricing.worst_case_cost(sample.messages(), params, client.price)
+            worst = pricing.worst_case_cost(request, client.price)
             if not budget.reserve(worst):
                 return finished(budget_refusal(budget))
             reserved[index] = worst
@@ -73,8 +74,7 @@ def generate_in_workers(
     leaders = sorted(set(first.values()))
     answers = run_in_workers(
         client.spec,
-        [(i, samples[i]) for i in leaders],
-        params,
+        [(i, requests[i]) for i in leaders],
         workers=workers,
         concurrency=settings.concurrency,
         retries=settings.retries,

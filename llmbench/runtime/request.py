@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from llmbench.pricing import estimated_prompt_tokens
 from llmbench.providers.base import Provider
 from llmbench.providers.keys import redact
 from llmbench.runtime.limiter import ConnectionLimiter
 from llmbench.runtime.retry import Attempts, RetryPolicy, Sleep, with_retries
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, Request
 
 
 def error_row(error: BaseException, secrets: Iterable[str]) -> Completion:
@@ -27,8 +27,7 @@ def error_row(error: BaseException, secrets: Iterable[str]) -> Completion:
 async def send_with_retries(
     provider: Provider,
     limiter: ConnectionLimiter,
-    messages: Sequence[Message],
-    params: GenerationParams,
+    request: Request,
     *,
     retries: RetryPolicy,
     rng: random.Random,
@@ -36,17 +35,20 @@ async def send_with_retries(
 ) -> Completion:
     """The provider's answer, or an error row; never raises. ``sleep`` is the clock of the
     RPM/TPM waits and backoff (None: the real one; tests pass their own)."""
+    refusal = provider.unsupported(request)
+    if refusal is not None:  # nothing sent: no attempt, and no retry would change it
+        return Completion(finish_reason="error", error=f"UnsupportedRequest: {refusal}")
     attempts = Attempts()
     timeout = provider.request_timeout_s()
     # Only a TPM bucket reads the estimate: no per-request count without one.
-    estimated = estimated_prompt_tokens(messages) if limiter.tokens is not None else 0
+    estimated = estimated_prompt_tokens(request.messages) if limiter.tokens is not None else 0
 
     async def once() -> Completion:
         await limiter.gate.acquire()
         try:
             await limiter.wait_for_budget(estimated, sleep or asyncio.sleep)
             async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
-                completion = await provider.generate(messages, params)
+                completion = await provider.generate(request)
         except Exception as exc:
             if provider.rate_limited(exc) and limiter.limits.adaptive:
                 limiter.gate.on_rate_limited()

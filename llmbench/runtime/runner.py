@@ -73,7 +73,7 @@ class ModelAnswerer:
         self.client, self.params = client, params
 
     async def answer(self, sample: Sample, index: int) -> Completion:
-        return await self.client.generate(sample.messages(), self.params, index=index)
+        return await self.client.generate(sample.request(self.params), index=index)
 
     async def aclose(self) -> None:
         await self.client.aclose()

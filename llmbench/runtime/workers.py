@@ -7,7 +7,7 @@ and two providers in two threads take the sum of their times instead of the long
 processes; the caller keeps what must stay in one place (the response cache, the budget,
 progress, the error-rate guard) through two callbacks:
 
-- ``admit(index, sample)``, called just before a sample is handed to a worker: return
+- ``admit(index, request)``, called just before a request is handed to a worker: return
   ``None`` to send it, or the sample's final Completion (a cache hit, "budget reached",
   "aborted") to send nothing;
 - ``on_result(index, completion)``, called as each sent sample's answer comes back.
@@ -31,7 +31,7 @@ share of the concurrency and of the model's rate limits (``limits`` divided even
 workers do not share an adaptive limit with each other or with other steps).
 
 The request itself is made by a *sender*, ``"module:function"``: called once per worker
-with the job, it returns ``(send, close)`` where ``send(index, sample)`` is a coroutine giving
+with the job, it returns ``(send, close)`` where ``send(index, request)`` is a coroutine giving
 the sample's Completion (never raising). The default, ``llmbench.runtime.workers:
 request_sender``, does what the runner does per request: the concurrency gate, RPM/TPM
 waits, the provider's timeout, retries with backoff, errors as redacted rows.
@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.request import error_row, send_with_retries
 from llmbench.runtime.retry import RetryPolicy
-from llmbench.types import Completion, GenerationParams, Sample
+from llmbench.types import Completion, Request
 
 if TYPE_CHECKING:
     from multiprocessing.context import ForkServerContext
@@ -71,9 +71,9 @@ if TYPE_CHECKING:
     from llmbench.providers.base import Provider
 
 T = TypeVar("T")
-Send = Callable[[int, Sample], Awaitable[Completion]]
+Send = Callable[[int, Request], Awaitable[Completion]]
 Close = Callable[[], Awaitable[None]]
-Admit = Callable[[int, Sample], Completion | None]
+Admit = Callable[[int, Request], Completion | None]
 OnResult = Callable[[int, Completion], None]
 
 DEFAULT_SENDER = "llmbench.runtime.workers:request_sender"
@@ -113,7 +113,6 @@ class WorkerJob:
     """Everything a worker needs: pickled to it once, before its samples."""
 
     spec: ModelSpec
-    params: GenerationParams
     concurrency: int
     retries: RetryPolicy
     limits: RateLimits
@@ -143,12 +142,9 @@ async def request_sender(job: WorkerJob) -> tuple[Send, Close]:
     provider = _provider_for(job)  # kept for this worker's next job; closed when it exits
     limiter = ConnectionLimiter(job.limits, job.concurrency)
     rng = random.Random(job.seed)
-    params = job.params
 
-    async def send(index: int, sample: Sample) -> Completion:
-        return await send_with_retries(
-            provider, limiter, sample.messages(), params, retries=job.retries, rng=rng
-        )
+    async def send(index: int, request: Request) -> Completion:
+        return await send_with_retries(provider, limiter, request, retries=job.retries, rng=rng)
 
     return send, _nothing
 
@@ -235,9 +231,9 @@ async def _job(
             post(("done", outbox.copy()))
             outbox.clear()
 
-    async def one(position: int, index: int, sample: Sample) -> None:
+    async def one(position: int, index: int, request: Request) -> None:
         try:
-            completion = await send(index, sample)
+            completion = await send(index, request)
         except Exception as exc:  # a sender that raised: still a row
             completion = error_row(exc, ())
         if not outbox:
@@ -249,8 +245,8 @@ async def _job(
             kind, payload = await inbox.get()
             if kind != "items":
                 break
-            for position, index, sample in payload:
-                task = loop.create_task(one(position, index, sample))
+            for position, index, request in payload:
+                task = loop.create_task(one(position, index, request))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
         if kind == "end":  # every sample was handed out: finish them
@@ -510,8 +506,7 @@ atexit.register(shutdown)
 
 def run_in_workers(
     spec: ModelSpec,
-    items: Sequence[tuple[int, Sample]],
-    params: GenerationParams,
+    items: Sequence[tuple[int, Request]],
     *,
     workers: int,
     concurrency: int,
@@ -522,7 +517,8 @@ def run_in_workers(
     stats: WorkerStats | None = None,
     seed: int = 0,
 ) -> list[Completion]:
-    """Completions for ``items`` (``(index, sample)`` pairs), in their order.
+    """Completions for ``items`` (``(index, request)`` pairs: the sample's position and the
+    request that asks it), in their order.
 
     ``concurrency`` is the total number of requests in flight, split over ``workers``
     processes (each gets at least one). Blocks the calling thread until every item has an
@@ -546,7 +542,6 @@ def run_in_workers(
             worker.start(
                 WorkerJob(
                     spec=spec,
-                    params=params,
                     concurrency=share,
                     retries=retries,
                     limits=_split_limits(spec.limits, workers),
@@ -597,7 +592,7 @@ def _finish(worker: _Worker) -> None:
 
 def _dispatch(
     pool: list[_Worker],
-    items: Sequence[tuple[int, Sample]],
+    items: Sequence[tuple[int, Request]],
     results: list[Completion | None],
     pending: deque[int],
     admit: Admit | None,
@@ -634,16 +629,16 @@ def _dispatch(
         for worker in pool:
             if not (worker.alive and worker.ready):
                 continue
-            batch: list[tuple[int, int, Sample]] = []
+            batch: list[tuple[int, int, Request]] = []
             while pending and len(worker.outstanding) < worker.capacity:
                 position = pending.popleft()
-                index, sample = items[position]
-                answered = admit(index, sample) if admit is not None else None
+                index, request = items[position]
+                answered = admit(index, request) if admit is not None else None
                 if answered is not None:
                     settle(position, answered, sent=False)
                     continue
                 worker.outstanding.add(position)
-                batch.append((position, index, sample))
+                batch.append((position, index, request))
             if batch:
                 stats.sent += len(batch)
                 # A dead worker's samples are failed when its pipe reports EOF below.

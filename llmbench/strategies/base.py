@@ -14,14 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from llmbench.runtime.client import ModelClient
 from llmbench.schema import ModelSpec
 from llmbench.scoring.extract import ExtractorSpec
-from llmbench.types import Completion, GenerationParams, Message, Sample
+from llmbench.types import Completion, GenerationParams, Message, Request, Sample
 
 if TYPE_CHECKING:
     from llmbench.schema import BenchConfig, StrategySpec, TaskSpec
 
 
-# Calls that judge the prompt or an answer rather than answer it, and their token limit.
-JUDGING = {"classify": 16, "verify": 64}
+# Calls that judge the prompt or an answer rather than answer it, and their default answer
+# length (each strategy's options can set its own). A verifier is asked to explain before its
+# grade, so it gets room for that: at 64 tokens most grades were cut off and read as none.
+JUDGING = {"classify": 16, "verify": 512}
 
 
 class Options(BaseModel):
@@ -72,26 +74,26 @@ class Member:
         draw: int = 0,
         purpose: str = "answer",
         note: str | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
         """The member's answer to ``sample`` (or to ``messages``, e.g. a classifier prompt).
         Asked the sample itself with draw 0, a model member sends exactly the request its own
-        leaderboard row sent, so that answer comes from the response cache."""
+        leaderboard row sent, so that answer comes from the response cache. A call that
+        judges (a label, a grade) is sent without the task's stop sequences and with its own
+        answer length (``max_tokens``, the strategy's option for it)."""
         if self.strategy is not None:
             if messages is not None:  # refused at config load: see check_model_member
                 raise ValueError(f"{self.role}: a strategy member answers samples, not prompts")
             return await self.strategy.answer(sample, index)
         assert self.client is not None and self.params is not None
-        params = self.params
-        if purpose in JUDGING:  # a label or a grade: short, no task stop sequences
-            params = params.model_copy(update={"max_tokens": JUDGING[purpose], "stop": ()})
+        conversation = tuple(messages) if messages is not None else tuple(sample.messages())
+        request = Request(messages=conversation, params=self.params, draw=draw)
+        if purpose in JUDGING:
+            request = request.with_params(max_tokens=max_tokens or JUDGING[purpose], stop=())
+        elif max_tokens is not None:
+            request = request.with_params(max_tokens=max_tokens)
         return await self.client.generate(
-            messages if messages is not None else sample.messages(),
-            params,
-            index=index,
-            draw=draw,
-            role=self.role,
-            purpose=purpose,
-            note=note,
+            request, index=index, role=self.role, purpose=purpose, note=note
         )
 
     async def aclose(self) -> None:

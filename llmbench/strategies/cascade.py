@@ -21,6 +21,7 @@ from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.extract import extract
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (
+    JUDGING,
     Options,
     Strategy,
     Sweep,
@@ -55,6 +56,12 @@ class CascadeOptions(Options):
     verifier: str | None = Field(default=None, description="the role that grades answers")
     min_grade: float = Field(default=7.0, ge=1, le=10, description="verifier grade to accept")
     verifier_prompt: str = VERIFIER_PROMPT
+    verifier_max_tokens: int = Field(
+        default=JUDGING["verify"],
+        ge=8,
+        le=32768,
+        description="the verifier's answer length: room to explain before its [[grade]]",
+    )
     min_confidence: float = Field(default=0.7, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -202,7 +209,11 @@ class Cascade(Strategy):
                 prompt=sample.question(), answer=chosen.text
             )
             verdict = await self.members[options.verifier].ask(
-                sample, index, messages=[Message(role="user", content=prompt)], purpose="verify"
+                sample,
+                index,
+                messages=[Message(role="user", content=prompt)],
+                purpose="verify",
+                max_tokens=options.verifier_max_tokens,
             )
             grade = parse_grade(verdict.text, low=1, high=10) if verdict.error is None else None
             if grade is not None and grade.scored:

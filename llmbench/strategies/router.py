@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.strategies import learned
 from llmbench.strategies.base import (
+    JUDGING,
     Options,
     Strategy,
     Sweep,
@@ -94,6 +95,9 @@ class Classifier(Options):
     member: str = Field(description="the role of the member that classifies")
     labels: dict[str, str] = Field(min_length=2, description="label -> role that answers")
     prompt: str = CLASSIFIER_PROMPT
+    max_tokens: int = Field(
+        default=JUDGING["classify"], ge=1, le=32768, description="the label's answer length"
+    )
 
 
 class Threshold(Options):
@@ -223,7 +227,11 @@ class Router(Strategy):
                 prompt=sample.question(), labels=list(spec.labels)
             )
             reply = await self.members[spec.member].ask(
-                sample, index, messages=[Message(role="user", content=prompt)], purpose="classify"
+                sample,
+                index,
+                messages=[Message(role="user", content=prompt)],
+                purpose="classify",
+                max_tokens=spec.max_tokens,
             )
             rounds.append([reply])
             label = None if reply.error else label_of(reply.text, spec.labels)

@@ -20,7 +20,7 @@ import pytest
 from llmbench.config import ModelSpec, PriceEntry, load
 from llmbench.providers.llamacpp import LlamaCppProvider, chunk_boundaries
 from llmbench.tasks.build import build_samples
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, GenerationParams, Message, Request
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,8 @@ def shipped_prompts(per_task: int = 3) -> list[list[Message]]:
 
 
 def answer(p: LlamaCppProvider, messages: list[Message], **params: Any) -> Completion:
-    return asyncio.run(p.generate(messages, GenerationParams(**{"max_tokens": 24, **params})))
+    params = GenerationParams(**{"max_tokens": 24, **params})
+    return asyncio.run(p.generate(Request(messages=tuple(messages), params=params)))
 
 
 def prompt_tokens(p: LlamaCppProvider, messages: list[Message]) -> list[int]:

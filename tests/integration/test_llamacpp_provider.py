@@ -10,7 +10,7 @@ import pytest
 from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import ProviderError
 from llmbench.providers.llamacpp import LlamaCppProvider, resolve_model_file
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, GenerationParams, Message, Request
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,8 @@ def provider(model: str, **fields: object) -> LlamaCppProvider:
 
 
 def run(p: LlamaCppProvider, messages: list[Message], **params: object):  # type: ignore[no-untyped-def]
-    return asyncio.run(p.generate(messages, GenerationParams.model_validate(params)))
+    request = Request(messages=tuple(messages), params=GenerationParams.model_validate(params))
+    return asyncio.run(p.generate(request))
 
 
 def test_smollm2_chat_is_greedy_and_deterministic() -> None:
@@ -66,7 +67,8 @@ def test_any_gguf_path_and_concurrent_requests() -> None:
 
     async def many() -> list[Completion]:
         params = GenerationParams(max_tokens=8)
-        return list(await asyncio.gather(*(p.generate(QUESTION, params) for _ in range(4))))
+        request = Request(messages=tuple(QUESTION), params=params)
+        return list(await asyncio.gather(*(p.generate(request) for _ in range(4))))
 
     results = asyncio.run(many())
     assert len(results) == 4 and all(r.error is None and r.output_tokens > 0 for r in results)

@@ -18,7 +18,7 @@ from llmbench.config import ModelSpec, PriceEntry
 from llmbench.providers.openai import OpenAIProvider, _connection_error
 from llmbench.providers.registry import build_provider
 from llmbench.providers.remote import Stopwatch
-from llmbench.types import Completion, GenerationParams, Message
+from llmbench.types import Completion, GenerationParams, Message, Request
 from tests.fakes.provider_server import Fault, ProviderServer, Reply
 
 KEY = "sk-test-fast-path"
@@ -65,7 +65,7 @@ async def typed_generate(
     provider: OpenAIProvider, messages: Sequence[Message], params: GenerationParams
 ) -> Completion:
     """The path the lean one replaced: chat.completions.create and its typed objects."""
-    body = provider.request(messages, params)
+    body = provider.request(Request(messages=tuple(messages), params=params))
     clock = Stopwatch()
     try:
         if not provider.spec.stream:
@@ -125,7 +125,7 @@ def both(
             try:
                 if typed:
                     return await typed_generate(provider, MESSAGES, PARAMS)
-                return await provider.generate(MESSAGES, PARAMS)
+                return await provider.generate(Request(messages=MESSAGES, params=PARAMS))
             finally:
                 await provider.aclose()
 

@@ -16,10 +16,11 @@ from llmbench import pricing
 from llmbench.config import ModelSpec, PriceEntry
 from llmbench.errors import ConfigError, MissingKeyError
 from llmbench.providers.registry import build_provider
+from llmbench.runtime.client import ModelClient
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import RunSettings, run_samples
-from llmbench.types import Completion, GenerationParams, Message, Sample
+from llmbench.types import Completion, GenerationParams, Message, Request, Sample, Tool
 from tests.fakes.provider_server import Fault, ProviderServer, Reply
 
 KEY = "sk-test-4f9c1e7d-do-not-leak"
@@ -71,7 +72,8 @@ def generate(provider: Any, messages: list[Message] = MESSAGES, **params: Any) -
 
     async def call() -> Completion:
         try:
-            return await provider.generate(messages, merged)  # type: ignore[no-any-return]
+            request = Request(messages=tuple(messages), params=merged)
+            return await provider.generate(request)  # type: ignore[no-any-return]
         finally:
             await provider.aclose()
 
@@ -378,4 +380,68 @@ def test_a_bug_in_the_request_is_not_mistaken_for_a_malformed_reply(
     with pytest.raises(Exception) as invalid:
         generate(provider, temperature="hot")
     assert not provider.retryable(invalid.value), repr(invalid.value)
+    assert server.requests == []
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+
+
+def through_client(provider: Any, request: Request) -> Completion:
+    """One request through the model client (cache-less), as every call in a run is sent."""
+    spec = provider.spec.model_copy(update={"price": PRICE})
+    client = ModelClient(spec, RunSettings(retries=RetryPolicy(max_attempts=1)), provider=provider)
+
+    async def call() -> Completion:
+        try:
+            return await client.generate(request, index=0)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize("name", ["openai", "gemini", "ollama"])
+def test_a_response_schema_reaches_each_api_in_its_own_shape(
+    server: ProviderServer, name: str
+) -> None:
+    server.script(Reply(text='{"answer": "Paris"}'))
+    request = Request(messages=tuple(MESSAGES), params=PARAMS, response_schema=SCHEMA)
+    completion = through_client(make(name), request)
+    assert completion.error is None and completion.text == '{"answer": "Paris"}'
+    (sent_request,) = server.requests
+    body = sent_request.body
+    sent = {
+        "openai": lambda: body["response_format"],
+        "gemini": lambda: body["generationConfig"],
+        "ollama": lambda: body["format"],
+    }[name]()
+    assert (
+        sent
+        == {
+            "openai": {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}},
+            "gemini": {
+                **sent,
+                "responseMimeType": "application/json",
+                "responseJsonSchema": SCHEMA,
+            },
+            "ollama": SCHEMA,
+        }[name]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("anthropic", "response_schema"), ("openai", "tools"), ("gemini", "tools")],
+)
+def test_a_request_the_provider_cannot_honour_is_refused_unsent(
+    server: ProviderServer, name: str, field: str
+) -> None:
+    """Never sent without the part it cannot take: an error row that says so, no attempt."""
+    weather = Tool(name="get_weather", parameters={"type": "object"})
+    extra = {"response_schema": SCHEMA} if field == "response_schema" else {"tools": (weather,)}
+    request = Request(messages=tuple(MESSAGES), params=PARAMS, **extra)
+    completion = through_client(make(name), request)
+    assert completion.finish_reason == "error" and completion.attempts == 0
+    assert completion.error is not None and completion.error.startswith("UnsupportedRequest: ")
+    assert f"{name}-m ({name})" in completion.error
     assert server.requests == []

@@ -292,7 +292,7 @@ def test_budget_stops_sending_before_the_limit(server: ProviderServer) -> None:
     from llmbench.runtime.budget import Budget, worst_case_cost
 
     items = samples(10)
-    worst = worst_case_cost(items[0].messages(), PARAMS, PRICE)
+    worst = worst_case_cost(items[0].request(PARAMS), PRICE)
     budget = Budget(limit_usd=worst * 1.5)  # room for the worst case once, then actual spend
     results = run(provider(), items, RunSettings(concurrency=1, budget=budget))
     sent = [r for r in results if r.error is None]

@@ -576,3 +576,42 @@ def test_a_changed_recorded_member_file_changes_the_strategy_step() -> None:
     [two] = [g for g in after if g.kind == "strategy"]
     assert one.params["data_fingerprints"] == {"cheap": "v1"}
     assert one.params != two.params
+
+
+def test_a_verifier_has_room_to_explain_before_its_grade(server: ProviderServer) -> None:
+    """The verifier prompt asks for a grade at the end of a reply: one that explains first
+    (here 100 words, then [[9]]) must not be cut off and read as no grade. The call's own
+    answer length is the strategy's option, sent with that request only."""
+    explanation = " ".join(["reasoning"] * 100)
+
+    def members(request: RecordedRequest) -> Reply:
+        if (request.last_user_text or "").startswith("Is this answer"):
+            words = f"{explanation} [[9]]".split()[: request.max_tokens]  # cut like a model
+            return Reply(text=" ".join(words), input_tokens=50, output_tokens=len(words))
+        return Reply(text="It is 4.", input_tokens=10, output_tokens=3)
+
+    server.default = members
+    config = bench(
+        [
+            cascade(escalate_on=["low_grade"], verifier="checker")
+            | {"members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}}
+        ]
+    )
+    [graded] = answer(config, samples("q"))
+    assert graded.answered_by == "cheap"
+    assert [c.purpose for c in graded.trace] == ["answer", "verify"]
+    assert graded.trace[-1].score == 9.0
+    answered, verified = server.requests
+    assert answered.max_tokens == 16 and verified.max_tokens == 512
+    assert "stop" not in verified.body  # the task's stop sequences are not a grader's
+
+    server.clear()
+    short = bench(
+        [
+            cascade(escalate_on=["low_grade"], verifier="checker", verifier_max_tokens=32)
+            | {"members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}}
+        ]
+    )
+    [cut] = answer(short, samples("q"))
+    assert cut.answered_by == "strong"  # 32 words of reasoning and no grade: escalated
+    assert cut.trace[1].note == "escalated: the verifier gave no grade"

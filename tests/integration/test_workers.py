@@ -19,7 +19,7 @@ import pytest
 from llmbench.config import ModelSpec, PriceEntry
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.workers import WorkerJob, WorkerStats, run_in_workers, shutdown
-from llmbench.types import Completion, GenerationParams, Sample
+from llmbench.types import Completion, GenerationParams, Request, Sample
 from tests.fakes.provider_server import Fault, ProviderServer
 
 KEY = "sk-test-workers-9d1f"
@@ -42,10 +42,13 @@ def spec(**fields: Any) -> ModelSpec:
     )
 
 
-def items(n: int) -> list[tuple[int, Sample]]:
+def items(n: int) -> list[tuple[int, Request]]:
     # Indices are the caller's (a task's sample positions), not 0..n-1.
     return [
-        (100 + i, Sample(sample_id=f"s{i}", prompt=f"prompt {i}", references=("x",)))
+        (
+            100 + i,
+            Sample(sample_id=f"s{i}", prompt=f"prompt {i}", references=("x",)).request(PARAMS),
+        )
         for i in range(n)
     ]
 
@@ -53,7 +56,7 @@ def items(n: int) -> list[tuple[int, Sample]]:
 def test_results_in_order_from_several_workers(server: ProviderServer) -> None:
     stats = WorkerStats()
     results = run_in_workers(
-        spec(), items(60), PARAMS, workers=3, concurrency=6, retries=NO_WAIT, stats=stats
+        spec(), items(60), workers=3, concurrency=6, retries=NO_WAIT, stats=stats
     )
     assert [r.text for r in results] == [f"echo: prompt {i}" for i in range(60)]
     assert all(r.error is None and r.attempts == 1 and r.output_tokens == 3 for r in results)
@@ -75,7 +78,6 @@ def test_every_worker_shares_the_work_and_order_is_kept(
     results = run_in_workers(
         spec(),
         items(40),
-        PARAMS,
         workers=3,
         concurrency=3,
         sender=f"{HERE}:barrier_sender",
@@ -89,15 +91,15 @@ def test_every_worker_shares_the_work_and_order_is_kept(
 def test_workers_are_kept_for_the_next_run(server: ProviderServer) -> None:
     shutdown()  # none left idle by other tests
     first, second, other = WorkerStats(), WorkerStats(), WorkerStats()
-    run_in_workers(spec(), items(4), PARAMS, workers=2, concurrency=2, stats=first)
-    results = run_in_workers(spec(), items(6), PARAMS, workers=2, concurrency=2, stats=second)
+    run_in_workers(spec(), items(4), workers=2, concurrency=2, stats=first)
+    results = run_in_workers(spec(), items(6), workers=2, concurrency=2, stats=second)
     assert [r.text for r in results] == [f"echo: prompt {i}" for i in range(6)]
     assert second.reused == 2 and sorted(second.pids) == sorted(first.pids)
-    run_in_workers(spec(name="other"), items(2), PARAMS, workers=1, concurrency=1, stats=other)
+    run_in_workers(spec(name="other"), items(2), workers=1, concurrency=1, stats=other)
     assert other.reused == 1  # any idle worker serves any model
     shutdown()
     after = WorkerStats()
-    run_in_workers(spec(), items(2), PARAMS, workers=1, concurrency=1, stats=after)
+    run_in_workers(spec(), items(2), workers=1, concurrency=1, stats=after)
     assert after.reused == 0 and after.pids[0] not in first.pids
 
 
@@ -110,7 +112,7 @@ def test_failed_requests_are_redacted_rows_and_retries_happen_in_the_worker(
         Fault(status=500),  # retried, then answered
         Fault(status=500),
     )
-    results = run_in_workers(spec(), items(10), PARAMS, workers=2, concurrency=2, retries=NO_WAIT)
+    results = run_in_workers(spec(), items(10), workers=2, concurrency=2, retries=NO_WAIT)
     failed = [r for r in results if r.error is not None]
     assert len(failed) == 1 and failed[0].finish_reason == "error"
     assert failed[0].error is not None and "AuthenticationError" in failed[0].error
@@ -126,7 +128,7 @@ def test_admit_and_on_result_see_every_sample_once_in_the_calling_thread(
     admitted: list[int] = []
     answered: list[int] = []
 
-    def admit(index: int, sample: Sample) -> Completion | None:
+    def admit(index: int, request: Request) -> Completion | None:
         assert threading.get_ident() == caller
         admitted.append(index)
         return Completion(text="from cache", cached=True) if index % 2 == 0 else None
@@ -136,7 +138,7 @@ def test_admit_and_on_result_see_every_sample_once_in_the_calling_thread(
         answered.append(index)
 
     results = run_in_workers(
-        spec(), items(20), PARAMS, workers=2, concurrency=4, admit=admit, on_result=on_result
+        spec(), items(20), workers=2, concurrency=4, admit=admit, on_result=on_result
     )
     assert sorted(admitted) == list(range(100, 120))
     assert sorted(answered) == list(range(101, 120, 2))  # only what was sent
@@ -149,14 +151,14 @@ def test_admit_and_on_result_see_every_sample_once_in_the_calling_thread(
 def test_the_callers_environment_reaches_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMBENCH_TEST_MARK", "set-after-the-fork-server-started")
     results = run_in_workers(
-        spec(), items(3), PARAMS, workers=1, concurrency=2, sender=f"{HERE}:environment_sender"
+        spec(), items(3), workers=1, concurrency=2, sender=f"{HERE}:environment_sender"
     )
     assert [r.text for r in results] == ["set-after-the-fork-server-started"] * 3
 
 
 def test_a_worker_that_cannot_start_gives_error_rows(server: ProviderServer) -> None:
     results = run_in_workers(
-        spec(), items(5), PARAMS, workers=2, concurrency=2, sender=f"{HERE}:broken_sender"
+        spec(), items(5), workers=2, concurrency=2, sender=f"{HERE}:broken_sender"
     )
     assert len(results) == 5
     assert all(r.finish_reason == "error" for r in results)
@@ -171,7 +173,6 @@ def test_a_worker_that_dies_fails_its_samples_and_the_others_finish(server: Prov
     results = run_in_workers(
         spec(),
         items(30),
-        PARAMS,
         workers=2,
         concurrency=2,
         sender=f"{HERE}:dying_sender",
@@ -190,19 +191,17 @@ def test_an_error_in_a_callback_stops_the_run() -> None:
 
     stats = WorkerStats()
     with pytest.raises(KeyboardInterrupt):
-        run_in_workers(
-            spec(), items(8), PARAMS, workers=2, concurrency=2, on_result=on_result, stats=stats
-        )
+        run_in_workers(spec(), items(8), workers=2, concurrency=2, on_result=on_result, stats=stats)
     # ... the interrupted workers are ended, and the next run is not disturbed by them.
     again = WorkerStats()
-    results = run_in_workers(spec(), items(4), PARAMS, workers=2, concurrency=2, stats=again)
+    results = run_in_workers(spec(), items(4), workers=2, concurrency=2, stats=again)
     assert [r.text for r in results] == [f"echo: prompt {i}" for i in range(4)]
     assert not set(again.pids) & set(stats.pids)
 
 
 # ---------------------------------------------------------------- senders the workers import
 
-Sender = tuple[Callable[[int, Sample], Awaitable[Completion]], Callable[[], Awaitable[None]]]
+Sender = tuple[Callable[[int, Request], Awaitable[Completion]], Callable[[], Awaitable[None]]]
 
 
 async def _nothing() -> None:
@@ -210,7 +209,7 @@ async def _nothing() -> None:
 
 
 async def environment_sender(job: WorkerJob) -> Sender:
-    async def send(index: int, sample: Sample) -> Completion:
+    async def send(index: int, request: Request) -> Completion:
         return Completion(text=os.environ.get("LLMBENCH_TEST_MARK", "unset"))
 
     return send, _nothing
@@ -219,7 +218,7 @@ async def environment_sender(job: WorkerJob) -> Sender:
 async def barrier_sender(job: WorkerJob) -> Sender:
     folder = Path(os.environ["LLMBENCH_TEST_BARRIER"])
 
-    async def send(index: int, sample: Sample) -> Completion:
+    async def send(index: int, request: Request) -> Completion:
         (folder / f"worker-{job.seed}").touch()  # this worker holds a sample
         for _ in range(3000):  # 30 s at most
             if len(list(folder.glob("worker-*"))) >= 3:
@@ -235,9 +234,22 @@ async def broken_sender(job: WorkerJob) -> Sender:
 
 
 async def dying_sender(job: WorkerJob) -> Sender:
-    async def send(index: int, sample: Sample) -> Completion:
+    async def send(index: int, request: Request) -> Completion:
         if index == 110:  # the worker that gets the eleventh sample dies with it
             os._exit(3)
         return Completion(text=f"ok {index - 100}")
 
     return send, _nothing
+
+
+def test_a_worker_sends_the_request_whole(server: ProviderServer) -> None:
+    """What a request carries besides text (a per-call answer length, a response schema)
+    reaches the wire from a worker process exactly as from the step's thread."""
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    [(index, request)] = items(1)
+    asked = request.with_params(max_tokens=7).model_copy(update={"response_schema": schema})
+    [result] = run_in_workers(spec(), [(index, asked)], workers=1, concurrency=1)
+    assert result.error is None
+    (sent,) = server.requests
+    assert sent.body["max_tokens"] == 7
+    assert sent.body["response_format"]["json_schema"]["schema"] == schema
