@@ -12,7 +12,9 @@ import pandas as pd
 from llmbench.types import Call, Completion, Sample
 
 SAMPLE_COLUMNS = list(Sample.model_fields)
-COMPLETION_COLUMNS = list(Completion.model_fields)
+# What is stored of a completion (fields excluded from its dump, such as a request's 429 count,
+# are not part of the answer).
+COMPLETION_COLUMNS = [name for name, f in Completion.model_fields.items() if not f.exclude]
 
 
 def samples_to_frame(samples: list[Sample]) -> pd.DataFrame:

@@ -191,6 +191,9 @@ class Completion(BaseModel):
     cached: bool = False  # served by the response cache: no request was sent this run
     attempts: int = 0  # requests sent for this sample (0 when cached)
     retry_wait_s: float = 0.0  # time spent waiting between attempts
+    # Attempts the endpoint refused with a 429: read by the run-wide concurrency limit when a
+    # worker process sent the request (never stored: not part of the answer).
+    rate_limited: int = Field(default=0, exclude=True)
     error: str | None = None
     answered_by: str | None = None  # the model whose answer this is
     trace: list[Call] = Field(default_factory=list)

@@ -159,13 +159,43 @@ class ModelClient:
             update={"cost_usd": cost, "answered_by": self.name, "trace": [call]}
         )
 
+    # One sending path: the steps below are all a call goes through before and after its
+    # request, whether the request leaves from this thread (_answer) or from a worker
+    # process (llmbench.runtime.offload).
+
+    def from_cache(self, key: str) -> Completion | None:
+        """The response cache's answer to this call, as this call's own (None: send it)."""
+        cache = self.settings.cache
+        if cache is None or self.settings.refresh:
+            return None
+        hit = cache.get(key)
+        if hit is None:
+            return None
+        self.counts.cache_hits += 1
+        return reused(hit)
+
+    def reserve(self, request: Request) -> float | Completion:
+        """The request's worst case, reserved against the run's budget; or the row of a
+        request the budget does not allow (nothing is sent)."""
+        budget = self.settings.budget
+        if budget is None:
+            return 0.0
+        worst = pricing.worst_case_cost(request, self.price)
+        return worst if budget.reserve(worst) else budget_refusal(budget)
+
+    def settle(self, key: str, reserved: float, completion: Completion) -> None:
+        """A sent request's answer: counted, stored for the next run, its real cost settled
+        against what was reserved for it."""
+        self.counts.sent += 1
+        if self.settings.cache is not None:
+            self.settings.cache.put(key, completion)
+        if self.settings.budget is not None:
+            self.settings.budget.settle(reserved, pricing.call_cost(completion, self.price))
+
     async def _answer(self, key: str, request: Request) -> Completion:
-        cache, settings = self.settings.cache, self.settings
-        if cache is not None and not settings.refresh:
-            hit = cache.get(key)
-            if hit is not None:
-                self.counts.cache_hits += 1
-                return reused(hit)
+        hit = self.from_cache(key)
+        if hit is not None:
+            return hit
         with _IN_FLIGHT_LOCK:
             leader = _IN_FLIGHT.get(key)
             if leader is None:
@@ -176,9 +206,7 @@ class ModelClient:
             self.counts.shared += 1
             return reused(shared)
         try:
-            completion = await self._send(request)
-            if cache is not None:
-                cache.put(key, completion)
+            completion = await self._send(key, request)
             mine.set_result(completion)
             return completion
         except BaseException as exc:  # cancelled: whoever waits on this request gets an error
@@ -188,16 +216,13 @@ class ModelClient:
             with _IN_FLIGHT_LOCK:
                 _IN_FLIGHT.pop(key, None)
 
-    async def _send(self, request: Request) -> Completion:
+    async def _send(self, key: str, request: Request) -> Completion:
         """A request unless the run's budget would be crossed; errors become rows."""
-        budget = self.settings.budget
-        reserved = pricing.worst_case_cost(request, self.price)
-        if budget is not None and not budget.reserve(reserved):
-            return budget_refusal(budget)
+        reserved = self.reserve(request)
+        if isinstance(reserved, Completion):
+            return reserved
         completion = await self._request(request)
-        self.counts.sent += 1
-        if budget is not None:
-            budget.settle(reserved, pricing.call_cost(completion, self.price))
+        self.settle(key, reserved, completion)
         return completion
 
     async def _request(self, request: Request) -> Completion:

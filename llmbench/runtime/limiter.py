@@ -68,6 +68,15 @@ class AdaptiveGate:
                     self._wake_locked()
             raise
 
+    def try_acquire(self) -> bool:
+        """A slot now if one is free and nobody waits for it (for a caller that cannot
+        await: the dispatcher that hands requests to worker processes)."""
+        with self._lock:
+            if self.in_use < int(self.limit) and not self._waiters:
+                self.in_use += 1
+                return True
+            return False
+
     def release(self) -> None:
         with self._lock:
             self.in_use -= 1

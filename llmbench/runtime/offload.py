@@ -4,19 +4,22 @@ ZenML runs steps as threads of one process: in-process request loops of two mode
 GIL, and one SDK client is CPU-bound at a few hundred requests a second. When
 ``worker_count`` says so, a step's requests leave from workers while everything that must
 stay in one place stays here, in the step's thread, exactly as a :class:`ModelClient` does it
-in process: the response cache (a hit is answered here, nothing is sent), identical requests
-sent once (the first of them is sent, the others share its answer), the run's budget
-(reserved before a request is handed out, settled on its answer), the error-rate guard,
-progress, and the price and trace of every answer.
+in process, through the client's own steps (``from_cache``, ``reserve``, ``settle``): the
+response cache (a hit is answered here, nothing is sent), identical requests sent once (the
+first of them is sent, the others share its answer), the run's budget (reserved before a
+request is handed out, settled on its answer), the error-rate guard, progress, the price and
+trace of every answer, and the endpoint's concurrency limit: a request is handed to a worker
+only while the run-wide gate of its connection key has room, and holds its slot until the
+answer is back, so every step and process of the run shares one limit, which the 429s the
+workers meet narrow (AIMD) as they would in process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llmbench import pricing
 from llmbench.runtime.cache import reused
-from llmbench.runtime.client import ModelClient, RunSettings, budget_refusal
+from llmbench.runtime.client import ModelClient, RunSettings
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.tally import Tally, aborted
 from llmbench.runtime.workers import run_in_workers
@@ -33,7 +36,6 @@ def generate_in_workers(
     workers: int,
 ) -> list[Completion]:
     """Every sample's priced completion, in sample order, sent from ``workers`` processes."""
-    cache, budget = settings.cache, settings.budget
     requests = [sample.request(params) for sample in samples]
     keys = [client.key(request, i) for i, request in enumerate(requests)]
     first: dict[str, int] = {}  # cache key -> the sample whose request answers it
@@ -51,24 +53,17 @@ def generate_in_workers(
     def admit(index: int, request: Request) -> Completion | None:
         if tally.abort is not None:
             return finished(aborted())
-        if cache is not None and not settings.refresh:
-            hit = cache.get(keys[index])
-            if hit is not None:
-                client.counts.cache_hits += 1
-                return finished(reused(hit))
-        if budget is not None:
-            worst = pricing.worst_case_cost(request, client.price)
-            if not budget.reserve(worst):
-                return finished(budget_refusal(budget))
-            reserved[index] = worst
+        hit = client.from_cache(keys[index])
+        if hit is not None:
+            return finished(hit)
+        held = client.reserve(request)
+        if isinstance(held, Completion):
+            return finished(held)
+        reserved[index] = held
         return None
 
     def on_result(index: int, completion: Completion) -> None:
-        client.counts.sent += 1
-        if cache is not None:
-            cache.put(keys[index], completion)
-        if budget is not None:
-            budget.settle(reserved.pop(index), pricing.call_cost(completion, client.price))
+        client.settle(keys[index], reserved.pop(index), completion)
         counted[index] = finished(completion)
 
     leaders = sorted(set(first.values()))
@@ -80,6 +75,7 @@ def generate_in_workers(
         retries=settings.retries,
         admit=admit,
         on_result=on_result,
+        gate=client.limiter.gate,
     )
     by_leader = dict(zip(leaders, answers, strict=True))
     completions: list[Completion] = []

@@ -43,15 +43,20 @@ async def send_with_retries(
     # Only a TPM bucket reads the estimate: no per-request count without one.
     estimated = estimated_prompt_tokens(request.messages) if limiter.tokens is not None else 0
 
+    rate_limited = 0
+
     async def once() -> Completion:
+        nonlocal rate_limited
         await limiter.gate.acquire()
         try:
             await limiter.wait_for_budget(estimated, sleep or asyncio.sleep)
             async with asyncio.timeout(timeout):  # a stalled stream is cut, then retried
                 completion = await provider.generate(request)
         except Exception as exc:
-            if provider.rate_limited(exc) and limiter.limits.adaptive:
-                limiter.gate.on_rate_limited()
+            if provider.rate_limited(exc):
+                rate_limited += 1
+                if limiter.limits.adaptive:
+                    limiter.gate.on_rate_limited()
             raise
         finally:
             limiter.gate.release()
@@ -70,5 +75,9 @@ async def send_with_retries(
     except Exception as exc:  # a failed request is a row, never a crashed run
         completion = error_row(exc, provider.secrets())
     return completion.model_copy(
-        update={"attempts": attempts.count, "retry_wait_s": attempts.waited_s}
+        update={
+            "attempts": attempts.count,
+            "retry_wait_s": attempts.waited_s,
+            "rate_limited": rate_limited,
+        }
     )

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
+from llmbench.runtime.limiter import AdaptiveGate, ConnectionLimiter, RateLimits
 from llmbench.runtime.request import error_row, send_with_retries
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.types import Completion, Request
@@ -516,13 +516,17 @@ def run_in_workers(
     sender: str = DEFAULT_SENDER,
     stats: WorkerStats | None = None,
     seed: int = 0,
+    gate: AdaptiveGate | None = None,
 ) -> list[Completion]:
     """Completions for ``items`` (``(index, request)`` pairs: the sample's position and the
     request that asks it), in their order.
 
     ``concurrency`` is the total number of requests in flight, split over ``workers``
-    processes (each gets at least one). Blocks the calling thread until every item has an
-    answer; the callbacks run in this thread.
+    processes (each gets at least one). ``gate``: the endpoint's run-wide concurrency limit
+    (the connection key's, shared with every step of this process): an item is handed to a
+    worker only while it has a free slot, held until the answer is back, and the 429s the
+    workers meet narrow it (when the model's limits are adaptive). Blocks the calling thread
+    until every item has an answer; the callbacks run in this thread.
     """
     if workers < 1 or concurrency < 1:
         raise ValueError("workers and concurrency must be at least 1")
@@ -551,7 +555,8 @@ def run_in_workers(
                     seed=seed * 1000 + number,
                 )
             )
-        _dispatch(pool, items, results, pending, admit, on_result, stats, started)
+        limit = _Limit(gate, spec.limits.adaptive) if gate is not None else None
+        _dispatch(pool, items, results, pending, admit, on_result, stats, started, limit)
         for worker in pool:
             if worker.alive:
                 with contextlib.suppress(OSError):
@@ -590,6 +595,24 @@ def _finish(worker: _Worker) -> None:
             return
 
 
+@dataclass(frozen=True)
+class _Limit:
+    """The run-wide concurrency limit, as the dispatcher holds it for worker processes."""
+
+    gate: AdaptiveGate
+    adaptive: bool
+
+    def answered(self, completion: Completion) -> None:
+        """A sent item's answer is back: its slot is free; its 429s narrow the limit, a
+        success lets it grow back (AIMD, as the in-process path does per attempt)."""
+        self.gate.release()
+        if self.adaptive:
+            for _ in range(completion.rate_limited):
+                self.gate.on_rate_limited()
+        if completion.error is None:
+            self.gate.on_success()
+
+
 def _dispatch(
     pool: list[_Worker],
     items: Sequence[tuple[int, Request]],
@@ -599,6 +622,7 @@ def _dispatch(
     on_result: OnResult | None,
     stats: WorkerStats,
     started: float,
+    limit: _Limit | None,
 ) -> None:
     remaining = sum(r is None for r in results)
     by_conn = {id(w.conn): w for w in pool}
@@ -608,6 +632,8 @@ def _dispatch(
         nonlocal remaining
         results[position] = completion
         remaining -= 1
+        if sent and limit is not None:
+            limit.answered(completion)
         if sent and on_result is not None:
             on_result(items[position][0], completion)
 
@@ -626,15 +652,21 @@ def _dispatch(
                 )
 
     while remaining:
+        blocked = False  # the endpoint's limit is full: look again shortly
         for worker in pool:
             if not (worker.alive and worker.ready):
                 continue
             batch: list[tuple[int, int, Request]] = []
             while pending and len(worker.outstanding) < worker.capacity:
+                if limit is not None and not limit.gate.try_acquire():
+                    blocked = True
+                    break
                 position = pending.popleft()
                 index, request = items[position]
                 answered = admit(index, request) if admit is not None else None
                 if answered is not None:
+                    if limit is not None:
+                        limit.gate.release()  # answered here: nothing holds the slot
                     settle(position, answered, sent=False)
                     continue
                 worker.outstanding.add(position)
@@ -646,7 +678,8 @@ def _dispatch(
                     worker.conn.send(("items", batch))
         if not remaining:
             break
-        for ready in wait([w.conn for w in pool if w.alive]):
+        # Another step may free a slot of the shared limit: no message would say so.
+        for ready in wait([w.conn for w in pool if w.alive], timeout=0.02 if blocked else None):
             worker = by_conn[id(ready)]
             try:
                 kind, payload = worker.conn.recv()

@@ -9,6 +9,7 @@ aborts, and a second run is all cache hits.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,15 +17,17 @@ from typing import Any
 import pytest
 
 from llmbench.config import ModelSpec, PriceEntry
+from llmbench.providers.registry import build_provider
 from llmbench.runtime import workers
 from llmbench.runtime.budget import Budget
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
+from llmbench.runtime.limiter import limiter_for
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import ErrorRateExceeded, generate
 from llmbench.runtime.tally import MIN_SAMPLES_FOR_ERROR_RATE
 from llmbench.types import GenerationParams, Sample
-from tests.fakes.provider_server import Fault, ProviderServer
+from tests.fakes.provider_server import Fault, ProviderServer, Reply
 
 KEY = "sk-test-offload-4c2a"
 PRICE = PriceEntry(input_per_1m=1.0, output_per_1m=2.0, source="t", date="d")
@@ -93,8 +96,8 @@ def test_identical_prompts_are_one_request(server: ProviderServer, tmp_path: Pat
 def test_the_budget_stops_sending(server: ProviderServer, tmp_path: Path) -> None:
     rows = samples([f"prompt {i}" for i in range(40)])
     # Each request's worst case is about (prompt + 64 output tokens) at these prices: a
-    # budget of ten worst cases lets at most ten go before the first answers settle.
-    budget = Budget(limit_usd=10 * 140 / 1e6)
+    # budget of five worst cases lets at most five go before the first answers settle.
+    budget = Budget(limit_usd=5 * 140 / 1e6)
     completions = generate(
         spec(), rows, PARAMS, settings=settings(tmp_path, budget=budget), label="a"
     )
@@ -152,3 +155,45 @@ def test_each_answer_is_counted_once(server: ProviderServer, tmp_path: Path) -> 
     assert progress.done == 40 and progress.cached == 10 and progress.errors == 0
     assert progress.spend == pytest.approx(sum(c.cost_usd for c in completions if not c.cached))
     assert all(len(c.trace) == 1 for c in completions)
+
+
+def test_one_endpoint_limit_holds_across_steps_and_their_worker_processes(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    """Two generate steps of one model (threads of the run, each sending from its own worker
+    processes) share the endpoint's concurrency limit: never more requests in flight than
+    ``concurrency``, as when both send in-process."""
+    model = spec(model="gpt-shared-limit")
+    assert workers.worker_count(model, 40, 8) == 1
+    server.latency_s = 0.05  # answers take a while, so the steps' requests overlap
+    steps = [
+        threading.Thread(
+            target=generate,
+            args=(model, samples([f"{task} {i}" for i in range(40)]), PARAMS),
+            kwargs={"settings": settings(tmp_path / task), "label": task},
+        )
+        for task in ("one", "two")
+    ]
+    for step in steps:
+        step.start()
+    for step in steps:
+        step.join()
+    assert len(server.requests) == 80
+    assert 1 < server.peak_in_flight <= 8
+
+
+def test_429s_met_by_workers_narrow_the_runs_limit(server: ProviderServer, tmp_path: Path) -> None:
+    model = spec(model="gpt-narrowed-limit")
+    # The last three requests sent are refused once each: too late for the successes after
+    # them to grow the limit back (28 would be needed from 1 to 8).
+    server.script(*[Reply(text="ok") for _ in range(37)], *[Fault(429, retry_after=0)] * 3)
+    rows = generate(model, samples([f"p {i}" for i in range(40)]), PARAMS, **run_args(tmp_path))
+    assert all(r.error is None for r in rows) and sum(r.attempts for r in rows) == 43
+    gate = limiter_for(build_provider(model).connection_key(), model.limits, 8).gate
+    assert gate.limit < gate.maximum == 8  # halved by each 429, regrown by the successes
+
+
+def run_args(tmp_path: Path) -> dict[str, Any]:
+    retries = RetryPolicy(max_attempts=3, backoff_base_s=0.0, backoff_max_s=0.0)
+    run = RunSettings(concurrency=8, retries=retries, cache=ResponseCache(tmp_path / "c"))
+    return {"settings": run, "label": "t"}
