@@ -13,11 +13,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from llmbench import config as cfg
 from llmbench import prompts
 from llmbench.errors import ConfigError
-from llmbench.schema import BenchConfig, JudgeSpec
+from llmbench.schema import JudgeSpec
 from llmbench.scoring.judge import template_text
 from llmbench.strategies.cascade import CascadeOptions
 from llmbench.strategies.router import Classifier
 from llmbench.tracking.prompts import templates_of
+from tests.unit.test_config import BENCH as ONE_MODEL
+from tests.unit.test_config import write
 
 # The defaults as they were inline in router.py and cascade.py (main at 9637461).
 OLD_CLASSIFIER = (
@@ -66,42 +68,31 @@ def test_a_prompt_option_takes_a_template_or_a_file(tmp_path: Path) -> None:
         CascadeOptions.model_validate({"verifier_prompt": {"path": str(kept)}})
 
 
-BENCH = """
-models:
-  - name: small
-    provider: llamacpp
-    model: smollm2-135m-instruct
-    price: {per_hour: 0.1, source: test, date: "2026-01-01"}
-  - name: big
-    provider: llamacpp
-    model: gemma3-270m-it
-    price: {per_hour: 0.2, source: test, date: "2026-01-01"}
+BENCH = (
+    ONE_MODEL
+    + """
 strategies:
   - name: checked
     kind: cascade
-    members: {first: small, last: big, checker: big}
+    members: {first: m1, last: m1, checker: m1}
     options: {escalate_on: [low_grade], verifier: checker, verifier_prompt: PROMPT}
-tasks:
-  - name: t1
-    source: {path: data.jsonl}
-    target: answer
-    template: "Q: {{ question }}"
-    metrics: [exact_match]
+  - name: triage
+    kind: router
+    members: {a: m1, b: m1}
+    options: {classifier: {member: a, labels: {x: a, y: b}}}
 """
+)
 
 
 def bench(tmp_path: Path, prompt: str) -> Path:
-    (tmp_path / "data.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
-    path = tmp_path / "bench.yaml"
-    path.write_text(BENCH.replace("PROMPT", prompt))
-    return path
+    return write(tmp_path, BENCH.replace("PROMPT", prompt))
 
 
 def test_a_prompt_file_beside_the_config_is_found_by_its_relative_path(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "verify.j2").write_text("Right? {{ answer }} for {{ prompt }}\n")
     config = cfg.load(bench(tmp_path, "{file: mine/verify.j2}"))
-    [strategy] = config.strategies
+    strategy = config.strategies[0]
     assert strategy.options["verifier_prompt"] == {"file": str(tmp_path / "mine" / "verify.j2")}
     text = CascadeOptions.model_validate(strategy.options).verifier_prompt
     assert text == "Right? {{ answer }} for {{ prompt }}"
@@ -150,44 +141,14 @@ def test_judge_templates_load_through_the_same_loader(tmp_path: Path) -> None:
     )
 
 
-def registry_config(**cascade_options: object) -> BenchConfig:
-    return BenchConfig.model_validate(
-        {
-            "models": [{"name": "m", "provider": "llamacpp", "model": "x"}],
-            "strategies": [
-                {
-                    "name": "triage",
-                    "kind": "router",
-                    "members": {"a": "m", "b": "m"},
-                    "options": {"classifier": {"member": "a", "labels": {"x": "a", "y": "b"}}},
-                },
-                {
-                    "name": "checked",
-                    "kind": "cascade",
-                    "members": {"a": "m", "b": "m"},
-                    "options": cascade_options,
-                },
-            ],
-            "tasks": [
-                {
-                    "name": "t",
-                    "source": {"path": "x.jsonl"},
-                    "template": "{{ q }}",
-                    "target": "a",
-                    "metrics": ["exact_match"],
-                }
-            ],
-        }
-    )
-
-
 def test_strategy_prompts_are_registered_beside_the_tasks(tmp_path: Path) -> None:
-    graded = registry_config(escalate_on=["low_grade"], verifier="b")
-    templates = templates_of(graded)
+    (tmp_path / "kept.j2").write_text("Sure? {{ prompt }} {{ answer }}\n")
+    config = cfg.load(bench(tmp_path, "{file: kept.j2}"))
+    templates = templates_of(config)
     assert sorted(templates) == [
         "llmbench.strategy.checked.verifier_prompt",
         "llmbench.strategy.triage.classifier.prompt",
-        "llmbench.task.t",
+        "llmbench.task.t1",
     ]
     text, tags = templates["llmbench.strategy.triage.classifier.prompt"]
     assert text == OLD_CLASSIFIER
@@ -196,14 +157,12 @@ def test_strategy_prompts_are_registered_beside_the_tasks(tmp_path: Path) -> Non
         "llmbench.strategy": "triage",
         "llmbench.option": "classifier.prompt",
     }
-    assert templates["llmbench.strategy.checked.verifier_prompt"][0] == OLD_VERIFIER
-    # A cascade that asks no verifier sends no verifier prompt: none is registered for it.
-    assert "llmbench.strategy.checked.verifier_prompt" not in templates_of(registry_config())
     # The registered text is the file's, wherever it is kept.
-    kept = tmp_path / "v.j2"
-    kept.write_text("Sure? {{ prompt }} {{ answer }}\n")
-    by_file = registry_config(
-        escalate_on=["low_grade"], verifier="b", verifier_prompt={"file": str(kept)}
+    assert templates["llmbench.strategy.checked.verifier_prompt"][0] == (
+        "Sure? {{ prompt }} {{ answer }}"
     )
-    text, _ = templates_of(by_file)["llmbench.strategy.checked.verifier_prompt"]
-    assert text == "Sure? {{ prompt }} {{ answer }}"
+    # A cascade that asks no verifier sends no verifier prompt: none is registered for it.
+    checked, triage = config.strategies
+    quiet = checked.model_copy(update={"options": {"verifier": "checker"}})
+    unverified = config.model_copy(update={"strategies": [quiet, triage]})
+    assert "llmbench.strategy.checked.verifier_prompt" not in templates_of(unverified)
