@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from llmbench import pricing
+from llmbench import pricing, prompts
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import PROVIDERS, provider_class
 from llmbench.schema import (
@@ -134,7 +134,20 @@ def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
         if isinstance(holder, dict) and isinstance(holder.get("path"), str):
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
     if isinstance(judge.get("prompt"), str):
-        judge["prompt"] = str((base_dir / os.path.expandvars(judge["prompt"])).resolve())
+        judge["prompt"] = prompts.resolve(os.path.expandvars(judge["prompt"]), base_dir)
+
+
+def _resolve_prompt_files(node: Any, base_dir: Path) -> None:
+    """A strategy's prompt files (``{file: ...}`` anywhere in its options): beside the
+    config when there, else names under configs/prompts/."""
+    if isinstance(node, dict):
+        if set(node) == {"file"} and isinstance(node["file"], str):
+            node["file"] = prompts.resolve(os.path.expandvars(node["file"]), base_dir)
+        for value in node.values():
+            _resolve_prompt_files(value, base_dir)
+    elif isinstance(node, list):
+        for value in node:
+            _resolve_prompt_files(value, base_dir)
 
 
 def _read_task_mapping(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -282,11 +295,11 @@ def load(path: str | Path) -> BenchConfig:
             model["model"] = str((base_dir / model_file).resolve())
 
     for strategy in raw.get("strategies") or []:
-        threshold = (
-            (strategy.get("options") or {}).get("threshold") if isinstance(strategy, dict) else None
-        )
+        options = (strategy.get("options") or {}) if isinstance(strategy, dict) else {}
+        threshold = options.get("threshold") if isinstance(options, dict) else None
         if isinstance(threshold, dict) and isinstance(threshold.get("path"), str):
             threshold["path"] = str((base_dir / os.path.expandvars(threshold["path"])).resolve())
+        _resolve_prompt_files(options, base_dir)
 
     tasks: list[Any] = []
     entries = raw.get("tasks")

@@ -11,22 +11,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
-from llmbench import pricing
+from llmbench import pricing, prompts
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
-from llmbench.schema import PROJECT_ROOT, JudgeSpec, ModelSpec, PriceEntry
+from llmbench.schema import JudgeSpec, ModelSpec, PriceEntry
 from llmbench.scoring.verdict import Preference, parse_grade, parse_preference
 from llmbench.types import Completion, GenerationParams, Sample
-
-PROMPTS_DIR = PROJECT_ROOT / "configs" / "prompts"
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 
 # One judge's grades of one model's answers on one task: a row per sample.
 GRADE_COLUMNS = [
@@ -118,38 +112,33 @@ def judge_params(judge: ModelSpec, spec: JudgeSpec, seed: int) -> GenerationPara
     )
 
 
+def judge_sees(spec: JudgeSpec) -> tuple[str, ...]:
+    """What a judge template is rendered with, in its mode."""
+    answers = ("answer_a", "answer_b") if spec.mode == "pairwise" else ("answer",)
+    return ("question", *answers, "reference", "criteria", "low", "high", "pass_fail")
+
+
 def template_text(spec: JudgeSpec) -> str:
     """The judge prompt: the task's own template file, else configs/prompts/<mode>.j2."""
-    path = Path(spec.prompt) if spec.prompt else PROMPTS_DIR / f"{spec.mode}.j2"
-    if not path.is_file():
-        raise ConfigError(
-            "judge prompt template not found",
-            source=str(path),
-            field="judge.prompt",
-            hint=f"point judge.prompt at a Jinja2 file, or remove it to use {PROMPTS_DIR}",
-        )
-    text = path.read_text(encoding="utf-8")
-    _compile(text, str(path))
-    return text
-
-
-def _compile(text: str, source: str = "judge prompt") -> Any:
     try:
-        return _ENV.from_string(text)
-    except TemplateError as exc:
-        raise ConfigError(f"bad judge template: {exc}", source=source) from None
+        return prompts.read(spec.prompt or f"{spec.mode}.j2", judge_sees(spec))
+    except prompts.PromptError as exc:
+        raise exc.config_error(
+            "judge.prompt",
+            hint=f"point judge.prompt at a Jinja2 file, or remove it to use "
+            f"{prompts.PROMPTS_DIR / spec.mode}.j2",
+        ) from None
 
 
-def _render(template: Any, context: dict[str, Any], task: str) -> str:
+def _render(template: str, context: dict[str, Any], task: str, spec: JudgeSpec) -> str:
     try:
-        return str(template.render(**context)).strip()
-    except TemplateError as exc:
+        return prompts.render(template, context).strip()
+    except prompts.PromptError as exc:
         raise ConfigError(
-            f"the judge prompt cannot be rendered: {exc}",
+            f"the judge prompt cannot be rendered: {exc.message}",
             source=f"task {task}",
             field="judge.prompt",
-            hint="judge templates see: question, answer, answer_a, answer_b, reference, "
-            "criteria, low, high, pass_fail",
+            hint=f"judge templates see: {', '.join(judge_sees(spec))}",
         ) from None
 
 
@@ -178,15 +167,15 @@ def grade_answers(
     """One judge's grades (rubric or reference-guided) for one model's answers.
 
     Failed requests of the model under test are not sent to the judge: they stay unscored."""
-    compiled = _compile(template)
     todo = [i for i, c in enumerate(completions) if c.error is None]
     requests = [
         Sample(
             sample_id=samples[i].sample_id,
             prompt=_render(
-                compiled,
+                template,
                 {**_base_context(spec, samples[i]), "answer": completions[i].text},
                 task,
+                spec,
             ),
             references=(),
         )
@@ -257,7 +246,6 @@ def judge_pair(
     template: str,
 ) -> pd.DataFrame:
     """One judge's verdicts on model_a vs model_b, every sample judged in both orders."""
-    compiled = _compile(template)
     (name_a, answers_a), (name_b, answers_b) = model_a, model_b
     todo = [
         i for i in range(len(samples)) if answers_a[i].error is None and answers_b[i].error is None
@@ -267,7 +255,8 @@ def judge_pair(
         context = _base_context(spec, samples[i])
         first, second = answers_a[i].text, answers_b[i].text
         for shown_a, shown_b in ((first, second), (second, first)):
-            prompt = _render(compiled, {**context, "answer_a": shown_a, "answer_b": shown_b}, task)
+            shown = {**context, "answer_a": shown_a, "answer_b": shown_b}
+            prompt = _render(template, shown, task, spec)
             requests.append(Sample(sample_id=samples[i].sample_id, prompt=prompt, references=()))
     replies = run(judge, requests, params) if requests else []
     rows: list[dict[str, Any]] = [

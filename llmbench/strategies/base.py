@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmbench.errors import ConfigError
+from llmbench.prompts import PromptError, prompt_texts
+from llmbench.prompts import render as render_prompt
 from llmbench.runtime.client import ModelClient
 from llmbench.schema import ModelSpec
 from llmbench.scoring.extract import ExtractorSpec
@@ -216,6 +219,20 @@ class Strategy(abc.ABC):
     def identity_extra(cls, spec: StrategySpec) -> dict[str, Any]:
         """What else shapes its answers besides its settings and members (a trained file)."""
         return {}
+
+    @classmethod
+    def prompts(cls, spec: StrategySpec) -> dict[str, str]:
+        """The prompt texts it sends, by option (registered beside the task's and judges')."""
+        return prompt_texts(cls.options_model.model_validate(spec.options))
+
+    def render(self, option: str, text: str, context: Mapping[str, Any]) -> str:
+        """One of its prompt options over ``context``; a failure names the strategy and it."""
+        try:
+            return render_prompt(text, context)
+        except PromptError as exc:
+            raise ConfigError(
+                exc.message, source=f"strategy {self.spec.name}", field=f"options.{option}"
+            ) from None
 
     @classmethod
     def sweep(cls, spec: StrategySpec) -> Sweep | None:

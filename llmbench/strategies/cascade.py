@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, model_validator
 
+from llmbench import prompts
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.extract import extract
 from llmbench.scoring.verdict import parse_grade
@@ -33,13 +32,9 @@ from llmbench.strategies.base import (
 )
 from llmbench.types import Completion, Message, Sample
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined)
-
-VERIFIER_PROMPT = (
-    "Is this answer to the question correct? Grade it from 1 (certainly wrong) to 10 "
-    "(certainly right) and end your reply with the grade in double brackets, like [[7]].\n\n"
-    "Question:\n{{ prompt }}\n\nAnswer:\n{{ answer }}\n\nGrade:"
-)
+# What the verifier's prompt is rendered with: the question (the task's system prompt with
+# it) and the stage's answer.
+VERIFIER_SEES = ("prompt", "answer")
 CONFIDENCE = re.compile(r"confidence\W{0,3}(\d+(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
 Signal = Literal["no_answer", "disagreement", "low_grade", "low_confidence"]
 
@@ -55,7 +50,9 @@ class CascadeOptions(Options):
     )
     verifier: str | None = Field(default=None, description="the role that grades answers")
     min_grade: float = Field(default=7.0, ge=1, le=10, description="verifier grade to accept")
-    verifier_prompt: str = VERIFIER_PROMPT
+    verifier_prompt: Annotated[str, prompts.PromptText(VERIFIER_SEES)] = prompts.prompt_field(
+        "strategies/verifier.j2", "the verifier's prompt", VERIFIER_SEES
+    )
     verifier_max_tokens: int = Field(
         default=JUDGING["verify"],
         ge=8,
@@ -118,6 +115,13 @@ class Cascade(Strategy):
                     f"but {member.name} samples greedily (temperature 0): its draws would all "
                     "be the same; set its params.temperature above 0"
                 )
+
+    @classmethod
+    def prompts(cls, spec: StrategySpec) -> dict[str, str]:
+        texts = super().prompts(spec)
+        if "low_grade" not in CascadeOptions.model_validate(spec.options).escalate_on:
+            del texts["verifier_prompt"]  # no verifier is asked
+        return texts
 
     @classmethod
     def sweep(cls, spec: StrategySpec) -> Sweep | None:
@@ -205,8 +209,10 @@ class Cascade(Strategy):
                 return chosen, f"stated confidence {confidence:.2f} < {options.min_confidence:.2f}"
         if "low_grade" in signals:
             assert options.verifier is not None
-            prompt = _ENV.from_string(options.verifier_prompt).render(
-                prompt=sample.question(), answer=chosen.text
+            prompt = self.render(
+                "verifier_prompt",
+                options.verifier_prompt,
+                {"prompt": sample.question(), "answer": chosen.text},
             )
             verdict = await self.members[options.verifier].ask(
                 sample,

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator, model_validator
 
+from llmbench import prompts
 from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.strategies import learned
 from llmbench.strategies.base import (
@@ -29,12 +28,9 @@ from llmbench.strategies.base import (
 )
 from llmbench.types import Completion, Message, Sample
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined)
-
-CLASSIFIER_PROMPT = (
-    "Which kind of request is this? Answer with one word from: {{ labels | join(', ') }}.\n\n"
-    "Request:\n{{ prompt }}\n\nAnswer:"
-)
+# What the classifier's prompt is rendered with: the question (the task's system prompt
+# with it) and the labels it may answer.
+CLASSIFIER_SEES = ("prompt", "labels")
 
 
 class Rule(Options):
@@ -94,7 +90,9 @@ class Classifier(Options):
 
     member: str = Field(description="the role of the member that classifies")
     labels: dict[str, str] = Field(min_length=2, description="label -> role that answers")
-    prompt: str = CLASSIFIER_PROMPT
+    prompt: Annotated[str, prompts.PromptText(CLASSIFIER_SEES)] = prompts.prompt_field(
+        "strategies/classifier.j2", "the classifier's prompt", CLASSIFIER_SEES
+    )
     max_tokens: int = Field(
         default=JUDGING["classify"], ge=1, le=32768, description="the label's answer length"
     )
@@ -195,12 +193,6 @@ class Router(Strategy):
             check_role(spec, "classifier.member", options.classifier.member)
             for label, role in options.classifier.labels.items():
                 check_role(spec, f"classifier.labels.{label}", role)
-            try:
-                _ENV.from_string(options.classifier.prompt)
-            except Exception as exc:
-                raise ValueError(
-                    f"options.classifier.prompt: not a valid template: {exc}"
-                ) from None
 
     async def answer(self, sample: Sample, index: int) -> Completion:
         options: RouterOptions = self.options
@@ -223,8 +215,10 @@ class Router(Strategy):
             return await self._route(sample, index, role, why, rounds, score=score)
         if options.classifier is not None:
             spec = options.classifier
-            prompt = _ENV.from_string(spec.prompt).render(
-                prompt=sample.question(), labels=list(spec.labels)
+            prompt = self.render(
+                "classifier.prompt",
+                spec.prompt,
+                {"prompt": sample.question(), "labels": list(spec.labels)},
             )
             reply = await self.members[spec.member].ask(
                 sample,

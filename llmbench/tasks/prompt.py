@@ -1,4 +1,4 @@
-"""Render a task's rows into samples with Jinja2 (sandboxed, StrictUndefined).
+"""Render a task's rows into samples with Jinja2 (the sandbox of :mod:`llmbench.prompts`).
 
 ``target``, ``choices`` and ``sample_id`` are expressions evaluated against a row;
 ``template`` and ``system`` are templates that also see ``choices`` and ``letters``.
@@ -11,14 +11,12 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Undefined, UndefinedError
 
-from llmbench.errors import ConfigError, DatasetError
+from llmbench import prompts
+from llmbench.errors import DatasetError
 from llmbench.schema import SampleSpec
 from llmbench.types import Sample
-
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 
 
 def _as_strings(value: Any) -> tuple[str, ...]:
@@ -38,24 +36,19 @@ class TaskRenderer:
         self.choices = self._expression("choices", task.choices) if task.choices else None
         self.sample_id = self._expression("sample_id", task.sample_id) if task.sample_id else None
 
-    def _compile(self, field: str, text: str) -> Any:
+    def _compile(self, field: str, text: str) -> str:
         try:
-            return _ENV.from_string(text)
-        except TemplateSyntaxError as exc:
-            raise ConfigError(
-                f"Jinja2 syntax error on line {exc.lineno}: {exc.message}",
-                source=f"task {self.task.name}",
-                field=field,
-            ) from None
+            prompts.compile_template(text, source=f"task {self.task.name}")
+        except prompts.PromptError as exc:
+            raise exc.config_error(field) from None
+        return text
 
     def _expression(self, field: str, text: str) -> Any:
         try:
-            return _ENV.compile_expression(text, undefined_to_none=False)
-        except TemplateSyntaxError as exc:
-            raise ConfigError(
-                f"not a valid Jinja2 expression: {exc.message}",
-                source=f"task {self.task.name}",
-                field=field,
+            return prompts.compile_expression(text, source=f"task {self.task.name}")
+        except prompts.PromptError as exc:
+            raise exc.config_error(
+                field,
                 hint="fields hold expressions like: answer, 'ABCD'[label], [choice0, choice1]",
             ) from None
 
@@ -92,10 +85,10 @@ class TaskRenderer:
             "letters": string.ascii_uppercase[: len(choices)],
         }
 
-    def render(self, template: Any, field: str, context: Mapping[str, Any], index: int) -> str:
+    def render(self, template: str, field: str, context: Mapping[str, Any], index: int) -> str:
         try:
-            return str(template.render(**context)).strip()
-        except (UndefinedError, TypeError, KeyError, IndexError, ValueError) as exc:
+            return prompts.render(template, context).strip()
+        except prompts.PromptError as exc:  # a missing variable is the data's: a DatasetError
             raise self._fail(field, context, index, exc) from None
 
     def references(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:

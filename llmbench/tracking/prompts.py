@@ -1,5 +1,6 @@
-"""The run's prompt templates in MLflow's Prompt Registry: each task's prompt and each judge
-template, one prompt per name, a new version only when its text changed since the last.
+"""The run's prompt templates in MLflow's Prompt Registry: each task's prompt, each judge
+template and each strategy prompt (a classifier's, a verifier's ...), one prompt per name, a
+new version only when its text changed since the last.
 
 The versions are linked to the benchmark's parent run (the run page's "Prompts" and the
 registry's "Runs"), so a score can be traced back to the exact wording behind it.
@@ -11,6 +12,7 @@ from typing import Any
 
 from llmbench.schema import BenchConfig, TaskSpec
 from llmbench.scoring.judge import template_text
+from llmbench.strategies.registry import strategy_class
 
 PREFIX = "llmbench"
 
@@ -42,6 +44,14 @@ def templates_of(config: BenchConfig) -> dict[str, tuple[Template, dict[str, str
             )
             tags = {"llmbench.kind": "judge", "llmbench.mode": task.judge.mode}
             out[name] = (template_text(task.judge), tags)
+    for strategy in config.strategies:
+        for option, text in strategy_class(strategy.kind).prompts(strategy).items():
+            tags = {
+                "llmbench.kind": "strategy",
+                "llmbench.strategy": strategy.name,
+                "llmbench.option": option,
+            }
+            out[f"{PREFIX}.strategy.{strategy.name}.{option}"] = (text, tags)
     return out
 
 

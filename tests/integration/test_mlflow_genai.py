@@ -18,6 +18,7 @@ import mlflow
 import pytest
 
 from llmbench import config as cfg
+from llmbench.schema import StrategySpec
 from llmbench.tracking.prompts import register_prompts
 from tests.cli_runs import isolated_env, run_cli
 from tests.fakes.provider_server import ProviderServer
@@ -186,6 +187,30 @@ def test_genai_views_and_zenml_run_page(
     bench = bench.model_copy(update={"tasks": [reworded, *bench.tasks[1:]]})
     assert register_prompts(bench, [])["llmbench.task.graded"] == 2
     assert len(client.search_prompt_versions("llmbench.judge.reference")) == 1
+
+    # A strategy's prompts are registered beside them, by its name and option: the file's
+    # text, a new version when the file is reworded.
+    verifier = folder / "verify.j2"
+    verifier.write_text("Right? {{ prompt }} {{ answer }}\n")
+    checked = StrategySpec(
+        name="checked",
+        kind="cascade",
+        members={"first": "weak", "last": "strong", "checker": "strong"},
+        options={"escalate_on": ["low_grade"], "verifier": "checker"},
+    )
+    bench = bench.model_copy(update={"strategies": [checked]})
+    name = "llmbench.strategy.checked.verifier_prompt"
+    assert register_prompts(bench, [parent.info.run_id])[name] == 1
+    registered = client.get_prompt_version(name, 1)
+    assert registered.template.startswith("Is this answer to the question correct?")
+    assert registered.tags["llmbench.strategy"] == "checked"
+    options = {**checked.options, "verifier_prompt": {"file": str(verifier)}}
+    bench = bench.model_copy(
+        update={"strategies": [checked.model_copy(update={"options": options})]}
+    )
+    assert register_prompts(bench, [])[name] == 2
+    assert client.get_prompt_version(name, 2).template == "Right? {{ prompt }} {{ answer }}"
+    assert register_prompts(bench, [])[name] == 2
 
     # The judge's key is nowhere: not in the output, the MLflow store or ZenML's.
     assert KEY not in first.stdout + first.stderr

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
 
 from llmbench import plan, stages
 from llmbench.config import BenchConfig, PriceEntry, StrategySpec, check_registries
@@ -438,39 +441,79 @@ def test_a_changed_member_changes_the_strategys_step_identity() -> None:
 
 
 def test_a_strategys_identity_is_its_options_with_defaults_and_prompt_texts(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from llmbench.strategies.cascade import Cascade, CascadeOptions
-    from llmbench.strategies.router import Classifier, Router, RouterOptions
+    from llmbench import prompts
 
     def step_identity(strategy: dict[str, Any]) -> dict[str, object]:
         config = bench([strategy])
         return identity(config.strategies[0], {m.name: m for m in config.models}, {})
 
-    graded = cascade(escalate_on=["low_grade"], verifier="checker") | {
-        "members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}
-    }
+    def graded(**options: Any) -> dict[str, Any]:
+        return cascade(escalate_on=["low_grade"], verifier="checker", **options) | {
+            "members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}
+        }
+
     labelled = router(classifier={"member": "small", "labels": {"easy": "small", "hard": "big"}})
     # Defaults spelled out or left out: one strategy, one identity.
     assert step_identity(cascade()) == step_identity(
         cascade(escalate_on=["no_answer"], samples=3, min_grade=7.0)
     )
-    before = {"cascade": step_identity(graded), "router": step_identity(labelled)}
+    before = {"cascade": step_identity(graded()), "router": step_identity(labelled)}
     assert step_identity(cascade(min_grade=8)) != step_identity(cascade())
 
-    class Reworded(CascadeOptions):  # a new default prompt text, as an edit of cascade.py
-        verifier_prompt: str = "Grade it, 1 to 10, as [[n]]: {{ prompt }} / {{ answer }}"
+    # The same text inline, in one file or in another: one identity; edit it and it changes.
+    default = (prompts.PROMPTS_DIR / "strategies" / "verifier.j2").read_text()
+    one, other = tmp_path / "one.j2", tmp_path / "other.j2"
+    one.write_text(default)
+    other.write_text(default)
+    assert step_identity(graded(verifier_prompt={"file": str(one)})) == before["cascade"]
+    assert step_identity(graded(verifier_prompt={"file": str(other)})) == before["cascade"]
+    assert step_identity(graded(verifier_prompt=default.rstrip("\n"))) == before["cascade"]
+    one.write_text(default.replace("Grade it", "Rate it"))
+    assert step_identity(graded(verifier_prompt={"file": str(one)})) != before["cascade"]
 
-    class Relabelled(Classifier):
-        prompt: str = "Label: {{ labels | join('|') }}\n{{ prompt }}"
-
-    class RelabelledOptions(RouterOptions):
-        classifier: Relabelled | None = None
-
-    monkeypatch.setattr(Cascade, "options_model", Reworded)
-    monkeypatch.setattr(Router, "options_model", RelabelledOptions)
-    assert step_identity(graded) != before["cascade"]
+    # A reworded default prompt file re-runs every strategy using it.
+    shipped = tmp_path / "prompts"
+    shutil.copytree(prompts.PROMPTS_DIR, shipped)
+    monkeypatch.setattr(prompts, "PROMPTS_DIR", shipped)
+    assert step_identity(graded()) == before["cascade"]
+    for name in ("verifier", "classifier"):
+        path = shipped / "strategies" / f"{name}.j2"
+        path.write_text(path.read_text().replace("Answer", "Reply"))
+    assert step_identity(graded()) != before["cascade"]
     assert step_identity(labelled) != before["router"]
+
+
+def test_the_classifier_and_verifier_prompts_sent_are_the_old_inline_ones(
+    server: ProviderServer,
+) -> None:
+    """The defaults moved into files render as they did inline, so the response cache keys
+    of classifier and verifier calls already paid for still hold."""
+    from tests.unit.test_prompts import OLD_CLASSIFIER, OLD_VERIFIER
+
+    def members(request: RecordedRequest) -> Reply:
+        text = request.last_user_text or ""
+        return Reply(text="[[9]]" if text.startswith("Is this") else "hard 4")
+
+    server.default = members
+    labelled = router(classifier={"member": "small", "labels": {"easy": "small", "hard": "big"}})
+    graded = cascade(escalate_on=["low_grade"], verifier="checker") | {
+        "members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}
+    }
+    item = Sample(sample_id="0", prompt="2+2?\n", system="Be brief.", references=())
+    old = SandboxedEnvironment(undefined=StrictUndefined)
+    expected = {
+        "Which kind": old.from_string(OLD_CLASSIFIER).render(
+            prompt=item.question(), labels=["easy", "hard"]
+        ),
+        "Is this": old.from_string(OLD_VERIFIER).render(prompt=item.question(), answer="hard 4"),
+    }
+    for strategy, asked in ((labelled, "Which kind"), (graded, "Is this")):
+        server.clear()
+        answer(bench([strategy]), [item])
+        sent = [t for r in server.requests if (t := r.last_user_text or "").startswith(asked)]
+        assert sent == [expected[asked]]
 
 
 @pytest.mark.parametrize(
