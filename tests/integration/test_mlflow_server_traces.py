@@ -1,6 +1,7 @@
 """Traces to an MLflow tracking server (a real ``mlflow server`` on loopback): the store is
 REST, not SQL, so the public per-trace ``start_trace`` (assessments attached) and batched
-``log_spans`` carry them, and the server holds what the bulk SQL path would have written."""
+``log_spans`` carry them, and the server holds what the bulk SQL path would have written
+(a strategy's nested, overlapping spans included: test_trace_spans.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,13 @@ import requests
 
 from llmbench.schema import PriceEntry
 from llmbench.tracking.traces import log_traces
+from tests.integration.test_trace_spans import (
+    PRICES,
+    PROVIDERS,
+    cascade_answer,
+    check_trace_spans,
+    trace_rows,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -107,3 +115,19 @@ def test_traces_and_assessments_through_a_tracking_server(
         assert trace.info.token_usage["input_tokens"] == 100
         (llm,) = [s for s in trace.data.spans if s.span_type == "LLM"]
         assert llm.attributes["mlflow.llm.cost"]["total_cost"] == pytest.approx(120 / 1e6)
+
+    # A strategy's answer: its spans nest and overlap as on the SQL path.
+    strategy = client.create_run(experiment_id, run_name="cascade")
+    answer = cascade_answer()
+    log_traces(
+        trace_rows(answer),
+        experiment_id,
+        {"cascade": strategy.info.run_id},
+        PRICES,
+        PROVIDERS,
+        started_ms=1_000,
+    )
+    check_trace_spans(
+        list(client.search_traces(locations=[experiment_id], run_id=strategy.info.run_id)),
+        answer,
+    )
