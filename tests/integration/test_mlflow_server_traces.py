@@ -20,13 +20,7 @@ import requests
 
 from llmbench.schema import PriceEntry
 from llmbench.tracking.traces import log_traces
-from tests.integration.test_trace_spans import (
-    PRICES,
-    PROVIDERS,
-    cascade_answer,
-    check_trace_spans,
-    trace_rows,
-)
+from tests.integration.test_trace_spans import log_and_check
 
 pytestmark = pytest.mark.slow
 
@@ -117,17 +111,4 @@ def test_traces_and_assessments_through_a_tracking_server(
         assert llm.attributes["mlflow.llm.cost"]["total_cost"] == pytest.approx(120 / 1e6)
 
     # A strategy's answer: its spans nest and overlap as on the SQL path.
-    strategy = client.create_run(experiment_id, run_name="cascade")
-    answer = cascade_answer()
-    log_traces(
-        trace_rows(answer),
-        experiment_id,
-        {"cascade": strategy.info.run_id},
-        PRICES,
-        PROVIDERS,
-        started_ms=1_000,
-    )
-    check_trace_spans(
-        list(client.search_traces(locations=[experiment_id], run_id=strategy.info.run_id)),
-        answer,
-    )
+    log_and_check(client, experiment_id)

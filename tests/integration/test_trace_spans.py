@@ -127,13 +127,8 @@ def check_trace_spans(traces: list[Any], completion: Completion) -> None:
     assert old.info.execution_duration == 750
 
 
-def test_spans_nest_and_overlap_as_the_answer_ran_on_a_sql_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", uri)
-    client = mlflow.MlflowClient(uri)
-    experiment_id = client.create_experiment("spans")
+def log_and_check(client: mlflow.MlflowClient, experiment_id: str) -> None:
+    """Log ``trace_rows(cascade_answer())`` on a run of its own, then check what was stored."""
     run = client.create_run(experiment_id, run_name="cascade")
     answer = cascade_answer()
     ids = log_traces(
@@ -144,6 +139,15 @@ def test_spans_nest_and_overlap_as_the_answer_ran_on_a_sql_store(
         PROVIDERS,
         started_ms=1_000,
     )
-    traces = client.search_traces(locations=[experiment_id], run_id=run.info.run_id)
+    traces = list(client.search_traces(locations=[experiment_id], run_id=run.info.run_id))
     assert sorted(t.info.trace_id for t in traces) == sorted(ids)
-    check_trace_spans(list(traces), answer)
+    check_trace_spans(traces, answer)
+
+
+def test_spans_nest_and_overlap_as_the_answer_ran_on_a_sql_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", uri)
+    client = mlflow.MlflowClient(uri)
+    log_and_check(client, client.create_experiment("spans"))
