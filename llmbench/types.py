@@ -104,6 +104,10 @@ class Request(BaseModel):
         """This request with some generation settings of its own (max_tokens, stop, ...)."""
         return self.model_copy(update={"params": self.params.model_copy(update=overrides)})
 
+    def transcript(self) -> list[dict[str, str]]:
+        """The conversation as a trace records it: each turn's role and text."""
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
     def identity(self) -> dict[str, Any]:
         """What keys its cached answer (``draw`` is the client's: it keys only sampling)."""
         identity: dict[str, Any] = {
@@ -144,15 +148,47 @@ class Sample(BaseModel):
         return f"{self.system}\n\n{self.prompt}" if self.system else self.prompt
 
 
+CallKind = Literal["model", "strategy", "tool", "retriever"]
+
+
 class Call(BaseModel):
-    """One model call behind an answer: what a member was asked to do, what it cost, and why
-    the answer's strategy made it (or moved on from it)."""
+    """One call behind an answer: what a member was asked, what it cost, when it ran and
+    why the answer's strategy made it (or moved on from it).
+
+    ``kind`` "model" is a request to a model. A member that is itself a strategy leaves its
+    own calls in the trace, each with ``parent`` naming where it sits, followed by one
+    "strategy" call for its answer as a whole (output, latency, the outer strategy's note and
+    score), whose tokens and cost are zero: they lie in its calls, so sums over a trace stay
+    sums over requests.
+
+    ``parent`` is the path of the nested strategy the call belongs to, one ``role:name``
+    segment per level below the answer's own strategy, outermost first and joined by "/"
+    ("stage2:router", "careful:cascade/stage2:router"); None: a call of the answer's own
+    strategy (or a plain model's call). ``round`` counts the rounds of the strategy that made
+    the call (its stages, its draws side by side in one round) from 0.
+
+    ``start_s`` is when the call starts, in seconds from the start of the answer, on the
+    clock the answer's ``latency_s`` is measured on: rounds one after another, the calls of
+    a round side by side, each taking its own latency. So a trace spans exactly the row's
+    latency, and a call served by the response cache sits where it was asked, as it did when
+    it was sent (a wall clock would put a cached first stage and the escalation after it at
+    the same instant, and lay a rerun out unlike the run it repeats).
+
+    ``input`` is the conversation the call sent, as role and content: None when it is the
+    sample's own (a plain model's row, a member answering the sample, its draws), which the
+    row already holds, so samples.jsonl grows only by the prompts a strategy built (a
+    classifier's, a verifier's)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str  # the configured model's name
+    model: str  # the configured model's name (a nested strategy's, for kind "strategy")
+    kind: CallKind = "model"
     role: str | None = None  # its role in the strategy that made the call
     purpose: str = "answer"  # answer, classify, verify, draw 2 ...
+    input: list[dict[str, str]] | None = None
+    round: int = Field(default=0, ge=0)
+    parent: str | None = None
+    start_s: float = Field(default=0.0, ge=0.0)
     output: str = ""
     input_tokens: int = 0
     output_tokens: int = 0

@@ -133,7 +133,7 @@ def _route_scores(results: pd.DataFrame, model: str, task: str) -> tuple[pd.Seri
     scores, judging = [], []
     for trace in mine["trace"]:
         calls = trace_of(trace)
-        found = [c.score for c in calls if c.score is not None]
+        found = [c.score for c in calls if c.score is not None and c.parent is None]
         scores.append(found[-1] if found else math.nan)
         judging.append(math.fsum(c.cost_usd for c in calls if c.purpose in JUDGING))
     index = mine["sample_id"].astype(str).to_numpy()

@@ -98,16 +98,18 @@ def strategy_table(
             "summary": "",
         }
         if isinstance(entrant, StrategySpec) and len(mine):
-            traces = [trace_of(t) for t in mine["trace"]]
-            calls = [c for trace in traces for c in trace]
+            # Its own level only: a nested strategy member counts as one call (its
+            # "strategy" call), so a cascade's escalations are not an inner cascade's.
+            traces = [[c for c in trace_of(t) if c.parent is None] for t in mine["trace"]]
+            requests = [c for t in mine["trace"] for c in trace_of(t) if c.kind == "model"]
             answers = Counter(str(a) for a in mine["answered_by"].dropna())
             row["answers_by"] = json.dumps(
                 {k: v / len(mine) for k, v in sorted(answers.items())}, sort_keys=True
             )
-            by_model = Counter(c.model for c in calls)
-            row["calls_by"] = json.dumps(dict(sorted(by_model.items())), sort_keys=True)
-            row["member_calls"] = len(calls)
-            row["free_member_calls"] = sum(c.cached for c in calls)
+            by_member = Counter(c.model for trace in traces for c in trace)
+            row["calls_by"] = json.dumps(dict(sorted(by_member.items())), sort_keys=True)
+            row["member_calls"] = len(requests)
+            row["free_member_calls"] = sum(c.cached for c in requests)
             escalated = [any((c.note or "").startswith("escalated") for c in t) for t in traces]
             row["escalation_rate"] = sum(escalated) / len(traces)
             if best is not None and best != entrant.name:

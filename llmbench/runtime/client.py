@@ -116,13 +116,17 @@ class ModelClient:
         role: str | None = None,
         purpose: str = "answer",
         note: str | None = None,
+        record_input: bool = False,
     ) -> Completion:
         """One call. ``index`` is the sample's position and the request's ``draw`` which
         sample of it this is: both key unseeded sampling, so draws stay distinct; greedy
-        requests with the same conversation and settings are one request, whoever asks."""
+        requests with the same conversation and settings are one request, whoever asks.
+        ``record_input``: the trace keeps the conversation sent (a prompt a strategy built;
+        the sample's own is on its row already)."""
         request = draw_request(request)
         completion = await self._answer(self.key(request, index), request)
-        return self.priced(completion, role=role, purpose=purpose, note=note)
+        shown = request.transcript() if record_input else None
+        return self.priced(completion, role=role, purpose=purpose, note=note, input=shown)
 
     def key(self, request: Request, index: int) -> str:
         """The response-cache key of one call (``request`` already that of its draw)."""
@@ -135,6 +139,7 @@ class ModelClient:
         role: str | None = None,
         purpose: str = "answer",
         note: str | None = None,
+        input: list[dict[str, str]] | None = None,
     ) -> Completion:
         """``completion`` at this model's price, with its trace: this one call."""
         cost = pricing.call_cost(completion, self.price)
@@ -142,6 +147,7 @@ class ModelClient:
             model=self.name,
             role=role,
             purpose=purpose,
+            input=input,
             output=completion.text,
             input_tokens=completion.input_tokens,
             output_tokens=completion.output_tokens,

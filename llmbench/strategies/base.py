@@ -17,7 +17,7 @@ from llmbench.prompts import render as render_prompt
 from llmbench.runtime.client import ModelClient
 from llmbench.schema import ModelSpec
 from llmbench.scoring.extract import ExtractorSpec
-from llmbench.types import Completion, GenerationParams, Message, Request, Sample
+from llmbench.types import Call, Completion, GenerationParams, Message, Request, Sample
 
 if TYPE_CHECKING:
     from llmbench.schema import BenchConfig, StrategySpec, TaskSpec
@@ -87,7 +87,8 @@ class Member:
         if self.strategy is not None:
             if messages is not None:  # refused at config load: see check_model_member
                 raise ValueError(f"{self.role}: a strategy member answers samples, not prompts")
-            return await self.strategy.answer(sample, index)
+            done = await self.strategy.answer(sample, index)
+            return nested(done, self.role, self.name, purpose=purpose, note=note)
         assert self.client is not None and self.params is not None
         conversation = tuple(messages) if messages is not None else tuple(sample.messages())
         request = Request(messages=conversation, params=self.params, draw=draw)
@@ -96,7 +97,12 @@ class Member:
         elif max_tokens is not None:
             request = request.with_params(max_tokens=max_tokens)
         return await self.client.generate(
-            request, index=index, role=self.role, purpose=purpose, note=note
+            request,
+            index=index,
+            role=self.role,
+            purpose=purpose,
+            note=note,
+            record_input=messages is not None,
         )
 
     async def aclose(self) -> None:
@@ -104,6 +110,32 @@ class Member:
             await self.client.aclose()
         if self.strategy is not None:
             await self.strategy.aclose()
+
+
+def nested(
+    completion: Completion, role: str, name: str, *, purpose: str, note: str | None
+) -> Completion:
+    """A strategy member's answer as its outer strategy's trace holds it: its calls under
+    the path ``role:name`` (see :class:`Call`), then one "strategy" call for the answer as a
+    whole, where the outer strategy's note and score go (its tokens and cost are its
+    calls')."""
+    here = f"{role}:{name}"
+    calls = [
+        call.model_copy(update={"parent": f"{here}/{call.parent}" if call.parent else here})
+        for call in completion.trace
+    ]
+    whole = Call(
+        model=name,
+        kind="strategy",
+        role=role,
+        purpose=purpose,
+        output=completion.text,
+        latency_s=completion.latency_s,
+        cached=completion.cached,
+        error=completion.error,
+        note=note,
+    )
+    return completion.model_copy(update={"trace": [*calls, whole]})
 
 
 def annotate(completion: Completion, note: str) -> Completion:
@@ -148,8 +180,18 @@ def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Compl
     Tokens and cost are sums over the calls. Latency is what a caller would wait: rounds run
     one after another, the calls of one round side by side (the slowest counts), from each
     call's own latency, so an answer rebuilt from the response cache reports the same time.
+    Each call is placed on that clock (``Call.start_s``) and its own calls numbered by round.
     """
-    calls = [c for round_ in rounds for done in round_ for c in done.trace]
+    calls: list[Call] = []
+    begin = 0.0
+    for n, round_ in enumerate(rounds):
+        for done in round_:
+            for call in done.trace:
+                update: dict[str, Any] = {"start_s": begin + call.start_s}
+                if call.parent is None:  # a nested strategy's calls keep their own rounds
+                    update["round"] = n
+                calls.append(call.model_copy(update=update))
+        begin += max((d.latency_s for d in round_), default=0.0)
     answered = [done for round_ in rounds for done in round_]
     return chosen.model_copy(
         update={
@@ -159,7 +201,7 @@ def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Compl
             "cache_write_tokens": sum(c.cache_write_tokens for c in calls),
             "reasoning_tokens": sum(c.reasoning_tokens for c in calls),
             "cost_usd": math.fsum(c.cost_usd for c in calls),
-            "latency_s": sum(max((d.latency_s for d in r), default=0.0) for r in rounds),
+            "latency_s": begin,
             "ttft_s": None,
             "cached": all(c.cached for c in calls),
             "attempts": sum(c.attempts for c in calls),

@@ -6,13 +6,19 @@ Every score is an assessment on its answer's trace (:mod:`llmbench.tracking.asse
 Written by the single tracking step, in batches (:mod:`llmbench.tracking.trace_writer`):
 thousands of trace infos, assessments attached, per transaction, then the spans of many
 traces per ``log_spans`` call.
-Call times are laid out from each call's own latency (sequential in trace order), anchored
-at the run's start, since the calls' wall-clock start times are not recorded.
+Spans nest as the answer did: the root span is the answer, a call of its strategy a child
+of it, a nested strategy member a "CHAIN" child holding its own calls (``Call.parent``).
+Each call starts at the answer's start plus its ``start_s`` and lasts its latency, so draws
+sent side by side overlap and the root spans exactly the row's ``latency_s``. The answer's
+start is its model's first generation step's start (else the run's): wall-clock start times
+of answers are not recorded. Traces stored before calls had start times are laid out one
+call after another, as they were then.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -61,12 +67,8 @@ def _call_span_values(call: Call, price: PriceEntry | None, provider: str) -> di
         },
         "mlflow.llm.model": call.model,
         "mlflow.llm.provider": provider,
-        "llmbench.role": call.role,
-        "llmbench.purpose": call.purpose,
         "llmbench.cached": call.cached,
         "llmbench.attempts": call.attempts,
-        "llmbench.note": call.note,
-        "llmbench.route_score": call.score,
     }
 
 
@@ -85,6 +87,89 @@ def _totals(calls: list[Call], prices: Mapping[str, PriceEntry]) -> dict[str, st
     if not calls:
         return {}
     return {"mlflow.trace.tokenUsage": json.dumps(usage), "mlflow.trace.cost": json.dumps(cost)}
+
+
+def _placed(calls: list[Call]) -> tuple[list[Call], bool]:
+    """``calls`` with start times, and whether they were recorded: a trace stored before
+    calls had them (no ``start_s`` in what was stored) is laid out one call after another,
+    as it was then."""
+    if all("start_s" in call.model_fields_set for call in calls):
+        return calls, True
+    placed, at = [], 0.0
+    for call in calls:
+        placed.append(call.model_copy(update={"start_s": at}))
+        at += call.latency_s
+    return placed, False
+
+
+def _duration(calls: list[Call], latency: object, timed: bool) -> float:
+    """The root span's length: the row's latency, what the leaderboard reports (calls
+    placed on its clock end by then); an old trace's calls laid end to end may run longer."""
+    ends = max((c.start_s + c.latency_s for c in calls), default=0.0)
+    if not isinstance(latency, int | float) or math.isnan(latency):
+        return ends
+    return float(latency) if timed else max(float(latency), ends)
+
+
+SPAN_TYPES = {"model": "LLM", "strategy": "CHAIN", "tool": "TOOL", "retriever": "RETRIEVER"}
+
+
+def _call_spans(
+    calls: list[Call],
+    trace_id: str,
+    otel_id: int,
+    root: int,
+    start_ns: int,
+    conversation: list[dict[str, str]],
+    prices: Mapping[str, PriceEntry],
+    providers: Mapping[str, str],
+) -> list[SpanRecord]:
+    """A span per call, under the span of the nested strategy it belongs to (the "strategy"
+    call whose path is its ``parent``) or under the root; ``conversation``: the sample's
+    own, the inputs of a call that sent it (``Call.input`` None)."""
+    ids = {n: n + root + 1 for n in range(len(calls))}
+    paths = {
+        "/".join(filter(None, (call.parent, f"{call.role}:{call.model}"))): ids[n]
+        for n, call in enumerate(calls)
+        if call.kind == "strategy"
+    }
+    found = []
+    for n, call in enumerate(calls):
+        begin = start_ns + int(call.start_s * 1e9)
+        span_type = SPAN_TYPES[call.kind]
+        common = {
+            "mlflow.spanInputs": {"messages": call.input or conversation},
+            "llmbench.role": call.role,
+            "llmbench.purpose": call.purpose,
+            "llmbench.round": call.round,
+            "llmbench.parent": call.parent,
+            "llmbench.note": call.note,
+            "llmbench.route_score": call.score,
+        }
+        priced: dict[str, Any] = {}
+        provider = providers.get(call.model, "")
+        if call.kind == "model":
+            priced = _call_span_values(call, prices.get(call.model), provider)
+        else:
+            common["mlflow.spanOutputs"] = call.output
+        found.append(
+            SpanRecord(
+                trace_id,
+                otel_id,
+                ids[n],
+                paths.get(call.parent, root) if call.parent is not None else root,
+                f"{call.model}: {call.purpose}",
+                span_type,
+                begin,
+                begin + int(call.latency_s * 1e9),
+                _attributes(trace_id, span_type, **common, **priced),
+                call.error,
+                cost=priced.get("mlflow.llm.cost", {}),
+                model=call.model if priced else None,
+                provider=(provider or None) if priced else None,
+            )
+        )
+    return found
 
 
 def log_traces(
@@ -112,8 +197,8 @@ def log_traces(
         model, task = str(record["model"]), str(record["task"])
         begin_ms = starts.get(model, started_ms)
         start_ns = begin_ms * 1_000_000
-        calls = trace_of(record.get("trace"))
-        total_s = sum(c.latency_s for c in calls) or float(record.get("latency_s") or 0.0)
+        calls, timed = _placed(trace_of(record.get("trace")))
+        total_s = _duration(calls, record.get("latency_s"), timed)
         end_ns = start_ns + int(total_s * 1e9)
         hex_id = uuid.uuid4().hex
         trace_id, otel_id = f"tr-{hex_id}", int(hex_id, 16)
@@ -171,28 +256,11 @@ def log_traces(
                 error,
             )
         )
-        at = start_ns
-        for n, call in enumerate(calls, start=2):
-            finish = at + int(call.latency_s * 1e9)
-            provider = providers.get(call.model, "")
-            values = _call_span_values(call, prices.get(call.model), provider)
-            mine.append(
-                SpanRecord(
-                    trace_id,
-                    otel_id,
-                    n,
-                    root,
-                    f"{call.model}: {call.purpose}",
-                    "LLM",
-                    at,
-                    finish,
-                    _attributes(trace_id, "LLM", **values),
-                    call.error,
-                    cost=values["mlflow.llm.cost"],
-                    model=call.model,
-                    provider=provider or None,
-                )
-            )
-            at = finish
+        conversation = [{"role": "user", "content": str(record["prompt"])}]
+        if isinstance(record.get("system"), str):
+            conversation.insert(0, {"role": "system", "content": record["system"]})
+        mine.extend(
+            _call_spans(calls, trace_id, otel_id, root, start_ns, conversation, prices, providers)
+        )
     write_traces(experiment_id, infos, feedback, spans)
     return [info.trace_id for info in infos]

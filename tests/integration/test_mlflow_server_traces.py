@@ -1,6 +1,7 @@
 """Traces to an MLflow tracking server (a real ``mlflow server`` on loopback): the store is
 REST, not SQL, so the public per-trace ``start_trace`` (assessments attached) and batched
-``log_spans`` carry them, and the server holds what the bulk SQL path would have written."""
+``log_spans`` carry them, and the server holds what the bulk SQL path would have written
+(a strategy's nested, overlapping spans included: test_trace_spans.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import requests
 
 from llmbench.schema import PriceEntry
 from llmbench.tracking.traces import log_traces
+from tests.integration.test_trace_spans import log_and_check
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +62,7 @@ def tracking_server(tmp_path: Path) -> Iterator[str]:
             try:
                 if requests.get(f"{url}/health", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # a busy machine: wait on
                 pass
             assert server.poll() is None, "mlflow server exited"
             time.sleep(0.5)
@@ -107,3 +109,6 @@ def test_traces_and_assessments_through_a_tracking_server(
         assert trace.info.token_usage["input_tokens"] == 100
         (llm,) = [s for s in trace.data.spans if s.span_type == "LLM"]
         assert llm.attributes["mlflow.llm.cost"]["total_cost"] == pytest.approx(120 / 1e6)
+
+    # A strategy's answer: its spans nest and overlap as on the SQL path.
+    log_and_check(client, experiment_id)

@@ -598,7 +598,7 @@ def test_nested_strategies_answer_through_their_members(server: ProviderServer) 
         seed=1,
         settings=RunSettings(retries=ZERO_WAIT),
     )
-    items = samples("q1", "q1 long")
+    items = samples("q1", "long q1")
     done = asyncio.run(
         run_answers(
             built,
@@ -608,7 +608,144 @@ def test_nested_strategies_answer_through_their_members(server: ProviderServer) 
         )
     )
     assert done[0].answered_by == "cheap" and len(done[0].trace) == 1
-    assert done[1].answered_by == "strong" and len(done[1].trace) == 2
+    assert done[1].answered_by == "strong"
+    # The cascade's calls under its path, then its answer as one call of the router's.
+    first, second, whole = done[1].trace
+    assert [(c.kind, c.model, c.parent, c.round) for c in done[1].trace] == [
+        ("model", "cheap", "careful:cascade", 0),
+        ("model", "strong", "careful:cascade", 1),
+        ("strategy", "cascade", None, 0),
+    ]
+    assert first.note == "escalated: no answer extracted"
+    assert whole.role == "careful" and whole.note is not None and "routed to careful" in whole.note
+    assert (whole.output, whole.cost_usd) == ("gpt-strong: 1", 0.0)
+    assert second.start_s == first.latency_s and whole.latency_s == done[1].latency_s
+    assert done[1].cost_usd == pytest.approx(first.cost_usd + second.cost_usd)
+
+
+def nested_config() -> BenchConfig:
+    """A router whose default is a cascade, and a cascade whose first stage is a router."""
+    return bench(
+        [
+            cascade(),
+            {
+                "name": "front",
+                "kind": "router",
+                "members": {"fast": "cheap", "careful": "cascade"},
+                "options": {"rules": [{"max_chars": 2, "use": "fast"}], "default": "careful"},
+            },
+            {
+                "name": "inner",
+                "kind": "router",
+                "members": {"small": "cheap"},
+                "options": {"default": "small"},
+            },
+            {
+                "name": "outer",
+                "kind": "cascade",
+                "members": {"first": "inner", "last": "strong"},
+            },
+        ]
+    )
+
+
+def test_calls_by_and_escalations_count_the_strategys_own_level(server: ProviderServer) -> None:
+    """A nested strategy is one member call of its outer strategy: an inner cascade's
+    escalations are not the router's, and an outer cascade escalating from a router stage
+    counts once, whichever model the router asked."""
+    import json
+
+    import pandas as pd
+
+    from llmbench.report.strategies import strategy_table
+    from llmbench.tables import completions_to_frame
+
+    server.default = unsure_on_odd
+    config = nested_config()
+    models = {m.name: m for m in config.models}
+    strategies = {s.name: s for s in config.strategies}
+    items = samples("q1", "long q1", "long q3", "long q2")
+    frames = []
+    for name in ("front", "outer"):
+        built = build_strategy(
+            strategies[name],
+            models,
+            strategies,
+            TaskView.of(config.tasks[0]),
+            seed=1,
+            settings=RunSettings(retries=ZERO_WAIT),
+        )
+        done = asyncio.run(
+            run_answers(
+                built,
+                items,
+                progress=GenerationProgress(name, len(items), live=False),
+                settings=RunSettings(retries=ZERO_WAIT),
+            )
+        )
+        frame = completions_to_frame([s.sample_id for s in items], done)
+        frame.insert(0, "task", "math")
+        frame.insert(0, "model", name)
+        frames.append(frame)
+    results = pd.concat(frames, ignore_index=True)
+    names = [e.name for e in config.entrants]
+    board = pd.DataFrame({"model": names, "cost_usd": 1.0, "score": 0.5})
+    table = strategy_table(config, board, results).set_index("model")
+
+    # front: q1 to cheap by its rule; the others to the cascade, which escalates 2 of 3.
+    assert table.loc["front", "escalation_rate"] == 0.0
+    assert json.loads(str(table.loc["front", "calls_by"])) == {"cascade": 3, "cheap": 1}
+    assert table.loc["front", "member_calls"] == 1 + 3 + 2  # requests, every level
+    # outer: the router stage answers all four; cheap is unsure on odd ones: escalated.
+    assert table.loc["outer", "escalation_rate"] == 0.75
+    assert json.loads(str(table.loc["outer", "calls_by"])) == {"inner": 4, "strong": 3}
+
+
+def test_a_trace_records_inputs_rounds_and_start_offsets(server: ProviderServer) -> None:
+    """k draws side by side start together in round 0; the verifier's prompt is recorded
+    as sent, in the next round; the escalation starts when the slowest of them is done, and
+    the answer's latency is where its last call ends."""
+
+    def members(request: RecordedRequest) -> Reply:
+        text = request.last_user_text or ""
+        if text.startswith("Is this answer"):
+            return Reply(text="Wrong. [[2]]", input_tokens=40, output_tokens=3)
+        return Reply(text="answer 7", input_tokens=10, output_tokens=2)
+
+    server.default = members
+    config = bench(
+        [
+            cascade(escalate_on=["disagreement", "low_grade"], samples=3, verifier="checker")
+            | {"members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}}
+        ],
+        temperature=0.7,
+    )
+    [done] = answer(config, samples("q1"))
+    *draws, verdict, last = done.trace
+    assert [c.purpose for c in done.trace] == ["answer", "draw 1", "draw 2", "verify", "answer"]
+    assert [c.round for c in done.trace] == [0, 0, 0, 1, 2]
+    assert all(c.start_s == 0.0 and c.input is None for c in draws)
+    assert verdict.start_s == max(c.latency_s for c in draws)
+    assert verdict.input is not None and verdict.input[0]["role"] == "user"
+    assert verdict.input[0]["content"].startswith("Is this answer to the question correct?")
+    assert "Answer:\nanswer 7" in verdict.input[0]["content"]
+    assert last.start_s == pytest.approx(verdict.start_s + verdict.latency_s)
+    assert done.latency_s == pytest.approx(last.start_s + last.latency_s)
+    assert all(c.parent is None and c.kind == "model" for c in done.trace)
+
+
+def test_calls_stored_before_their_timing_and_inputs_still_load() -> None:
+    from llmbench.tables import trace_of
+
+    old = '[{"model": "cheap", "role": "cheap", "output": "1", "latency_s": 0.5}]'
+    [call] = trace_of(old)
+    assert (call.kind, call.input, call.round, call.parent, call.start_s) == (
+        "model",
+        None,
+        0,
+        None,
+        0.0,
+    )
 
 
 def test_a_changed_recorded_member_file_changes_the_strategy_step() -> None:
