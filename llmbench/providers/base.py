@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 TRANSPORT_OPTIONS = frozenset({"timeout_s", "http_client"})
 
 
+def completion_prompt(messages: Sequence[Message]) -> str:
+    """A base model sees the conversation as plain text: system text, then the prompt."""
+    return "\n\n".join(m.content for m in messages if m.content)
+
+
 class NoOptions(BaseModel):
     """Providers without provider-specific settings accept no ``options``."""
 
