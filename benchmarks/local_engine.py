@@ -1,7 +1,7 @@
 """llmbench's local engines against a bare llama-server loop, on the same prompts (not a test).
 
     python benchmarks/local_engine.py [--model smollm2-135m] [--limit 20] [--repeat 2]
-                                      [--config bench.yaml] [--skip-in-process]
+                                      [--config bench.yaml] [--threads N] [--skip-in-process]
 
 On the prompts of the config's tasks (the first ``--limit`` of each, with each task's answer
 length and stop sequences), one task after another, it times:
@@ -16,11 +16,14 @@ length and stop sequences), one task after another, it times:
 - ``llmbench, engine: in_process``: the in-process provider the same way
   (``--skip-in-process`` skips it).
 
+Every contender runs with the same thread count (``--threads``, default the server engine's).
+
 Each task's block runs back to back for every contender, the order rotating per repetition,
 so what other processes do to one is done to the others next to it. Time is the wall time of
 the blocks; tokens/s is output tokens over it; the ratio is against the bare loop on
-llama-server's defaults (issue 19's target: >= 0.9). Answers are compared with the bare loop
-on llmbench's server (the same server settings: they must be equal).
+llama-server's defaults and against the bare loop on llmbench's server (the same server: what
+llmbench's client, runner and streaming cost; issue 19's target: >= 0.9). Answers are compared
+with the bare loop on llmbench's server (the same server settings: they must be equal).
 """
 
 from __future__ import annotations
@@ -40,23 +43,17 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # a script, not a test: make llmbench importable
+sys.path.insert(0, str(ROOT / "benchmarks"))  # and its sibling's prompts
+
+from local_model import Task, tasks_for  # noqa: E402
 
 from llmbench.config import ModelSpec, load  # noqa: E402
 from llmbench.environment import configure_environment  # noqa: E402
 from llmbench.providers import llama_server  # noqa: E402
 from llmbench.providers.base import completion_prompt  # noqa: E402
-from llmbench.providers.llamacpp import LlamaCppProvider  # noqa: E402
+from llmbench.providers.llamacpp import LlamaCppOptions, LlamaCppProvider  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
-from llmbench.runtime.runner import RunSettings, request_params, run_samples  # noqa: E402
-from llmbench.tasks.build import build_samples  # noqa: E402
-from llmbench.types import GenerationParams, Sample  # noqa: E402
-
-
-@dataclass
-class Task:
-    name: str
-    samples: list[Sample]
-    params: GenerationParams
+from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
 
 
 @dataclass
@@ -109,13 +106,16 @@ def bare_loop(base_url: str, mode: str, extra: dict[str, Any]) -> Contender:
 def through_runner(provider: LlamaCppProvider) -> Contender:
     """The provider as a generate step drives it: one ``run_samples`` per task."""
 
+    price = provider.spec.price
+    assert price is not None  # the config's price table prices every model
+
     def run(task: Task) -> list[Answer]:
         completions = asyncio.run(
             run_samples(
                 provider,
                 task.samples,
                 task.params,
-                price=provider.spec.price,
+                price=price,
                 progress=GenerationProgress("benchmark", len(task.samples), live=False),
                 settings=RunSettings(concurrency=1),
             )
@@ -133,33 +133,30 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m", help="a model name in the config")
     parser.add_argument("--limit", type=int, default=20, help="prompts per task")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--threads", type=int, help="n_threads of every contender")
     parser.add_argument("--skip-in-process", action="store_true")
     args = parser.parse_args()
     configure_environment()
     config = load(args.config)
     base = next(m for m in config.models if m.name == args.model)
 
+    threads = args.threads or LlamaCppOptions.model_validate(base.options).threads()
+
     def engine(name: str) -> LlamaCppProvider:
-        options = {**base.options, "engine": name}
+        options = {**base.options, "engine": name, "n_threads": threads}
         options.pop("prefix_cache", None)  # each engine's default
         spec = ModelSpec.model_validate({**base.model_dump(), "options": options})
         return LlamaCppProvider(spec)
 
     server = engine("server")
-    tasks = [
-        Task(
-            t.name,
-            build_samples(t.sample_spec(), args.limit),
-            request_params(base, t, config.execution.seed),
-        )
-        for t in config.tasks
-    ]
+    tasks = tasks_for(args.config, base, args.limit, config.execution.seed)
     n = sum(len(t.samples) for t in tasks)
     print(
         f"{base.name} ({base.model}, {server.mode}): {n} prompts from {len(tasks)} tasks, "
-        f"{os.cpu_count()} CPUs, load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+        f"{threads} threads, {os.cpu_count()} CPUs, load average "
+        + " ".join(f"{x:.1f}" for x in os.getloadavg())
     )
-    asyncio.run(server.generate(tasks[0].samples[0].messages(), tasks[0].params))  # start it
+    through_runner(server)(Task(tasks[0].name, tasks[0].samples[:1], tasks[0].params))  # start
     assert server._server is not None and server._server.server is not None
     ours = server._server.server
     settings = ours.settings
@@ -201,12 +198,16 @@ def main() -> None:
         user.stop()
         llama_server.stop_servers()
     reference = tallies["bare llama-server"].rate()
-    print(f"{args.repeat} x {n} prompts, one request at a time:")
-    print(f"  {'':30s} {'time (s)':>9s} {'out tokens':>11s} {'tokens/s':>9s} {'ratio':>7s}")
+    same_server = tallies["bare, llmbench's server"].rate()
+    print(f"{args.repeat} x {n} prompts, one request at a time; ratios of tokens/s:")
+    print(
+        f"  {'':30s} {'time (s)':>9s} {'out tokens':>11s} {'tokens/s':>9s} "
+        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s}"
+    )
     for name, tally in tallies.items():
         print(
             f"  {name:30s} {tally.seconds:9.1f} {tally.tokens:11d} {tally.rate():9.1f} "
-            f"{tally.rate() / reference:7.3f}"
+            f"{tally.rate() / reference:7.3f} {tally.rate() / same_server:26.3f}"
         )
     same = tallies["bare, llmbench's server"].texts
     for name in names:

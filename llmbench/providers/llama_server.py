@@ -377,12 +377,18 @@ class ServerEngine:
         self.extra_body = extra_body
         self.server: LlamaServer | None = None
         self._client: OpenAIProvider | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def _connected(self) -> OpenAIProvider:
-        """The client, for a running server (started, or started again, off the loop)."""
+        """The client, for a running server (started, or started again, off the loop), on
+        this event loop (an HTTP client belongs to the loop it was made on)."""
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is not loop:
+            self._client = None  # left unclosed by a loop that has ended: a new one here
         if self._client is None or self.server is None or not self.server.running():
             if self._client is not None:
                 await self._client.aclose()
+            self._loop = loop
             self.server = await asyncio.to_thread(shared_server, self.settings)
             from llmbench.providers.openai import OpenAICompatibleProvider
             from llmbench.schema import ModelSpec

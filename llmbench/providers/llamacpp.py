@@ -24,8 +24,10 @@ source; :mod:`llmbench.providers.llama_server` starts one per model file and set
 it between the steps of a run and stops it when the process ends, ``kill -9`` included),
 spoken to through the ``openai_compatible`` provider's code: chat models on
 ``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, always
-streamed, so a local model gets a time to first token. On 2 cores it runs SmolLM2 about 2.3x
-this in-process path (issue 19): its sampling and decode loop are C++, not Python per token.
+streamed, so a local model gets a time to first token, and a JSON schema becomes the server's
+grammar. With its own defaults (prefix reuse) llama-server ran SmolLM2 2.3x this in-process
+path on an idle 2-core machine (issue 19); with the settings below, which keep answers
+independent of order, it is about as fast as the in-process path (benchmarks/local_engine.py).
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
 config switches engines in one line, and what is not remote stays local for the runner (no
@@ -38,15 +40,22 @@ The server's settings, and what each costs:
   costs nothing here; it would on a machine with cores to spare.
 - ``cache_prompt: false`` per request (``prefix_cache: off``, the server's default here): each
   prompt is evaluated whole, in one batch, so an answer cannot depend on the prompt before it
-  (the server's own prefix reuse has the order dependence of ``any`` above); it costs each
-  request its shared prefix's evaluation again (small against 64 generated tokens; measured
-  in benchmarks/local_engine.py). ``prefix_cache: any`` turns the reuse on; ``lines`` is
-  in-process only. ``--cache-reuse 0``: no KV shifting of reused chunks either;
-  ``--cache-ram 0``: no prompt states kept in RAM to restore for a later request.
+  (the server's own prefix reuse has the order dependence of ``any`` above; llama-server's
+  defaults answered 4 of 20 SmolLM2 prompts otherwise). It costs each request its shared
+  prefix (the template's header, the task's instruction: about half of each prompt) again,
+  and batching speeds up SmolLM2's Q4_1
+  prompt evaluation little here (about 110 tokens/s against 60 generated, 1 thread): 0.61x
+  the tokens/s of llama-server's defaults on bench.yaml's prompts (17.2 against 27.9).
+  ``prefix_cache: any`` turns the reuse on; ``lines`` is in-process only.
+  ``--cache-reuse 0``: no KV shifting of reused chunks either; ``--cache-ram 0``: no prompt
+  states kept in RAM to restore for a later request.
 - ``--batch-size`` = ``--ubatch-size`` = ``n_batch`` (512): a prompt up to 512 tokens is one
   batch, as in-process; a longer one splits at the same places whatever ran before.
 - ``--threads`` ``n_threads`` (default: half the cores, at least 2), ``--threads-batch``
-  ``n_threads_batch`` (default: the same); thread counts do not change the answers.
+  ``n_threads_batch`` (default: the same); thread counts do not change the answers. Threads
+  wait for each other at every layer: 2 threads on 2 cores that other work also uses ran
+  several times slower than 1 (a bare loop: 5.4 against 27.9 tokens/s); set
+  ``n_threads: 1`` there.
 - one request at a time process-wide across local models (``LocalTurn``), as in-process: the
   models share the cores, and a request queued in a server would count its wait as latency.
 """
