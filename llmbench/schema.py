@@ -339,7 +339,9 @@ class ModelSpec(_Strict):
     provider: str
     model: str
     mode: Literal["chat", "completion"] | None = Field(
-        default=None, description="llamacpp: chat template or plain completion; default per model"
+        default=None,
+        description="llamacpp: chat template or plain completion, default per model; "
+        "openai-compatible servers: chat (/chat/completions) or completion (/completions)",
     )
     params: GenerationParams = Field(default_factory=GenerationParams)
     options: dict[str, Any] = Field(

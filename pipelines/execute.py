@@ -9,6 +9,7 @@ from zenml.config.schedule import Schedule
 from zenml.enums import ExecutionStatus
 
 from llmbench.errors import ConfigError
+from llmbench.providers.llama_server import stop_servers
 from llmbench.providers.registry import provider_class
 from llmbench.providers.remote import RemoteProvider
 from llmbench.report.statistics import Report
@@ -104,12 +105,15 @@ def run_benchmark(
         enable_cache=use_cache,
         settings={"docker": remote_docker_settings()} if stack else None,
     )
-    run = pipeline(
-        config=config.model_dump(mode="json"),
-        fingerprints=fingerprints,
-        run_name=run_name,
-        refresh=refresh,
-    )
+    try:
+        run = pipeline(
+            config=config.model_dump(mode="json"),
+            fingerprints=fingerprints,
+            run_name=run_name,
+            refresh=refresh,
+        )
+    finally:
+        stop_servers()  # the local models' llama-servers end with the run that needed them
     assert run is not None
     steps = run.steps
     generations = [s for name, s in steps.items() if name.startswith(("generate__", "answer__"))]

@@ -62,3 +62,6 @@ echo "llmbench: installing the locked dependencies into $VENV"
 # llmbench itself, editable, built with the locked setuptools (no unpinned build download).
 "$VENV/bin/pip" install --quiet --no-deps --no-build-isolation -e .
 "$VENV/bin/pip" check
+# llama.cpp's own server for the local models' server engine, from the same pinned sdist,
+# built once per machine like the wheel (scripts/build_llama_server.sh says why).
+PYTHON="$VENV/bin/python" LLMBENCH_LOCK="$LOCK" scripts/build_llama_server.sh

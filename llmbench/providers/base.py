@@ -7,11 +7,12 @@ rows; a provider only decides whether a failure is worth retrying.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from llmbench.types import Completion, Request
+from llmbench.types import Completion, Message, Request
 
 if TYPE_CHECKING:
     from llmbench.schema import ModelSpec
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 
 # How a request travels, never what it answers: not part of the response-cache key.
 TRANSPORT_OPTIONS = frozenset({"timeout_s", "http_client"})
+
+
+def completion_prompt(messages: Sequence[Message]) -> str:
+    """A base model sees the conversation as plain text: system text, then the prompt."""
+    return "\n\n".join(m.content for m in messages if m.content)
 
 
 class NoOptions(BaseModel):

@@ -17,6 +17,47 @@ evaluated now or was kept from before: answers do not depend on request order. O
 batch: what this provider did before) or ``any`` (llama-cpp-python's own reuse of the longest
 cached prefix, as a bare loop does: a little faster where consecutive prompts share words
 beyond a line, but an answer may then depend on the request before it).
+
+Option ``engine``: ``in_process`` (the above, the default) or ``server``: llama.cpp's own
+``llama-server`` (built once per machine by scripts/build_llama_server.sh from the same pinned
+source; :mod:`llmbench.providers.llama_server` starts one per model file and settings, shares
+it between the steps of a run and stops it when the process ends, ``kill -9`` included),
+spoken to through the ``openai_compatible`` provider's code: chat models on
+``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, always
+streamed, so a local model gets a time to first token, and a JSON schema becomes the server's
+grammar. With its own defaults (prefix reuse) llama-server ran SmolLM2 2.3x this in-process
+path on an idle 2-core machine (issue 19); with the settings below, which keep answers
+independent of order, it is about as fast as the in-process path (benchmarks/local_engine.py).
+It is an option of this provider rather than a provider of its own because it serves the same
+models (same names, same files, same options and grammars) and only changes how they run: a
+config switches engines in one line, and what is not remote stays local for the runner (no
+worker processes, each of which would start its own server).
+The server's settings, and what each costs:
+
+- ``--parallel 1`` (one slot): a request's batch never holds another's tokens, whose
+  presence changes llama.cpp's numbers (4 of 188 greedy answers changed at 8 slots);
+  parallel slots gained nothing on 2 cores (67.7 s against 57.0 s for 188 prompts), so this
+  costs nothing here; it would on a machine with cores to spare.
+- ``cache_prompt: false`` per request (``prefix_cache: off``, the server's default here): each
+  prompt is evaluated whole, in one batch, so an answer cannot depend on the prompt before it
+  (the server's own prefix reuse has the order dependence of ``any`` above; llama-server's
+  defaults answered 4 of 20 SmolLM2 prompts otherwise). It costs each request its shared
+  prefix (the template's header, the task's instruction: about half of each prompt) again,
+  and batching speeds up SmolLM2's Q4_1
+  prompt evaluation little here (about 110 tokens/s against 60 generated, 1 thread): 0.61x
+  the tokens/s of llama-server's defaults on bench.yaml's prompts (17.2 against 27.9).
+  ``prefix_cache: any`` turns the reuse on; ``lines`` is in-process only.
+  ``--cache-reuse 0``: no KV shifting of reused chunks either; ``--cache-ram 0``: no prompt
+  states kept in RAM to restore for a later request.
+- ``--batch-size`` = ``--ubatch-size`` = ``n_batch`` (512): a prompt up to 512 tokens is one
+  batch, as in-process; a longer one splits at the same places whatever ran before.
+- ``--threads`` ``n_threads`` (default: half the cores, at least 2), ``--threads-batch``
+  ``n_threads_batch`` (default: the same); thread counts do not change the answers. Threads
+  wait for each other at every layer: 2 threads on 2 cores that other work also uses ran
+  several times slower than 1 (a bare loop: 5.4 against 27.9 tokens/s); set
+  ``n_threads: 1`` there.
+- one request at a time process-wide across local models (``LocalTurn``), as in-process: the
+  models share the cores, and a request queued in a server would count its wait as latency.
 """
 
 from __future__ import annotations
@@ -27,6 +68,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import struct
 import sys
 import threading
 import time
@@ -35,15 +77,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmbench.errors import MissingDependencyError, ProviderError
-from llmbench.providers.base import Provider
-from llmbench.types import Completion, FinishReason, Message, Request
+from llmbench.providers.base import Provider, completion_prompt
+from llmbench.types import Completion, FinishReason, Request
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from llmbench.providers.llama_server import ServerEngine
     from llmbench.schema import ModelSpec
 
 MODEL_CACHE_DIR = Path(
@@ -67,11 +110,18 @@ class LlamaCppOptions(BaseModel):
         "not depend on it",
     )
     n_batch: int = Field(default=512, ge=1)
-    prefix_cache: Literal["lines", "off", "any"] = Field(
-        default="lines",
-        description="lines: keep the line-aligned prompt chunks shared with the previous "
-        "request in the KV cache (answers do not depend on request order); off: reset it per "
-        "request; any: llama-cpp-python's longest-prefix reuse (answers may depend on order)",
+    engine: Literal["in_process", "server"] = Field(
+        default="in_process",
+        description="in_process: llama-cpp-python in this process; server: llama.cpp's own "
+        "llama-server (built by make install), started per model for the run: faster, streamed "
+        "(time to first token)",
+    )
+    prefix_cache: Literal["lines", "off", "any"] | None = Field(
+        default=None,
+        description="lines (in-process default): keep the line-aligned prompt chunks shared "
+        "with the previous request in the KV cache (answers do not depend on request order); "
+        "off (server default): evaluate each prompt whole; any: the engine's longest-prefix "
+        "reuse (answers may depend on order)",
     )
     json_mode: bool = Field(
         default=False, description="constrain the answer to JSON with llama.cpp's JSON grammar"
@@ -79,6 +129,23 @@ class LlamaCppOptions(BaseModel):
     json_schema: dict[str, Any] | None = Field(
         default=None, description="constrain the answer to this JSON schema (a grammar)"
     )
+
+    @model_validator(mode="after")
+    def _server_has_no_line_chunks(self) -> LlamaCppOptions:
+        if self.engine == "server" and self.prefix_cache == "lines":
+            raise ValueError("prefix_cache: lines is in-process only; the server has off or any")
+        return self
+
+    @property
+    def prompt_cache(self) -> Literal["lines", "off", "any"]:
+        """``prefix_cache`` with the engine's default filled in."""
+        if self.prefix_cache is not None:
+            return self.prefix_cache
+        return "off" if self.engine == "server" else "lines"
+
+    def threads(self) -> int:
+        """Generation threads: ``n_threads``, else half the cores (at least 2 where there are)."""
+        return self.n_threads or max(_threads(), min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -125,6 +192,48 @@ def _gemma3_path() -> Path:
         gemma.assemble(output_path=partial, overwrite=True)
         os.replace(partial, target)
     return target
+
+
+_GGUF_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+
+
+@functools.cache
+def gguf_strings(path: Path, keys: frozenset[str]) -> dict[str, str]:
+    """String values of ``keys`` in a GGUF file's header, read without loading the model
+    (the server engine needs the model's name and whether it has a chat template)."""
+    found: dict[str, str] = {}
+    with path.open("rb") as handle:
+
+        def number(fmt: str) -> int:
+            value: int = struct.unpack(fmt, handle.read(struct.calcsize(fmt)))[0]
+            return value
+
+        def text() -> bytes:
+            return handle.read(number("<Q"))
+
+        if handle.read(4) != b"GGUF":
+            raise ProviderError(f"not a GGUF file: {path}")
+        number("<I")  # version
+        number("<Q")  # tensors
+        for _ in range(number("<Q")):
+            key, kind = text().decode("utf-8", "replace"), number("<I")
+            if kind == _GGUF_STRING:
+                value = text()
+                if key in keys:
+                    found[key] = value.decode("utf-8", "replace")
+                    if len(found) == len(keys):
+                        break
+            elif kind == _GGUF_ARRAY:
+                item, count = number("<I"), number("<Q")
+                if item == _GGUF_STRING:
+                    for _ in range(count):
+                        handle.seek(number("<Q"), os.SEEK_CUR)
+                else:
+                    handle.seek(_GGUF_SIZES[item] * count, os.SEEK_CUR)
+            else:
+                handle.seek(_GGUF_SIZES[kind], os.SEEK_CUR)
+    return found
 
 
 def resolve_model_file(model: str) -> Path:
@@ -369,10 +478,17 @@ class LlamaCppProvider(Provider):
             BUILTIN_MODELS[spec.model].mode if spec.model in BUILTIN_MODELS else None
         )
         self.model_version: str | None = None
+        self._server: ServerEngine | None = None
+        if self.options.engine == "server":
+            self._server = self._server_engine()
 
     @classmethod
     def preflight(cls, spec: ModelSpec) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
+        if LlamaCppOptions.model_validate(spec.options).engine == "server":
+            from llmbench.providers.llama_server import server_binary
+
+            server_binary()
+        elif importlib.util.find_spec("llama_cpp") is None:
             raise MissingDependencyError(
                 "llama-cpp-python is not installed",
                 hint="run 'make install' (it builds the portable wheel once per machine)",
@@ -381,7 +497,33 @@ class LlamaCppProvider(Provider):
 
     @property
     def mode(self) -> Literal["chat", "completion"]:
+        if self._server is not None:
+            return self._server.mode
         return self._load()[1]
+
+    def _server_engine(self) -> ServerEngine:
+        """The engine's client of the process's llama-server for this file and settings."""
+        from llmbench.providers.llama_server import ServerEngine, ServerSettings
+
+        options = self.options
+        metadata = gguf_strings(self.path, frozenset({"general.name", "tokenizer.chat_template"}))
+        if self._mode is None:
+            self._mode = "chat" if "tokenizer.chat_template" in metadata else "completion"
+        label = metadata.get("general.name", self.path.stem)
+        self.model_version = f"{label}@{file_digest(self.path)}"
+        threads = options.threads()
+        extra: dict[str, Any] = {"cache_prompt": options.prompt_cache == "any"}
+        schema = self.options.json_schema
+        if schema is not None or self.options.json_mode:
+            extra["json_schema"] = schema if schema is not None else {"type": "object"}
+        settings = ServerSettings(
+            model=self.path,
+            n_ctx=options.n_ctx,
+            threads=threads,
+            threads_batch=options.n_threads_batch or threads,
+            n_batch=options.n_batch,
+        )
+        return ServerEngine(self.spec, settings, self._mode, self.model_version, extra)
 
     def _load(self) -> tuple[ChunkedLlama, Literal["chat", "completion"]]:
         if self._llm is None:
@@ -421,10 +563,7 @@ class LlamaCppProvider(Provider):
         assert self._mode is not None
         return self._llm, self._mode
 
-    @staticmethod
-    def completion_prompt(messages: Sequence[Message]) -> str:
-        """A base model sees the conversation as plain text: system text, then the prompt."""
-        return "\n\n".join(m.content for m in messages if m.content)
+    completion_prompt = staticmethod(completion_prompt)
 
     def _generate_blocking(self, request: Request) -> Completion:
         messages, params = request.messages, request.params
@@ -443,7 +582,7 @@ class LlamaCppProvider(Provider):
         elif self.options.json_mode:
             kwargs["grammar"] = _json_grammar(None)
         with _CPU_LOCK:
-            llm.prefix_cache = self.options.prefix_cache  # the Llama is shared across steps
+            llm.prefix_cache = self.options.prompt_cache  # the Llama is shared across steps
             started = time.perf_counter()
             if mode == "chat":
                 chat = [{"role": m.role, "content": m.content} for m in messages]
@@ -466,23 +605,37 @@ class LlamaCppProvider(Provider):
         )
 
     async def generate(self, request: Request) -> Completion:
+        if self._server is not None:
+            return await self._server.generate(request)
         return await asyncio.to_thread(self._generate_blocking, request)
+
+    def retryable(self, error: BaseException) -> bool:
+        # The server's cut connections and 5xx, as for any OpenAI-compatible server.
+        return self._server is not None and self._server.retryable(error)
 
     def connection_key(self) -> str:
         return f"llamacpp:{self.path}"
 
     def cache_identity(self) -> dict[str, Any]:
         # The file's content, not its path, decides the answers; the mode decides the prompt.
-        return {
+        identity = {
             **super().cache_identity(),
             "file": file_digest(self.path),
             "mode": self._mode or self.mode,
             # How a prompt is split into batches changes llama.cpp's numbers, so answers
             # computed with another split are not this model's answers.
             "prompt_eval": {"lines": "line-chunks-1", "off": "one-batch", "any": "any-prefix"}[
-                self.options.prefix_cache
+                self.options.prompt_cache
             ],
         }
+        if self._server is not None:  # another sampler and template renderer: other answers
+            identity["engine"] = "llama-server"
+        return identity
 
     def close(self) -> None:
         self._llm = None  # the loaded model stays shared for later steps in this process
+
+    async def aclose(self) -> None:
+        if self._server is not None:
+            await self._server.aclose()  # its HTTP client; the server stays for later steps
+        self.close()

@@ -5,6 +5,8 @@ Presets give each OpenAI-compatible host its endpoint and key variable: DeepSeek
 Groq, xAI, Together, OpenRouter; ``openai_compatible`` takes any ``base_url`` (vLLM, the
 llama.cpp server, LM Studio). Reasoning models (o1/o3/o4, gpt-5) get
 ``max_completion_tokens`` and no sampling parameters; their reasoning tokens are counted.
+``mode: completion`` sends a base model the conversation as one plain prompt
+(``completion_prompt``) to ``/completions``, which such servers also serve.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
+from llmbench.providers.base import completion_prompt
 from llmbench.providers.remote import (
     Endpoint,
     MalformedReply,
@@ -93,6 +96,9 @@ class OpenAIProvider(RemoteProvider):
             else is_reasoning_model(spec.model)
         )
 
+        # Chat: messages to /chat/completions; completion: one prompt to /completions.
+        self.completion_mode = spec.mode == "completion"
+        self.path = "/completions" if self.completion_mode else "/chat/completions"
         self.client: AsyncOpenAI = AsyncOpenAI(
             api_key=self.api_key or "not-needed",
             base_url=self.base_url,
@@ -102,12 +108,13 @@ class OpenAIProvider(RemoteProvider):
         )
 
     def request(self, request: Request) -> dict[str, Any]:
-        """The Chat Completions body of ``request``."""
+        """The Chat Completions (or, in completion mode, Completions) body of ``request``."""
         options, params = self.openai_options, request.params
-        body: dict[str, Any] = {
-            "model": self.spec.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        }
+        body: dict[str, Any] = {"model": self.spec.model}
+        if self.completion_mode:
+            body["prompt"] = completion_prompt(request.messages)
+        else:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
         if self.reasoning:
             body["max_completion_tokens"] = params.max_tokens
             if options.reasoning_effort:
@@ -150,14 +157,14 @@ class OpenAIProvider(RemoteProvider):
         # error classes), with the JSON body serialised once and the reply read as plain JSON
         # instead of typed response objects: about a third less client CPU per request.
         raw: bytes = await self.client.post(
-            "/chat/completions", cast_to=bytes, content=_payload(body), options=_POST_OPTIONS
+            self.path, cast_to=bytes, content=_payload(body), options=_POST_OPTIONS
         )
         response = json.loads(raw)  # a truncated body: JSONDecodeError, retried
         with reading_reply("the reply"):
             choice = response["choices"][0]
-            message = choice.get("message") or {}
+            message = choice if self.completion_mode else (choice.get("message") or {})
             return self._completion(
-                text=message.get("content") or "",
+                text=message.get("text" if self.completion_mode else "content") or "",
                 reasoning=message.get("reasoning_content"),
                 finish=choice.get("finish_reason"),
                 usage=response.get("usage"),
@@ -172,7 +179,7 @@ class OpenAIProvider(RemoteProvider):
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         # The SDK's SSE stream (its decoder, its mid-stream error events), chunks as dicts.
         stream: AsyncStream[dict[str, Any]] = await self.client.post(
-            "/chat/completions",
+            self.path,
             cast_to=object,
             content=_payload(body),
             options=_POST_OPTIONS,
@@ -190,8 +197,8 @@ class OpenAIProvider(RemoteProvider):
                 if chunk.get("usage") is not None:
                     usage = chunk["usage"]
                 for choice in chunk.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    piece = delta.get("content") or ""
+                    delta = choice if self.completion_mode else (choice.get("delta") or {})
+                    piece = delta.get("text" if self.completion_mode else "content") or ""
                     thought = delta.get("reasoning_content") or ""
                     if piece or thought:
                         clock.token()
