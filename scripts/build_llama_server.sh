@@ -3,8 +3,10 @@
 # requirements.lock pins (hash-checked), so the server engine and the in-process binding run
 # the same llama.cpp source.
 #
-# Why a separate binary: llama-server runs a local model about 2.3x llmbench's in-process path
-# on 2 cores (issue 19) and streams, so a local model gets a time to first token.
+# Why a separate binary: llama-server streams (a local model gets a time to first token), and
+# with its own defaults it ran SmolLM2 2.3x llmbench's in-process path on an idle 2-core
+# machine (issue 19; with llmbench's order-independent settings the gain is smaller:
+# benchmarks/local_engine.py).
 # The binary is cached outside the repo (like install.sh's wheel), keyed by the pinned version,
 # so fresh clones and CI reuse it. LLMBENCH_LLAMA_SERVER_DIR moves the cache.
 # Flags: no -march=native (it dies with SIGILL on VMs that advertise instructions they do not
