@@ -114,6 +114,7 @@ def leaderboard_view(config: BenchConfig, leaderboard: pd.DataFrame) -> HtmlTabl
         ("price_output_per_1m_usd", "$ / 1M output", "price"),
         ("price_per_hour_usd", "$ / hour", "price"),
         ("context_window", "context window", "int"),
+        ("cost_basis", "cost from", "text"),
         ("latency_p50_s", "p50 s", "s"),
         ("latency_p95_s", "p95 s", "s"),
         ("ttft_p50_s", "TTFT p50 s", "s"),

@@ -61,6 +61,27 @@ def _percentile(values: pd.Series, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else math.nan
 
 
+# How a row's cost was computed, said beside it (a local model's cost is a time, and a time is
+# only honest when nothing else ran on those cores: local requests never overlap, one at a
+# time across the run, in-process or on llama.cpp's server).
+COST_BASIS = {
+    "tokens": "tokens x the price per 1M",
+    "compute": "each request's wall time x $/hour; local requests run one at a time",
+    "strategy": "the sum of its member calls",
+    "none": "no price",
+}
+
+
+def cost_basis(entrant: Entrant) -> str:
+    """Which of :data:`COST_BASIS` prices ``entrant``."""
+    if not isinstance(entrant, ModelSpec):
+        return COST_BASIS["strategy"]
+    price = entrant.price
+    if price is None:
+        return COST_BASIS["none"]
+    return COST_BASIS["compute" if price.per_hour is not None else "tokens"]
+
+
 def _price_columns(entrant: Entrant) -> dict[str, object]:
     """The price snapshot's figures a buyer compares models by (a strategy has none)."""
     price = entrant.price if isinstance(entrant, ModelSpec) else None
@@ -70,8 +91,10 @@ def _price_columns(entrant: Entrant) -> dict[str, object]:
             "price_output_per_1m_usd": math.nan,
             "price_per_hour_usd": math.nan,
             "context_window": math.nan,
+            "cost_basis": cost_basis(entrant),
         }
     return {
+        "cost_basis": cost_basis(entrant),
         "price_input_per_1m_usd": math.nan if price.input_per_1m is None else price.input_per_1m,
         "price_output_per_1m_usd": math.nan if price.output_per_1m is None else price.output_per_1m,
         "price_per_hour_usd": math.nan if price.per_hour is None else price.per_hour,
@@ -202,6 +225,7 @@ def build_leaderboard(
         "price_output_per_1m_usd",
         "price_per_hour_usd",
         "context_window",
+        "cost_basis",
         "judge_cost_usd",
         "judge_latency_p50_s",
     ]

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from llmbench.report.leaderboard import spend_of
+from llmbench.report.leaderboard import cost_basis, spend_of
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
@@ -106,6 +106,7 @@ def price_snapshot(config: BenchConfig) -> dict[str, Any]:
 def _entrant_params(entrant: Entrant) -> dict[str, str]:
     if isinstance(entrant, StrategySpec):
         return {
+            "cost_basis": cost_basis(entrant),
             "model": entrant.name,
             "provider": entrant.provider,
             "kind": entrant.kind,
@@ -113,6 +114,7 @@ def _entrant_params(entrant: Entrant) -> dict[str, str]:
             "options": json.dumps(entrant.options, sort_keys=True),
         }
     return {
+        "cost_basis": cost_basis(entrant),
         "model": entrant.name,
         "provider": entrant.provider,
         "model_id": entrant.model,
@@ -164,7 +166,7 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
 
 
 def _model_metrics(board_row: pd.Series) -> dict[str, float]:
-    skip = {"model", "provider", "model_id"}
+    skip = {"model", "provider", "model_id", "cost_basis"}  # text: the run's params say it
     return _finite({k: v for k, v in board_row.items() if k not in skip})
 
 

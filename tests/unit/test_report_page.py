@@ -124,6 +124,9 @@ def test_leaderboard_has_prices_speed_ttft_and_cost_per_right_answer(
     assert right["price_input_per_1m_usd"] == 1.0 and right["price_output_per_1m_usd"] == 4.0
     assert right["context_window"] == 16384 and pd.isna(right["price_per_hour_usd"])
     assert local["price_per_hour_usd"] == 0.5 and pd.isna(local["price_input_per_1m_usd"])
+    # How each cost was computed, said beside it.
+    assert right["cost_basis"] == "tokens x the price per 1M"
+    assert local["cost_basis"].startswith("each request's wall time x $/hour")
     # 100 in + 20 out at $1 / $4 per 1M: $0.00018 an answer.
     assert right["cost_usd"] == pytest.approx(ITEMS * 0.00018)
     assert right["cost_per_correct_usd"] == pytest.approx(0.00018)  # every answer right
