@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 STRATEGIES: dict[str, str] = {
     "router": "llmbench.strategies.router:Router",
     "cascade": "llmbench.strategies.cascade:Cascade",
+    "vote": "llmbench.strategies.vote:Vote",
 }
 
 
