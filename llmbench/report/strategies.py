@@ -12,6 +12,7 @@ from collections import Counter
 import pandas as pd
 
 from llmbench.schema import BenchConfig, StrategySpec
+from llmbench.strategies.registry import strategy_class
 from llmbench.tables import trace_of
 from llmbench.types import Call
 
@@ -97,7 +98,11 @@ def strategy_table(
         right = float(correct[mine.index].sum(skipna=True))
         row: dict[str, object] = {
             "model": entrant.name,
-            "kind": entrant.kind if isinstance(entrant, StrategySpec) else "model",
+            "kind": (
+                strategy_class(entrant.kind).describe(entrant)
+                if isinstance(entrant, StrategySpec)
+                else "model"
+            ),
             "items": len(mine),
             "score": score,
             "cost_usd": cost,

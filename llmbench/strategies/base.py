@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 JUDGING = {"classify": 16, "verify": 512, "critique": 512}
 
 
+def judging_length(purpose: str, why: str) -> Any:
+    """The option for a judging call's own answer length, defaulting to ``JUDGING``'s."""
+    return Field(default=JUDGING[purpose], ge=8, le=32768, description=why)
+
+
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -292,6 +297,12 @@ class Strategy(abc.ABC):
             ) from None
 
     @classmethod
+    def describe(cls, spec: StrategySpec) -> str:
+        """Its kind as the report shows it, with what a reader must know of this one (an
+        evaluator that sees the reference cannot be deployed)."""
+        return cls.kind
+
+    @classmethod
     def sweep(cls, spec: StrategySpec) -> Sweep | None:
         """Set where one score and one threshold decide between two members."""
         return None
@@ -318,11 +329,12 @@ def check_model_member(spec: StrategySpec, config: BenchConfig, field: str, role
     """A member asked a prompt the strategy built (a classifier's label, a verifier's grade)
     must be a model. A strategy member answers the task's sample by its own signals (the
     task's extractors, stop sequences and answer length, rules on the prompt), so it would
-    answer the question, not the prompt, and its answer be read as a label or a grade."""
+    answer the question, not the prompt, and its answer be read as a label or a grade.
+    ``field``: where the config names the role (``options.verifier``, ``members.evaluator``)."""
     name = spec.members[role]
     if not isinstance(config.entrant(name), ModelSpec):
         raise ValueError(
-            f"options.{field}: role {role!r} is played by the strategy {name!r}, but it is "
+            f"{field}: role {role!r} is played by the strategy {name!r}, but it is "
             "asked a prompt built for it, which a strategy does not answer; name a model"
         )
 

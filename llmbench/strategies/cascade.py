@@ -18,7 +18,6 @@ from llmbench import prompts
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (
-    JUDGING,
     Options,
     Strategy,
     Sweep,
@@ -26,6 +25,7 @@ from llmbench.strategies.base import (
     check_model_member,
     check_role,
     combine,
+    judging_length,
     with_score,
 )
 from llmbench.strategies.vote import majority
@@ -52,11 +52,8 @@ class CascadeOptions(Options):
     verifier_prompt: Annotated[str, prompts.PromptText(VERIFIER_SEES)] = prompts.prompt_field(
         "strategies/verifier.j2", "the verifier's prompt", VERIFIER_SEES
     )
-    verifier_max_tokens: int = Field(
-        default=JUDGING["verify"],
-        ge=8,
-        le=32768,
-        description="the verifier's answer length: room to explain before its [[grade]]",
+    verifier_max_tokens: int = judging_length(
+        "verify", "the verifier's answer length: room to explain before its [[grade]]"
     )
     min_confidence: float = Field(default=0.7, ge=0, le=1)
 
@@ -93,7 +90,7 @@ class Cascade(Strategy):
         for n, role in enumerate(options.order or []):
             check_role(spec, f"order.{n}", role)
         if options.verifier is not None:
-            check_role(spec, "verifier", options.verifier)
+            check_role(spec, "options.verifier", options.verifier)
         if len(cls.stages(spec, options)) < 2:
             raise ValueError("members: a cascade needs two or more stages to escalate between")
         if options.verifier in cls.stages(spec, options):
@@ -103,7 +100,7 @@ class Cascade(Strategy):
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
         options = CascadeOptions.model_validate(spec.options)
         if options.verifier is not None:
-            check_model_member(spec, config, "verifier", options.verifier)
+            check_model_member(spec, config, "options.verifier", options.verifier)
         if "disagreement" not in options.escalate_on:
             return
         for role in cls.stages(spec, options)[:-1]:

@@ -13,6 +13,7 @@ STRATEGIES: dict[str, str] = {
     "router": "llmbench.strategies.router:Router",
     "cascade": "llmbench.strategies.cascade:Cascade",
     "vote": "llmbench.strategies.vote:Vote",
+    "evaluator_optimizer": "llmbench.strategies.evaluator_optimizer:EvaluatorOptimizer",
 }
 
 

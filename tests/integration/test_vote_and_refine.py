@@ -15,7 +15,7 @@ from llmbench.report.strategies import agreement
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
 from llmbench.strategies.registry import strategy_class
-from llmbench.types import Completion
+from llmbench.types import Completion, Sample
 from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply
 from tests.integration.test_strategies import (
     CHEAP,
@@ -161,6 +161,162 @@ def test_a_votes_worst_case_is_its_draws_per_member() -> None:
     assert strategy_class("vote").max_calls(plain.strategies[0]) == {"a": 1, "b": 1}
 
 
+# ---------------------------------------------------------------- evaluator_optimizer
+
+
+def refine(members: dict[str, str] | None = None, **options: Any) -> dict[str, Any]:
+    return {
+        "name": "refine",
+        "kind": "evaluator_optimizer",
+        "members": members or {"generator": "cheap", "evaluator": "strong"},
+        "options": options,
+    }
+
+
+def reviewer(verdicts: list[str]) -> Any:
+    """The evaluator gives ``verdicts`` in turn; the
+    generator answers 7, then 8, 9 ... on each revision."""
+    said = iter(verdicts)
+
+    def reply(request: RecordedRequest) -> Reply:
+        text = request.last_user_text or ""
+        if text.startswith("Review this answer"):
+            critique = f"Check the units. [[{next(said)}]]"
+            return Reply(text=critique, input_tokens=40, output_tokens=9)
+        if "A reviewer's critique" in text:
+            earlier = int(re.findall(r"Your earlier answer:\nit is (\d+)", text)[0])
+            return Reply(text=f"it is {earlier + 1}", input_tokens=60, output_tokens=3)
+        return Reply(text="it is 7", input_tokens=10, output_tokens=3)
+
+    return reply
+
+
+def critiques(server: ProviderServer) -> list[RecordedRequest]:
+    return [r for r in server.requests if (r.last_user_text or "").startswith("Review")]
+
+
+def test_a_loop_that_never_passes_revises_exactly_max_rounds_times(
+    server: ProviderServer,
+) -> None:
+    server.default = reviewer(["REVISE", "REVISE", "REVISE", "REVISE"])
+    [done] = answer(bench([refine(max_rounds=3)]), samples("q"))
+
+    assert done.text == "it is 10" and done.answered_by == "cheap"
+    assert len(critiques(server)) == 3 and len(server.requests) == 3 + 4
+    assert [(c.role, c.purpose, c.round) for c in done.trace] == [
+        ("generator", "answer", 0),
+        ("evaluator", "critique", 1),
+        ("generator", "revise", 2),
+        ("evaluator", "critique", 3),
+        ("generator", "revise", 4),
+        ("evaluator", "critique", 5),
+        ("generator", "revise", 6),
+    ]
+    assert [c.note for c in done.trace if c.purpose == "critique"] == [
+        "round 1: revise",
+        "round 2: revise",
+        "round 3: revise",
+    ]
+    assert [c.output for c in done.trace if c.role == "generator"] == [
+        "it is 7",
+        "it is 8",
+        "it is 9",
+        "it is 10",
+    ]
+    assert done.trace[-1].note == "final: changed from the first answer ('7' -> '10')"
+    assert done.cost_usd == pytest.approx(trace_cost(done))
+    critique_cost = (40 * 10.0 + 9 * 30.0) / 1e6  # the evaluator is the strong model
+    assert done.trace[1].cost_usd == pytest.approx(critique_cost)
+    # one after another: each call starts when the one before it ends
+    starts = [c.start_s for c in done.trace]
+    ends = [c.start_s + c.latency_s for c in done.trace]
+    assert starts[1:] == pytest.approx(ends[:-1]) and done.latency_s == pytest.approx(ends[-1])
+    assert strategy_class("evaluator_optimizer").max_calls(
+        bench([refine(max_rounds=3)]).strategies[0]
+    ) == {
+        "generator": 4,
+        "evaluator": 3,
+    }
+
+
+def test_a_pass_in_round_1_stops_with_no_revision(server: ProviderServer) -> None:
+    server.default = reviewer(["PASS"])
+    [done] = answer(bench([refine(max_rounds=3)]), samples("q"))
+    assert done.text == "it is 7"
+    assert [c.purpose for c in done.trace] == ["answer", "critique"]
+    assert done.trace[0].note == "final: the first answer"
+    assert done.trace[1].note == "round 1: pass"
+    assert len(server.requests) == 2
+
+
+def test_the_critique_is_fed_back_verbatim_and_the_evaluator_gets_its_own_length(
+    server: ProviderServer,
+) -> None:
+    critique = "Line one: the sum is off.\n  Line two: {{ not a template }} [[REVISE]]"
+
+    def reply(request: RecordedRequest) -> Reply:
+        text = request.last_user_text or ""
+        if text.startswith("Review this answer"):
+            return Reply(text=critique if "it is 7" in text else "Good. [[PASS]]")
+        return Reply(text="it is 8" if "A reviewer's critique" in text else "it is 7")
+
+    server.default = reply
+    item = Sample(sample_id="0", prompt="2+2?", system="Answer in digits.", references=("4",))
+    [done] = answer(bench([refine(evaluator_max_tokens=300)]), [item])
+
+    [revise] = [r for r in server.requests if "A reviewer's critique" in (r.last_user_text or "")]
+    assert critique in (revise.last_user_text or "")
+    assert revise.system_text == "Answer in digits."  # the task's system prompt as it was
+    assert (revise.last_user_text or "").startswith("2+2?\n")
+    assert revise.max_tokens == 16
+    first_review = critiques(server)[0]
+    assert first_review.max_tokens == 300 and "stop" not in first_review.body
+    assert "Answer in digits.\n\n2+2?" in (first_review.last_user_text or "")
+    assert "Reference answer" not in (first_review.last_user_text or "")  # not an oracle
+    assert [c.note for c in done.trace if c.purpose == "critique"] == [
+        "round 1: revise",
+        "round 2: pass",
+    ]
+    assert done.trace[2].input is not None and critique in done.trace[2].input[-1]["content"]
+
+
+def test_self_refine_is_one_model_in_both_roles(server: ProviderServer) -> None:
+    server.default = reviewer(["REVISE", "PASS"])
+    config = bench([refine({"generator": "cheap", "evaluator": "cheap"})])
+    [done] = answer(config, samples("q"))
+    assert {str(r.model) for r in server.requests} == {"gpt-cheap"}
+    assert [c.model for c in done.trace] == ["cheap"] * 4
+    assert done.text == "it is 8"
+    assert done.trace[2].note == "final: changed from the first answer ('7' -> '8')"
+
+
+def test_an_oracle_evaluator_sees_the_reference_and_the_row_says_so(
+    server: ProviderServer,
+) -> None:
+    server.default = reviewer(["PASS"])
+    item = Sample(sample_id="0", prompt="2+2?", references=("4",))
+    [done] = answer(bench([refine(oracle=True)]), [item])
+    [review] = critiques(server)
+    assert "Reference answer (the standard of correctness):\n4\n" in (review.last_user_text or "")
+    assert done.trace[1].note == "round 1 (oracle): pass"
+    oracle, plain = (bench([refine(oracle=o)]).strategies[0] for o in (True, False))
+    assert "oracle" in strategy_class("evaluator_optimizer").describe(oracle)
+    assert strategy_class("evaluator_optimizer").describe(plain) == "evaluator_optimizer"
+
+
+def test_an_unchanged_loop_rerun_sends_nothing(server: ProviderServer, tmp_path: Path) -> None:
+    server.default = reviewer(["REVISE", "PASS"])
+    config = bench([refine()])
+    cache = ResponseCache(tmp_path)
+    settings = RunSettings(cache=cache, retries=ZERO_WAIT)
+    [done] = answer(config, samples("q"), settings)
+    server.clear()
+    [again] = answer(config, samples("q"), settings)
+    cache.close()
+    assert server.requests == [] and again.cached
+    assert again.text == done.text and again.cost_usd == pytest.approx(done.cost_usd)
+
+
 # ---------------------------------------------------------------- config errors
 
 
@@ -177,14 +333,27 @@ def test_a_votes_worst_case_is_its_draws_per_member() -> None:
             "members.solo",
             "draws and a temperature need a model",
         ),
+        (refine(rounds=3), "options.rounds", "unknown option"),
+        (refine({"generator": "cheap"}), "members.evaluator", "needs a 'evaluator' member"),
+        (refine(max_rounds=0), "options.max_rounds", "greater than or equal to 1"),
+        (
+            refine({"generator": "cheap", "evaluator": "inner"}),
+            "members.evaluator",
+            "played by the strategy 'inner'",
+        ),
+        (refine(revise_prompt="{{ reference }}"), "options.revise_prompt", "uses reference"),
     ],
 )
-def test_bad_votes_are_config_errors_naming_the_field(
+def test_bad_votes_and_loops_are_config_errors_naming_the_field(
     strategy: dict[str, Any], field: str, message: str
 ) -> None:
-    inner = {"name": "inner", "kind": "router", "members": {"x": "cheap"}}
-    inner["options"] = {"default": "x"}
+    inner = {
+        "name": "inner",
+        "kind": "router",
+        "members": {"x": "cheap"},
+        "options": {"default": "x"},
+    }
     with pytest.raises(ConfigError) as refused:
         bench([inner, strategy])
     assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
-    assert re.search(re.escape(message), refused.value.message)
+    assert message in refused.value.message
