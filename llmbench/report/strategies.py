@@ -1,6 +1,7 @@
 """What orchestration buys: cost per item and per correct answer, the Pareto frontier of
 (cost, score) over every leaderboard row, and for strategies who answered, how many calls
-each member took, how often an answer escalated and how many member calls were free."""
+each member took, how often an answer escalated, how far a vote's draws agreed and how many
+member calls were free."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from collections import Counter
 import pandas as pd
 
 from llmbench.schema import BenchConfig, StrategySpec
+from llmbench.strategies.registry import strategy_class
 from llmbench.tables import trace_of
+from llmbench.types import Call
 
 STRATEGY_COLUMNS = [
     "model",
@@ -24,6 +27,7 @@ STRATEGY_COLUMNS = [
     "cost_per_correct_usd",
     "pareto",
     "escalation_rate",
+    "agreement",
     "answers_by",
     "calls_by",
     "member_calls",
@@ -45,6 +49,18 @@ def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
         if not beaten:
             frontier.add(name)
     return frontier
+
+
+def agreement(traces: list[list[Call]]) -> float:
+    """A vote's mean agreement: the score on each answer's "voted" call (the share of its
+    draws giving the chosen answer); NaN for a strategy that does not vote."""
+    shares = [
+        c.score
+        for trace in traces
+        for c in trace
+        if c.score is not None and (c.note or "").startswith("voted")
+    ]
+    return math.fsum(shares) / len(shares) if shares else math.nan
 
 
 def correct_per_row(config: BenchConfig, results: pd.DataFrame) -> pd.Series:
@@ -82,7 +98,11 @@ def strategy_table(
         right = float(correct[mine.index].sum(skipna=True))
         row: dict[str, object] = {
             "model": entrant.name,
-            "kind": entrant.kind if isinstance(entrant, StrategySpec) else "model",
+            "kind": (
+                strategy_class(entrant.kind).describe(entrant)
+                if isinstance(entrant, StrategySpec)
+                else "model"
+            ),
             "items": len(mine),
             "score": score,
             "cost_usd": cost,
@@ -91,6 +111,7 @@ def strategy_table(
             "cost_per_correct_usd": cost / right if right > 0 else math.nan,
             "pareto": entrant.name in frontier,
             "escalation_rate": math.nan,
+            "agreement": math.nan,
             "answers_by": None,
             "calls_by": None,
             "member_calls": 0,
@@ -112,6 +133,7 @@ def strategy_table(
             row["free_member_calls"] = sum(c.cached for c in requests)
             escalated = [any((c.note or "").startswith("escalated") for c in t) for t in traces]
             row["escalation_rate"] = sum(escalated) / len(traces)
+            row["agreement"] = agreement(traces)
             if best is not None and best != entrant.name:
                 top = board.loc[best]
                 if float(top["score"]) > 0 and float(top["cost_usd"]) > 0:

@@ -16,7 +16,7 @@ from llmbench.prompts import PromptError, prompt_texts
 from llmbench.prompts import render as render_prompt
 from llmbench.runtime.client import ModelClient
 from llmbench.schema import ModelSpec
-from llmbench.scoring.extract import ExtractorSpec
+from llmbench.scoring.extract import ExtractorSpec, extract
 from llmbench.types import Call, Completion, GenerationParams, Message, Request, Sample
 
 if TYPE_CHECKING:
@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 
 # Calls that judge the prompt or an answer rather than answer it, and their default answer
 # length (each strategy's options can set its own). A verifier is asked to explain before its
-# grade, so it gets room for that: at 64 tokens most grades were cut off and read as none.
-JUDGING = {"classify": 16, "verify": 512}
+# grade, so it gets room for that: at 64 tokens most grades were cut off and read as none;
+# a critique explains what to fix before its verdict.
+JUDGING = {"classify": 16, "verify": 512, "critique": 512}
+
+
+def judging_length(purpose: str, why: str) -> Any:
+    """The option for a judging call's own answer length, defaulting to ``JUDGING``'s."""
+    return Field(default=JUDGING[purpose], ge=8, le=32768, description=why)
 
 
 class Options(BaseModel):
@@ -46,6 +52,15 @@ class TaskView(Options):
     @classmethod
     def of(cls, task: TaskSpec) -> TaskView:
         return cls.model_validate(task.model_dump(mode="json", include=set(cls.model_fields)))
+
+    def answer_of(self, completion: Completion) -> str | None:
+        """The answer the task's extractors find in ``completion`` (its stripped text when
+        the task has none); None for a failed request or no answer found."""
+        if completion.error is not None:
+            return None
+        if not self.extract:
+            return completion.text.strip() or None
+        return extract(completion.text, self.extract)
 
 
 class Member:
@@ -78,12 +93,15 @@ class Member:
         purpose: str = "answer",
         note: str | None = None,
         max_tokens: int | None = None,
+        temperature: float | None = None,
     ) -> Completion:
         """The member's answer to ``sample`` (or to ``messages``, e.g. a classifier prompt).
         Asked the sample itself with draw 0, a model member sends exactly the request its own
         leaderboard row sent, so that answer comes from the response cache. A call that
         judges (a label, a grade) is sent without the task's stop sequences and with its own
-        answer length (``max_tokens``, the strategy's option for it)."""
+        answer length (``max_tokens``, the strategy's option for it). ``temperature``: the
+        strategy's own for this call (a vote's draws); at the member's own it changes
+        nothing, so draw 0 is still the member's row."""
         if self.strategy is not None:
             if messages is not None:  # refused at config load: see check_model_member
                 raise ValueError(f"{self.role}: a strategy member answers samples, not prompts")
@@ -96,6 +114,8 @@ class Member:
             request = request.with_params(max_tokens=max_tokens or JUDGING[purpose], stop=())
         elif max_tokens is not None:
             request = request.with_params(max_tokens=max_tokens)
+        if temperature is not None:
+            request = request.with_params(temperature=temperature)
         return await self.client.generate(
             request,
             index=index,
@@ -277,6 +297,12 @@ class Strategy(abc.ABC):
             ) from None
 
     @classmethod
+    def describe(cls, spec: StrategySpec) -> str:
+        """Its kind as the report shows it, with what a reader must know of this one (an
+        evaluator that sees the reference cannot be deployed)."""
+        return cls.kind
+
+    @classmethod
     def sweep(cls, spec: StrategySpec) -> Sweep | None:
         """Set where one score and one threshold decide between two members."""
         return None
@@ -303,11 +329,12 @@ def check_model_member(spec: StrategySpec, config: BenchConfig, field: str, role
     """A member asked a prompt the strategy built (a classifier's label, a verifier's grade)
     must be a model. A strategy member answers the task's sample by its own signals (the
     task's extractors, stop sequences and answer length, rules on the prompt), so it would
-    answer the question, not the prompt, and its answer be read as a label or a grade."""
+    answer the question, not the prompt, and its answer be read as a label or a grade.
+    ``field``: where the config names the role (``options.verifier``, ``members.evaluator``)."""
     name = spec.members[role]
     if not isinstance(config.entrant(name), ModelSpec):
         raise ValueError(
-            f"options.{field}: role {role!r} is played by the strategy {name!r}, but it is "
+            f"{field}: role {role!r} is played by the strategy {name!r}, but it is "
             "asked a prompt built for it, which a strategy does not answer; name a model"
         )
 

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections import Counter
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from llmbench import prompts
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
-from llmbench.scoring.extract import extract
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (
-    JUDGING,
     Options,
     Strategy,
     Sweep,
@@ -28,8 +25,10 @@ from llmbench.strategies.base import (
     check_model_member,
     check_role,
     combine,
+    judging_length,
     with_score,
 )
+from llmbench.strategies.vote import majority
 from llmbench.types import Completion, Message, Sample
 
 # What the verifier's prompt is rendered with: the question (the task's system prompt with
@@ -53,11 +52,8 @@ class CascadeOptions(Options):
     verifier_prompt: Annotated[str, prompts.PromptText(VERIFIER_SEES)] = prompts.prompt_field(
         "strategies/verifier.j2", "the verifier's prompt", VERIFIER_SEES
     )
-    verifier_max_tokens: int = Field(
-        default=JUDGING["verify"],
-        ge=8,
-        le=32768,
-        description="the verifier's answer length: room to explain before its [[grade]]",
+    verifier_max_tokens: int = judging_length(
+        "verify", "the verifier's answer length: room to explain before its [[grade]]"
     )
     min_confidence: float = Field(default=0.7, ge=0, le=1)
 
@@ -94,7 +90,7 @@ class Cascade(Strategy):
         for n, role in enumerate(options.order or []):
             check_role(spec, f"order.{n}", role)
         if options.verifier is not None:
-            check_role(spec, "verifier", options.verifier)
+            check_role(spec, "options.verifier", options.verifier)
         if len(cls.stages(spec, options)) < 2:
             raise ValueError("members: a cascade needs two or more stages to escalate between")
         if options.verifier in cls.stages(spec, options):
@@ -104,7 +100,7 @@ class Cascade(Strategy):
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
         options = CascadeOptions.model_validate(spec.options)
         if options.verifier is not None:
-            check_model_member(spec, config, "verifier", options.verifier)
+            check_model_member(spec, config, "options.verifier", options.verifier)
         if "disagreement" not in options.escalate_on:
             return
         for role in cls.stages(spec, options)[:-1]:
@@ -143,13 +139,6 @@ class Cascade(Strategy):
             calls[options.verifier] = len(stages) - 1
         return calls
 
-    def answer_of(self, completion: Completion) -> str | None:
-        if completion.error is not None:
-            return None
-        if not self.task.extract:
-            return completion.text.strip() or None
-        return extract(completion.text, self.task.extract)
-
     async def answer(self, sample: Sample, index: int) -> Completion:
         options: CascadeOptions = self.options
         stages = self.stages(self.spec, options)
@@ -182,14 +171,11 @@ class Cascade(Strategy):
                 )
             )
             rounds.append(list(draws))
-            answers = [self.answer_of(d) for d in draws]
-            counts = Counter(a for a in answers if a is not None)
-            top, votes = counts.most_common(1)[0] if counts else (None, 0)
-            chosen = draws[answers.index(top)] if top is not None else draws[0]
-            agreement = votes / len(draws)
-            if agreement < options.min_agreement:
+            tally = majority([self.task.answer_of(d) for d in draws], [d.text for d in draws])
+            chosen = draws[tally.chosen]
+            if tally.agreement < options.min_agreement:
                 return chosen, (
-                    f"{votes} of {len(draws)} draws agree ({agreement:.2f} < "
+                    f"{tally.votes} of {len(draws)} draws agree ({tally.agreement:.2f} < "
                     f"{options.min_agreement:.2f})"
                 )
         else:
@@ -197,7 +183,7 @@ class Cascade(Strategy):
             rounds.append([chosen])
         if chosen.error is not None:
             return chosen, "the request failed"
-        extracted = self.answer_of(chosen)
+        extracted = self.task.answer_of(chosen)
         if "no_answer" in signals and extracted is None:
             return chosen, "no answer extracted"
         if "low_confidence" in signals:

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 STRATEGIES: dict[str, str] = {
     "router": "llmbench.strategies.router:Router",
     "cascade": "llmbench.strategies.cascade:Cascade",
+    "vote": "llmbench.strategies.vote:Vote",
+    "evaluator_optimizer": "llmbench.strategies.evaluator_optimizer:EvaluatorOptimizer",
 }
 
 

@@ -177,7 +177,7 @@ class Router(Strategy):
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
         classifier = RouterOptions.model_validate(spec.options).classifier
         if classifier is not None:
-            check_model_member(spec, config, "classifier.member", classifier.member)
+            check_model_member(spec, config, "options.classifier.member", classifier.member)
 
     @classmethod
     def check_options(cls, spec: StrategySpec, options: Any) -> None:

@@ -47,7 +47,11 @@ def echo(request: RecordedRequest) -> Reply:
     return Reply(text=f"{request.model}: 1", input_tokens=10, output_tokens=5)
 
 
-def bench(strategies: list[dict[str, Any]], **cheap_params: Any) -> BenchConfig:
+def bench(
+    strategies: list[dict[str, Any]],
+    extra_models: tuple[dict[str, Any], ...] = (),
+    **cheap_params: Any,
+) -> BenchConfig:
     """A config as the loader returns it: the schema, then the registry checks."""
     return check_registries(
         BenchConfig.model_validate(
@@ -67,6 +71,7 @@ def bench(strategies: list[dict[str, Any]], **cheap_params: Any) -> BenchConfig:
                         "params": {"max_tokens": 16},
                         "price": STRONG.model_dump(),
                     },
+                    *extra_models,
                 ],
                 "strategies": strategies,
                 "tasks": [
