@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from llmbench.types import Tool, ToolCall
 
@@ -68,7 +68,8 @@ def _type_ok(
     if type(value) is kind and (
         items is None
         or any(  # BFCL checks the items against some allowed list (or an optional "")
-            not isinstance(option, list) or all(_type_ok(v, option, items, None)[0] for v in value)
+            not isinstance(option, list)
+            or all(_type_ok(v, option, items, None)[0] for v in cast("list[Any]", value))
             for option in allowed
         )
     ):
@@ -182,7 +183,9 @@ def ast_match(
         return not decoded
     if decoded is None or len(decoded) != len(expected):
         return False
-    by_name = {tool.name: tool for tool in tools}
+    by_name: dict[str, Tool] = {}
+    for tool in tools:  # BFCL reads the first function of a name
+        by_name.setdefault(tool.name, tool)
     fits = [
         [call_matches(by_name.get(next(iter(want))), call, want) for call in decoded]
         for want in expected
