@@ -135,6 +135,10 @@ def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
     if isinstance(judge.get("prompt"), str):
         judge["prompt"] = prompts.resolve(os.path.expandvars(judge["prompt"]), base_dir)
+    bfcl = task.get("bfcl")
+    if isinstance(bfcl, dict) and isinstance(bfcl.get("possible_answer"), str):
+        path = base_dir / os.path.expandvars(bfcl["possible_answer"])
+        bfcl["possible_answer"] = str(path.resolve())
 
 
 def _resolve_prompt_files(node: Any, base_dir: Path) -> None:

@@ -13,8 +13,7 @@ from llmbench.providers.registry import provider_class
 from llmbench.schema import BenchConfig
 from llmbench.scoring.judge import template_text
 from llmbench.scoring.judged import read_human_labels
-from llmbench.tasks.build import build_samples
-from llmbench.tasks.loader import source_fingerprint
+from llmbench.tasks.build import build_samples, data_fingerprint
 
 
 def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> dict[str, str]:
@@ -25,7 +24,7 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
     of stopping the check."""
     fingerprints = {}
     for task in config.tasks:
-        fingerprints[task.name] = source_fingerprint(task.source)
+        fingerprints[task.name] = data_fingerprint(task)
         build_samples(task, config.execution.limit)
         if task.judge is not None:
             template_text(task.judge)

@@ -182,6 +182,17 @@ class SubsetSpec(_Strict):
     part: Literal["train", "test"] = "test"
 
 
+class BfclSpec(_Strict):
+    """A Berkeley Function Calling Leaderboard category: ``source.path`` holds its questions
+    (JSON Lines: id, question turns, functions) and this its possible answers. Each item's
+    conversation is asked with its functions as tools; ``bfcl_ast`` scores the calls."""
+
+    possible_answer: str | None = Field(
+        description="the possible_answer file, matched to the questions by id line by line; "
+        "null: an irrelevance category, where the right answer is no call"
+    )
+
+
 class SampleSpec(_Strict):
     """The part of a task that decides what each model is asked: data and prompt.
 
@@ -200,16 +211,24 @@ class SampleSpec(_Strict):
     sample_id: str | None = Field(default=None, description="Jinja2 expression; default: row index")
     choices: str | None = Field(default=None, description="Jinja2 expression giving a list")
     system: str | None = None
-    template: str
+    template: str | None = Field(default=None, description="required unless the task is 'bfcl'")
     fewshot: FewShotSpec | None = None
     subset: SubsetSpec | None = Field(
         default=None, description="keep one part of a seeded train/test split of the items"
+    )
+    bfcl: BfclSpec | None = Field(
+        default=None, description="the rows are a BFCL category: its questions, tools, answers"
     )
 
     @model_validator(mode="after")
     def _fewshot_needs_target(self) -> SampleSpec:
         if self.fewshot is not None and self.target is None:
             raise ValueError("fewshot needs 'target': the answers shown after each example")
+        if self.bfcl is None and self.template is None:
+            raise ValueError("a task needs a 'template' (or 'bfcl': the data's own questions)")
+        rendered = ("template", "system", "target", "choices", "fewshot")
+        if self.bfcl is not None and (extra := [f for f in rendered if getattr(self, f)]):
+            raise ValueError(f"a bfcl task asks the data's own conversations: remove {extra[0]!r}")
         return self
 
 
@@ -299,10 +318,13 @@ class TaskSpec(SampleSpec):
     def _scored_somehow(self) -> TaskSpec:
         if not self.metrics and self.judge is None:
             raise ValueError("a task needs 'metrics', a 'judge', or both")
-        needs_reference = [m.name for m in self.metrics] or (
+        structured = [m.name for m in self.metrics if METRICS[m.name].structured]
+        if structured and self.bfcl is None:
+            raise ValueError(f"{structured[0]} scores tool calls against a 'bfcl' task's answers")
+        needs_reference = [m.name for m in self.metrics if m.name not in structured] or (
             ["judge mode 'reference'"] if self.judge and self.judge.mode == "reference" else []
         )
-        if needs_reference and self.target is None:
+        if needs_reference and self.target is None and not structured:
             raise ValueError(f"{needs_reference[0]} compares with a reference answer: set 'target'")
         return self
 

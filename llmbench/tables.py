@@ -6,36 +6,57 @@ One DataFrame per artifact (ZenML stores a list of objects as one folder per ite
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
 from llmbench.types import Call, Completion, Sample
 
 SAMPLE_COLUMNS = list(Sample.model_fields)
+# Plain columns hold text (or a list of texts); every other sample field, structured or added
+# later, travels as JSON text, so no field is dropped or mangled by a parquet round trip.
+TEXT_LISTS = ("references", "choices")
+JSON_SAMPLE_COLUMNS = [
+    name
+    for name, f in Sample.model_fields.items()
+    if name not in TEXT_LISTS and f.annotation not in (str, str | None)
+]
 # What is stored of a completion (fields excluded from its dump, such as a request's 429 count,
 # are not part of the answer).
 COMPLETION_COLUMNS = [name for name, f in Completion.model_fields.items() if not f.exclude]
 
 
 def samples_to_frame(samples: list[Sample]) -> pd.DataFrame:
-    rows = [s.model_dump() for s in samples]
+    rows = []
+    for sample in samples:
+        row = sample.model_dump(mode="json")
+        for column in JSON_SAMPLE_COLUMNS:
+            row[column] = json.dumps(row[column], ensure_ascii=False)
+        rows.append(row)
     frame = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
-    for column in ("references", "choices"):
+    for column in TEXT_LISTS:
         frame[column] = frame[column].map(list)
     return frame
 
 
+def _sample_values(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row's fields (columns absent from frames stored before them keep defaults)."""
+    values = {k: row[k] for k in SAMPLE_COLUMNS if k in row}
+    values["sample_id"] = str(values["sample_id"])
+    if not isinstance(values.get("system"), str):
+        values["system"] = None
+    for column in TEXT_LISTS:
+        values[column] = tuple(values.get(column, ()))
+    for column in JSON_SAMPLE_COLUMNS:
+        if isinstance(values.get(column), str):
+            values[column] = json.loads(values[column])
+        else:
+            values.pop(column, None)
+    return values
+
+
 def frame_to_samples(frame: pd.DataFrame) -> list[Sample]:
-    return [
-        Sample(
-            sample_id=str(row["sample_id"]),
-            prompt=row["prompt"],
-            system=row["system"] if isinstance(row["system"], str) else None,
-            references=tuple(row["references"]),
-            choices=tuple(row["choices"]),
-        )
-        for row in frame.to_dict("records")
-    ]
+    return [Sample.model_validate(_sample_values(row)) for row in frame.to_dict("records")]
 
 
 def completions_to_frame(sample_ids: list[str], completions: list[Completion]) -> pd.DataFrame:
@@ -43,8 +64,11 @@ def completions_to_frame(sample_ids: list[str], completions: list[Completion]) -
     shape do not survive every artifact store's parquet round trip)."""
     rows = []
     for completion in completions:
-        row = completion.model_dump(exclude={"trace"})
+        row = completion.model_dump(exclude={"trace", "tool_calls"})
         row["trace"] = json.dumps([c.model_dump() for c in completion.trace], ensure_ascii=False)
+        row["tool_calls"] = json.dumps(
+            [c.model_dump() for c in completion.tool_calls], ensure_ascii=False
+        )
         rows.append(row)
     frame = pd.DataFrame(rows, columns=COMPLETION_COLUMNS)
     frame.insert(0, "sample_id", sample_ids)
@@ -66,5 +90,7 @@ def frame_to_completions(frame: pd.DataFrame) -> list[Completion]:
             if key in values and values[key] is not None and pd.isna(values[key]):
                 values[key] = None
         values["trace"] = trace_of(values.get("trace"))
+        calls = values.get("tool_calls")
+        values["tool_calls"] = json.loads(calls) if isinstance(calls, str) and calls else ()
         out.append(Completion.model_validate(values))
     return out

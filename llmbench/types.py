@@ -124,7 +124,13 @@ class Request(BaseModel):
 
 
 class Sample(BaseModel):
-    """One prompt of a task, rendered and ready to send, with what counts as a right answer."""
+    """One prompt of a task, rendered and ready to send, with what counts as a right answer.
+
+    ``conversation``, when given, is the whole conversation asked (a dataset's own system,
+    user and assistant turns, in order); ``prompt`` is then its last user turn, what a judge
+    is shown and a recorded output is found by. ``tools`` are the functions the model may
+    call; ``expected`` is a structured right answer a metric reads (BFCL's possible answers:
+    ``[{function: {param: [allowed values]}}]``, empty: no call is right)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -133,14 +139,19 @@ class Sample(BaseModel):
     system: str | None = None
     references: tuple[str, ...]
     choices: tuple[str, ...] = ()
+    conversation: tuple[Message, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    expected: list[dict[str, Any]] | None = None
 
     def messages(self) -> list[Message]:
+        if self.conversation:
+            return list(self.conversation)
         head = [Message(role="system", content=self.system)] if self.system else []
         return [*head, Message(role="user", content=self.prompt)]
 
     def request(self, params: GenerationParams, *, draw: int = 0) -> Request:
-        """The request that asks this sample with ``params``."""
-        return Request(messages=tuple(self.messages()), params=params, draw=draw)
+        """The request that asks this sample with ``params``, offering the sample's tools."""
+        return Request(messages=tuple(self.messages()), params=params, tools=self.tools, draw=draw)
 
     def question(self) -> str:
         """The whole request as one text, system prompt first: what a judge, a classifier or
@@ -233,3 +244,4 @@ class Completion(BaseModel):
     error: str | None = None
     answered_by: str | None = None  # the model whose answer this is
     trace: list[Call] = Field(default_factory=list)
+    tool_calls: tuple[ToolCall, ...] = ()  # the functions the answer calls, in its order

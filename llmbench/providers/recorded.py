@@ -4,6 +4,10 @@ A team often has answers already (a leaderboard's published outputs, last quarte
 production logs). ``provider: recorded`` with ``model: <file>`` answers each prompt with the
 recorded output whose prompt field equals it, so those answers are scored and judged beside
 live models. Nothing is sent anywhere; cost and latency are unknown and reported as 0.
+
+An answer may be tool calls: ``options.tool_calls_field`` names a field holding a list of
+``{"name": ..., "arguments": "<JSON text>"}`` (an empty list or null: no call), replayed as
+the completion's ``tool_calls``; its output field may then be empty or null.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmbench.errors import ConfigError, DatasetError
 from llmbench.pricing import CHARS_PER_TOKEN
 from llmbench.providers.base import Provider
 from llmbench.schema import SourceSpec
 from llmbench.tasks.loader import load_rows, source_fingerprint
-from llmbench.types import Completion, Request
+from llmbench.types import Completion, FinishReason, Request, ToolCall
 
 if TYPE_CHECKING:
     from llmbench.schema import ModelSpec
@@ -38,6 +42,11 @@ class RecordedOptions(BaseModel):
         description="the text the model generated, when output_field holds something else "
         "(e.g. a per-item correctness flag): its ~4-characters-per-token estimate is billed "
         "as the output tokens, and the prompt's as the input",
+    )
+    tool_calls_field: str | None = Field(
+        default=None,
+        description="a field holding the answer's tool calls: a list of {name, arguments}, "
+        "arguments as JSON text (a string: a JSON Lines loader would merge objects' keys)",
     )
 
 
@@ -68,24 +77,49 @@ def _load(spec: ModelSpec) -> dict[str, Recorded]:
                 field=f"models.{spec.name}.options",
                 hint="set options.prompt_field / options.output_field to the file's field names",
             )
-    if options.tokens_field is not None and options.tokens_field not in rows[0]:
-        raise DatasetError(
-            f"no field {options.tokens_field!r} in the recorded outputs "
-            f"(fields: {', '.join(rows[0])})",
-            source=spec.model,
-            field=f"models.{spec.name}.options.tokens_field",
-        )
+    for option in ("tokens_field", "tool_calls_field"):
+        name = getattr(options, option)
+        if name is not None and name not in rows[0]:
+            raise DatasetError(
+                f"no field {name!r} in the recorded outputs (fields: {', '.join(rows[0])})",
+                source=spec.model,
+                field=f"models.{spec.name}.options.{option}",
+            )
     answers: dict[str, Recorded] = {}
-    for row in rows:  # the first answer wins when a prompt repeats
+    for number, row in enumerate(rows, 1):  # the first answer wins when a prompt repeats
         output = row[options.output_field]
-        if _missing(output):
+        calls = _tool_calls(row, options.tool_calls_field, spec, number)
+        if _missing(output) and not calls:
             continue  # no recorded answer: that prompt becomes an error row, not "None"
         prompt = str(row[options.prompt_field]).strip()
         generated = row[options.tokens_field] if options.tokens_field else None
         answers.setdefault(
-            prompt, Recorded(str(output), None if _missing(generated) else str(generated))
+            prompt,
+            Recorded(
+                "" if _missing(output) else str(output),
+                None if _missing(generated) else str(generated),
+                calls,
+            ),
         )
     return answers
+
+
+def _tool_calls(
+    row: dict[str, Any], field: str | None, spec: ModelSpec, number: int
+) -> tuple[ToolCall, ...]:
+    value = row.get(field) if field is not None else None
+    try:
+        return tuple(
+            ToolCall(id=f"call_{i}", name=c["name"], arguments=c.get("arguments") or "{}")
+            for i, c in enumerate(value or [])
+        )
+    except (KeyError, TypeError, AttributeError, ValidationError) as exc:
+        raise DatasetError(
+            f"row {number}: not a list of {{name, arguments}} ({type(exc).__name__})",
+            source=spec.model,
+            field=f"models.{spec.name}.options.tool_calls_field",
+            hint='write each call as {"name": ..., "arguments": "<JSON text>"}',
+        ) from None
 
 
 def _missing(value: Any) -> bool:
@@ -96,6 +130,7 @@ def _missing(value: Any) -> bool:
 class Recorded:
     output: str
     generated: str | None  # the text behind the output, for token estimates
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def _estimated_tokens(text: str) -> int:
@@ -106,6 +141,8 @@ class RecordedProvider(Provider):
     name: ClassVar[str] = "recorded"
     options_model: ClassVar[type[BaseModel]] = RecordedOptions
     remote: ClassVar[bool] = False
+    # The recorded answer, tool calls included, is what was answered with the tools offered.
+    honours_tools: ClassVar[bool] = True
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -136,10 +173,18 @@ class RecordedProvider(Provider):
                 f"no recorded output for this prompt in {Path(self.spec.model).name} "
                 "(the task's template must render exactly the file's prompt field)"
             )
+        finish: FinishReason = "tool_calls" if answer.tool_calls else "stop"
         if answer.generated is None:
-            return Completion(text=answer.output, model_version="recorded")
+            return Completion(
+                text=answer.output,
+                model_version="recorded",
+                tool_calls=answer.tool_calls,
+                finish_reason=finish,
+            )
         return Completion(
             text=answer.output,
+            tool_calls=answer.tool_calls,
+            finish_reason=finish,
             input_tokens=sum(_estimated_tokens(m.content) for m in messages),
             output_tokens=_estimated_tokens(answer.generated),
             model_version="recorded",

@@ -25,6 +25,7 @@ RESULT_COLUMNS = [
     "system",
     "references",
     "output",
+    "tool_calls",  # JSON: the functions the answer calls
     "reasoning",
     "answer",
     "input_tokens",

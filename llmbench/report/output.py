@@ -69,8 +69,9 @@ def write_outputs(
         for record in results.to_dict("records"):
             row = {k: _jsonable(v) for k, v in record.items() if not k.startswith("score.")}
             row["scores"] = {k: _jsonable(record.get(f"score.{k}")) for k in keys[record["task"]]}
-            if isinstance(row.get("trace"), str):  # JSON text between steps, a list here
-                row["trace"] = json.loads(row["trace"])
+            for column in ("trace", "tool_calls"):  # JSON text between steps, lists here
+                if isinstance(row.get(column), str):
+                    row[column] = json.loads(row[column])
             # Judge columns belong to judged tasks only; other rows leave them out.
             row = {k: v for k, v in row.items() if k not in JUDGE_ONLY or not _missing(v)}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

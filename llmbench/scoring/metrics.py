@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmbench.scoring import bfcl
+
 if TYPE_CHECKING:
     import evaluate
+
+    from llmbench.types import Completion, Sample
 
 METRICS_DIR = Path(__file__).resolve().parents[2] / "metrics"
 
@@ -33,6 +37,9 @@ class MetricDef:
     # A corpus score (sacrebleu): the aggregate is not the mean of the per-sample scores, so
     # intervals and paired tests resample its sufficient statistics (scoring/corpus.py).
     corpus: bool = False
+    # Compares an answer's tool calls with the sample's ``expected`` payload in plain Python
+    # (scoring/bfcl.py), not text with references through an ``evaluate`` module.
+    structured: bool = False
 
     def output_keys(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         if self.name == "rouge" and options.get("rouge_types"):
@@ -59,6 +66,8 @@ METRICS: dict[str, MetricDef] = {
         MetricDef("chrf", ("chrf",), scale=100.0, corpus=True),
         # Translation edit rate: edits per reference word, x100; 0 is perfect, can pass 100.
         MetricDef("ter", ("ter",), higher_is_better=False, scale=100.0, corpus=True),
+        # BFCL's AST rule over the answer's tool calls: 1 when they match a possible answer.
+        MetricDef("bfcl_ast", ("bfcl_ast",), structured=True),
     )
 }
 
@@ -110,3 +119,20 @@ def compute_metric(
     assert raw is not None
     per_sample = {k: [float(v) for v in raw["per_sample"][k]] for k in keys}
     return MetricResult({k: float(raw[k]) for k in keys}, per_sample)
+
+
+def compute_structured(
+    name: str, samples: Sequence[Sample], completions: Sequence[Completion]
+) -> MetricResult:
+    """Score a structured metric's answers (a failed request, when scored, is wrong: its
+    empty answer would otherwise pass an item whose right answer is no call)."""
+    if name != "bfcl_ast":
+        raise KeyError(f"{name!r} is not a structured metric")
+    values = [
+        0.0
+        if c.error is not None
+        else float(bfcl.ast_match(s.tools, c.tool_calls, s.expected or []))
+        for s, c in zip(samples, completions, strict=True)
+    ]
+    mean = sum(values) / len(values) if values else math.nan
+    return MetricResult({name: mean}, {name: values})

@@ -12,7 +12,7 @@ import pandas as pd
 
 from llmbench.schema import TaskSpec
 from llmbench.scoring.extract import extract
-from llmbench.scoring.metrics import compute_metric
+from llmbench.scoring.metrics import METRICS, compute_metric, compute_structured
 from llmbench.types import Completion, Sample
 
 SCORE_PREFIX = "score."
@@ -24,18 +24,23 @@ def score_completions(
     """(per-sample scores, aggregates) — aggregates hold one row per metric value.
 
     Judge grades are joined afterwards (:mod:`llmbench.scoring.judged`)."""
-    answers = [extract(c.text, task.extract) if c.error is None else None for c in completions]
+    answers = [_answer(c, task) for c in completions]
     zero = task.failed_requests == "zero"  # a failed request scores as an empty answer
     scorable = [i for i, c in enumerate(completions) if c.error is None or zero]
     per_sample: dict[str, list[float]] = {}
     aggregate_rows = []
     for metric in task.metrics:
-        result = compute_metric(
-            metric.name,
-            metric.options,
-            [answers[i] or "" for i in scorable],
-            [samples[i].references for i in scorable],
-        )
+        if METRICS[metric.name].structured:
+            result = compute_structured(
+                metric.name, [samples[i] for i in scorable], [completions[i] for i in scorable]
+            )
+        else:
+            result = compute_metric(
+                metric.name,
+                metric.options,
+                [answers[i] or "" for i in scorable],
+                [samples[i].references for i in scorable],
+            )
         for key, values in result.per_sample.items():
             column = [math.nan] * len(samples)
             for i, value in zip(scorable, values, strict=True):
@@ -53,3 +58,12 @@ def score_completions(
         {"sample_id": [s.sample_id for s in samples], "answer": answers, **per_sample}
     )
     return scores, pd.DataFrame(aggregate_rows, columns=["metric", "value", "scored", "samples"])
+
+
+def _answer(completion: Completion, task: TaskSpec) -> str | None:
+    """What the answer says: its extracted text, or the calls it makes (``name(arguments)``)."""
+    if completion.error is not None:
+        return None
+    if completion.tool_calls:
+        return "; ".join(f"{c.name}({c.arguments})" for c in completion.tool_calls)
+    return extract(completion.text, task.extract)

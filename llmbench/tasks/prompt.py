@@ -30,6 +30,7 @@ class TaskRenderer:
 
     def __init__(self, task: SampleSpec) -> None:
         self.task = task
+        assert task.template is not None, "the schema requires a template outside bfcl tasks"
         self.template = self._compile("template", task.template)
         self.system = self._compile("system", task.system) if task.system else None
         self.target = self._expression("target", task.target) if task.target else None

@@ -21,7 +21,10 @@ Template = str | list[dict[str, str]]
 
 
 def _task_template(task: TaskSpec) -> Template:
-    """What a model is asked: its template, as a chat prompt when the task has a system one."""
+    """What a model is asked: its template, as a chat prompt when the task has a system one
+    (a BFCL task asks its data's own conversations: it has no template)."""
+    if task.template is None:
+        return f"the conversations of {task.source.describe()}"
     if task.system:
         return [
             {"role": "system", "content": task.system},
