@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 CONFIG ?= bench.yaml
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock scripts/install.sh scripts/build_llama_server.sh | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock scripts/install.sh scripts/build_llama_server.sh scripts/lock_llama.sh | sha1sum | cut -c1-12)
 
 .PHONY: install install-dev run test lint typecheck check clean stack-k8s dashboard stop lock \
 	test-latest-sdks

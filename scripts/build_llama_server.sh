@@ -18,15 +18,9 @@ PYTHON=${PYTHON:-python3}
 LOCK=${LLMBENCH_LOCK:-requirements.lock}
 CACHE=${LLMBENCH_LLAMA_SERVER_DIR:-$HOME/.cache/llmbench/llama-server}
 
-if [ ! -f "$LOCK" ]; then
-  echo "llmbench: $LOCK is missing; run this from the repository root (or set LLMBENCH_LOCK)." >&2
-  exit 2
-fi
-VERSION=$(sed -n 's/^llama-cpp-python==\([0-9.]*\).*/\1/p' "$LOCK")
-if [ -z "$VERSION" ]; then
-  echo "llmbench: $LOCK pins no llama-cpp-python; regenerate it with 'make lock'." >&2
-  exit 2
-fi
+# shellcheck source=scripts/lock_llama.sh
+source "$(dirname "$0")/lock_llama.sh"
+VERSION=$(lock_llama_version "$LOCK")
 DEST="$CACHE/$VERSION/bin/llama-server"
 if [ -x "$DEST" ]; then
   echo "llmbench: llama-server $VERSION is already built: $DEST"
@@ -35,9 +29,7 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# llama-cpp-python's entry of the lock: its `name==version \` line and the hash lines under it.
-awk '/^[A-Za-z0-9]/ { llama = ($0 ~ /^llama-cpp-python==/) } llama { print }' "$LOCK" \
-  >"$work/llama.txt"
+lock_llama_split "$LOCK" llama >"$work/llama.txt"
 
 echo "llmbench: building llama-server $VERSION from the pinned sdist, once for this machine."
 echo "llmbench: this takes about 10 minutes on 2 cores; the binary is kept in $CACHE/$VERSION."

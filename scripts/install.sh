@@ -19,15 +19,9 @@ LOCK=${LLMBENCH_LOCK:-requirements.lock}
 WHEEL_DIR=${LLMBENCH_WHEEL_DIR:-$HOME/.cache/llmbench/wheels}
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 
-if [ ! -f "$LOCK" ]; then
-  echo "llmbench: $LOCK is missing; run this from the repository root (or set LLMBENCH_LOCK)." >&2
-  exit 2
-fi
-LLAMA_VERSION=$(sed -n 's/^llama-cpp-python==\([0-9.]*\).*/\1/p' "$LOCK")
-if [ -z "$LLAMA_VERSION" ]; then
-  echo "llmbench: $LOCK pins no llama-cpp-python; regenerate it with 'make lock'." >&2
-  exit 2
-fi
+# shellcheck source=scripts/lock_llama.sh
+source "$(dirname "$0")/lock_llama.sh"
+LLAMA_VERSION=$(lock_llama_version "$LOCK")
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "llmbench: creating $VENV"
@@ -35,15 +29,10 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 # The lock split in two: llama-cpp-python's entry (an sdist to compile) and everything else.
-# An entry is its `name==version \` line and the hash lines continued from it.
 parts=$(mktemp -d)
 trap 'rm -rf "$parts"' EXIT
-awk -v want=llama '
-  /^[A-Za-z0-9]/ { llama = ($0 ~ /^llama-cpp-python==/) }
-  (want == "llama") == llama { print }' "$LOCK" >"$parts/llama.txt"
-awk -v want=rest '
-  /^[A-Za-z0-9]/ { llama = ($0 ~ /^llama-cpp-python==/) }
-  (want == "llama") == llama { print }' "$LOCK" >"$parts/rest.txt"
+lock_llama_split "$LOCK" llama >"$parts/llama.txt"
+lock_llama_split "$LOCK" rest >"$parts/rest.txt"
 
 mkdir -p "$WHEEL_DIR"
 if ! ls "$WHEEL_DIR"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
