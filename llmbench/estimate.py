@@ -62,12 +62,14 @@ def estimate(config: BenchConfig) -> list[Estimate]:
 
 
 def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Estimate]:
-    """A row per strategy from its members' rows: each role's most calls per sample times
-    that member's tokens and cost (an upper bound: a router calls one route, not all, and
+    """A row per strategy from its members' rows: per sample, each role's most tokens
+    (:meth:`Strategy.worst_case_tokens`: its most calls, with the prompts of loops growing)
+    priced at that member's price (an upper bound: a router calls one route, not all, and
     calls its members' rows already made come from the response cache)."""
     from llmbench.strategies.registry import strategy_class
 
     by_name = {row.model: row for row in models}
+    prices = {m.name: m.price for m in config.models}
     done: dict[str, Estimate] = {}
 
     def of(name: str) -> Estimate:
@@ -75,20 +77,29 @@ def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Esti
             return by_name[name]
         if name not in done:
             spec = next(s for s in config.strategies if s.name == name)
-            calls = strategy_class(spec.kind).max_calls(spec)
-            parts = [(of(spec.members[role]), n) for role, n in calls.items()]
-            costs = [p.max_cost_usd for p, _ in parts]
-            done[name] = Estimate(
-                name,
-                spec.provider,
-                parts[0][0].samples,
-                sum(p.prompt_tokens * n for p, n in parts),
-                "members",
-                sum(p.max_output_tokens * n for p, n in parts),
-                None
-                if any(c is None for c in costs)
-                else sum((p.max_cost_usd or 0.0) * n for p, n in parts),
-            )
+            members = {role: of(member) for role, member in spec.members.items()}
+            samples = next(iter(members.values())).samples
+            per = max(samples, 1)
+            own = {
+                role: (row.prompt_tokens / per, row.max_output_tokens / per)
+                for role, row in members.items()
+            }
+            worst = strategy_class(spec.kind).worst_case_tokens(spec, own)
+            prompt = output = 0
+            costs: list[float | None] = []
+            for role, (role_prompt, role_output) in worst.items():
+                row, member = members[role], spec.members[role]
+                tokens = (math.ceil(role_prompt * samples), math.ceil(role_output * samples))
+                prompt, output = prompt + tokens[0], output + tokens[1]
+                if member in prices:  # a model: its price, at these tokens
+                    costs.append(max_cost(prices[member], *tokens))
+                elif row.max_cost_usd is None or row.prompt_tokens + row.max_output_tokens == 0:
+                    costs.append(row.max_cost_usd)
+                else:  # a nested strategy: its own worst case, scaled by the calls asked of it
+                    scale = sum(tokens) / (row.prompt_tokens + row.max_output_tokens)
+                    costs.append(row.max_cost_usd * scale)
+            total = None if any(c is None for c in costs) else sum(c or 0.0 for c in costs)
+            done[name] = Estimate(name, spec.provider, samples, prompt, "members", output, total)
         return done[name]
 
     return [of(s.name) for s in config.strategies]

@@ -312,6 +312,18 @@ class Strategy(abc.ABC):
         """At most how many calls each role makes per sample (``--dry-run``'s worst case)."""
         return dict.fromkeys(spec.members, 1)
 
+    @classmethod
+    def worst_case_tokens(
+        cls, spec: StrategySpec, own: Mapping[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        """Per sample, the most prompt and output tokens each role's calls take together.
+        ``own``: one call's (prompt, output) when the member is asked the sample itself. By
+        default every call is that size; a kind whose prompts grow (a critique holding the
+        answer, a revision holding the critique) says more."""
+        return {
+            role: (n * own[role][0], n * own[role][1]) for role, n in cls.max_calls(spec).items()
+        }
+
     @abc.abstractmethod
     async def answer(self, sample: Sample, index: int) -> Completion:
         """The strategy's answer to one sample, with every member call in its trace."""

@@ -10,12 +10,15 @@ system one can deploy: the report's kind says so, and so does every critique's n
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import Field
 
 from llmbench import prompts
+from llmbench.pricing import CHARS_PER_TOKEN
 from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.strategies.base import (
     Options,
@@ -88,6 +91,23 @@ class EvaluatorOptimizer(Strategy):
         rounds = EvaluatorOptimizerOptions.model_validate(spec.options).max_rounds
         return {"generator": rounds + 1, "evaluator": rounds}
 
+    @classmethod
+    def worst_case_tokens(
+        cls, spec: StrategySpec, own: Mapping[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        """The loop that never passes, with its prompts growing: each critique holds the
+        question and the answer, each revision the question, the answer and the critique."""
+        options = EvaluatorOptimizerOptions.model_validate(spec.options)
+        rounds = options.max_rounds
+        question, answer = own["generator"]
+        critique = float(options.evaluator_max_tokens)
+        critique_prompt = _template_tokens(options.critique_prompt) + question + answer
+        revise_prompt = _template_tokens(options.revise_prompt) + question + answer + critique
+        return {
+            "generator": (question + rounds * revise_prompt, (rounds + 1) * answer),
+            "evaluator": (rounds * critique_prompt, rounds * critique),
+        }
+
     async def answer(self, sample: Sample, index: int) -> Completion:
         options: EvaluatorOptimizerOptions = self.options
         generator, evaluator = self.members["generator"], self.members["evaluator"]
@@ -153,3 +173,8 @@ class EvaluatorOptimizer(Strategy):
             note = f"final: changed from the first answer ({before!r} -> {after!r})"
         rounds[at][-1] = annotate(final, note)
         return combine(rounds[at][-1], rounds)
+
+
+def _template_tokens(template: str) -> float:
+    """A prompt template's own text, in tokens at ~4 characters each (an estimate)."""
+    return math.ceil(len(template) / CHARS_PER_TOKEN)

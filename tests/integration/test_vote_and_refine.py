@@ -4,6 +4,7 @@ times, what the answer is and what it costs."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,31 @@ def test_bad_votes_and_loops_are_config_errors_naming_the_field(
         bench([inner, strategy])
     assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
     assert message in refused.value.message
+
+
+def test_the_dry_run_counts_a_loops_growing_prompts() -> None:
+    """The worst case of a loop that never passes: each critique holds the question and the
+    answer, each revision also the critique, and a critique is as long as its own limit."""
+    from llmbench.estimate import Estimate, strategy_estimates
+    from llmbench.strategies.evaluator_optimizer import EvaluatorOptimizerOptions
+
+    config = bench([refine(max_rounds=2, evaluator_max_tokens=100)])
+    members = [  # 10 samples; per sample 30 prompt tokens, at most 16 out (bench's max_tokens)
+        Estimate(m.name, m.provider, 10, 300, "estimated", 160, None) for m in config.models
+    ]
+    [row] = strategy_estimates(config, members)
+    options = EvaluatorOptimizerOptions.model_validate(config.strategies[0].options)
+    critique_t = math.ceil(len(options.critique_prompt) / 4)
+    revise_t = math.ceil(len(options.revise_prompt) / 4)
+    critique = critique_t + 30 + 16
+    revise = revise_t + 30 + 16 + 100
+    assert row.prompt_tokens == 10 * (30 + 2 * revise + 2 * critique)
+    assert row.max_output_tokens == 10 * (3 * 16 + 2 * 100)
+    assert row.max_output_tokens > 10 * (3 + 2) * 16  # more than calls x a member's own
+    cheap, strong = (m.price for m in config.models)
+    expected = (
+        (10 * (30 + 2 * revise)) * cheap.input_per_1m + 10 * 3 * 16 * cheap.output_per_1m  # type: ignore[union-attr, operator]
+    ) / 1e6 + (
+        (10 * 2 * critique) * strong.input_per_1m + 10 * 2 * 100 * strong.output_per_1m  # type: ignore[union-attr, operator]
+    ) / 1e6
+    assert row.max_cost_usd == pytest.approx(expected)
