@@ -9,12 +9,15 @@ sent, so it comes from the response cache; only escalations cost new calls.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from llmbench import prompts
+from llmbench.pricing import CHARS_PER_TOKEN
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (
@@ -138,6 +141,30 @@ class Cascade(Strategy):
         if options.verifier is not None:
             calls[options.verifier] = len(stages) - 1
         return calls
+
+    @classmethod
+    def worst_case_tokens(
+        cls, spec: StrategySpec, own: Mapping[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        """Every stage asked; a verifier's grading prompt holds the question and an answer,
+        and its reply is as long as ``verifier_max_tokens``."""
+        options = CascadeOptions.model_validate(spec.options)
+        stages = cls.stages(spec, options)
+        draws = options.samples if "disagreement" in options.escalate_on else 1
+        calls = {role: draws for role in stages[:-1]}
+        calls[stages[-1]] = 1
+        worst = {role: (n * own[role][0], n * own[role][1]) for role, n in calls.items()}
+        if options.verifier is not None:
+            question = max(own[role][0] for role in stages)
+            answer = max(own[role][1] for role in stages)
+            grades = len(stages) - 1
+            prompt = math.ceil(len(options.verifier_prompt) / CHARS_PER_TOKEN) + question + answer
+            stage = worst.get(options.verifier, (0.0, 0.0))
+            worst[options.verifier] = (
+                stage[0] + grades * prompt,
+                stage[1] + grades * float(options.verifier_max_tokens),
+            )
+        return worst
 
     async def answer(self, sample: Sample, index: int) -> Completion:
         options: CascadeOptions = self.options

@@ -23,6 +23,7 @@ from tests.integration.test_strategies import (
     ZERO_WAIT,
     answer,
     bench,
+    cascade,
     environment,  # noqa: F401  (the autouse fixture: the fake server's key and URL)
     own_row,
     samples,
@@ -386,3 +387,19 @@ def test_the_dry_run_counts_a_loops_growing_prompts() -> None:
         (10 * 2 * critique) * strong.input_per_1m + 10 * 2 * 100 * strong.output_per_1m  # type: ignore[union-attr, operator]
     ) / 1e6
     assert row.max_cost_usd == pytest.approx(expected)
+
+
+def test_the_dry_run_counts_a_verifiers_grading_prompts() -> None:
+    from llmbench.estimate import Estimate, strategy_estimates
+    from llmbench.strategies.cascade import CascadeOptions
+
+    graded = cascade(escalate_on=["low_grade"], verifier="checker", verifier_max_tokens=200)
+    config = bench(
+        [graded | {"members": {"cheap": "cheap", "strong": "strong", "checker": "strong"}}]
+    )
+    members = [Estimate(m.name, m.provider, 10, 300, "estimated", 160, None) for m in config.models]
+    [row] = strategy_estimates(config, members)
+    template = math.ceil(len(CascadeOptions.model_validate(graded["options"]).verifier_prompt) / 4)
+    # Two stages of 30 in, 16 out each; one grade of (template + question + answer) in, 200 out.
+    assert row.prompt_tokens == 10 * (2 * 30 + template + 30 + 16)
+    assert row.max_output_tokens == 10 * (2 * 16 + 200)
