@@ -144,7 +144,7 @@ class MixtureOfAgents(Strategy):
             max_tokens=options.aggregator_max_tokens,
         )
         left_out = len(layer) - len(answers)
-        note = f"aggregated {len(answers)} answers"
+        note = f"aggregated {len(answers)} answer{'s' if len(answers) != 1 else ''}"
         if left_out:
             note += f" ({left_out} failed, left out)"
         if aggregated.error is not None:

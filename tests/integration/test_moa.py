@@ -159,7 +159,7 @@ def test_a_failed_proposal_is_left_out_of_the_aggregation(server: ProviderServer
     server.default = reply
     [done] = answer(bench([moa()], (THIRD,)), samples("q"))
     assert done.text == "from 1: 8"
-    assert done.trace[-1].note == "aggregated 1 answers (1 failed, left out)"
+    assert done.trace[-1].note == "aggregated 1 answer (1 failed, left out)"
 
 
 def test_layer_1_draw_0_is_the_proposers_own_row_and_a_rerun_sends_nothing(
