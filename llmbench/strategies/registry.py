@@ -14,6 +14,7 @@ STRATEGIES: dict[str, str] = {
     "cascade": "llmbench.strategies.cascade:Cascade",
     "vote": "llmbench.strategies.vote:Vote",
     "evaluator_optimizer": "llmbench.strategies.evaluator_optimizer:EvaluatorOptimizer",
+    "mixture_of_agents": "llmbench.strategies.moa:MixtureOfAgents",
 }
 
 

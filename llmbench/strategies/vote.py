@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
-from llmbench.strategies.base import Options, Strategy, annotate, combine, with_score
-from llmbench.types import Completion, Sample
+from llmbench.strategies.base import Member, Options, Strategy, annotate, combine, with_score
+from llmbench.types import Completion, Message, Sample
 
 TieRule = Literal["first", "shortest"]
 
@@ -76,6 +76,44 @@ def majority(answers: Sequence[str | None], texts: Sequence[str], tie: TieRule =
     return Tally(chosen=chosen, answer=answers[chosen], votes=top, voters=len(answers))
 
 
+async def ask_draws(
+    members: Sequence[Member],
+    sample: Sample,
+    index: int,
+    *,
+    samples: int | None,
+    temperature: float | None,
+    messages: Sequence[Message] | None = None,
+    purpose: str = "answer",
+) -> list[Completion]:
+    """Each member's ``samples`` draws (one when None) of ``sample`` (or of ``messages``),
+    side by side, in member then draw order. Draw 0 of the sample itself at the member's own
+    temperature is its own row's request; draw d is a distinct request (a seeded one gets
+    seed + d)."""
+
+    def called(d: int) -> str:
+        if d == 0:
+            return purpose
+        return f"draw {d}" if purpose == "answer" else f"{purpose}, draw {d}"
+
+    asked = [(member, d) for member in members for d in range(samples or 1)]
+    return list(
+        await asyncio.gather(
+            *(
+                member.ask(
+                    sample,
+                    index,
+                    messages=messages,
+                    draw=d,
+                    purpose=called(d),
+                    temperature=temperature,
+                )
+                for member, d in asked
+            )
+        )
+    )
+
+
 class Vote(Strategy):
     kind = "vote"
     options_model = VoteOptions
@@ -119,20 +157,12 @@ class Vote(Strategy):
 
     async def answer(self, sample: Sample, index: int) -> Completion:
         options: VoteOptions = self.options
-        asked = [(role, d) for role in self.members for d in range(options.samples or 1)]
-        draws = list(
-            await asyncio.gather(
-                *(
-                    self.members[role].ask(
-                        sample,
-                        index,
-                        draw=d,
-                        purpose="answer" if d == 0 else f"draw {d}",
-                        temperature=options.temperature,
-                    )
-                    for role, d in asked
-                )
-            )
+        draws = await ask_draws(
+            list(self.members.values()),
+            sample,
+            index,
+            samples=options.samples,
+            temperature=options.temperature,
         )
         answers = [self.task.answer_of(d) for d in draws]
         tally = majority(answers, [d.text for d in draws], options.tie)

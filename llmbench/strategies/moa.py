@@ -1,0 +1,169 @@
+"""``mixture_of_agents`` (Wang et al. 2024): layers of proposers, then an aggregator.
+
+Layer 1: every proposer answers the sample (at its own settings, draw 0 is exactly its own
+leaderboard row's request, a response-cache hit). Each further layer: every proposer answers
+again, shown all of the previous layer's answers (``propose_prompt``). Last, the aggregator
+synthesises one answer from the last layer's answers (``aggregate_prompt``); its answer is
+the strategy's. The aggregator is the role ``aggregator``; every other role is a proposer.
+
+Self-MoA is one proposer with ``samples``: n draws of it (at ``temperature``) stand for the
+proposers, as a vote's draws do. Failed proposals are left out of what the next layer and
+the aggregator are shown; a layer with no answer at all ends the run with its first failure.
+The prompts built for proposers and aggregator keep the task's system prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from llmbench import prompts
+from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
+from llmbench.strategies.base import Options, Strategy, annotate, check_model_member, combine
+from llmbench.strategies.vote import ask_draws
+from llmbench.types import Completion, Message, Sample
+
+# What the prompts are rendered with: the question, the previous layer's answers (a list,
+# failures left out) and, for a proposer, the layer it answers in (2 and up).
+PROPOSE_SEES = ("prompt", "answers", "layer")
+AGGREGATE_SEES = ("prompt", "answers")
+AGGREGATOR = "aggregator"
+
+
+class MixtureOfAgentsOptions(Options):
+    layers: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="proposer layers: 1, each proposer answers once; each further layer "
+        "answers again shown the previous layer's answers",
+    )
+    samples: int | None = Field(
+        default=None,
+        ge=2,
+        le=64,
+        description="draws of each proposer per layer (with one proposer: Self-MoA); none: "
+        "each proposer answers once per layer",
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description="the proposers' temperature; none: each one's own (layer 1's draw 0 is "
+        "then its own row's request, from the response cache)",
+    )
+    propose_prompt: Annotated[str, prompts.PromptText(PROPOSE_SEES)] = prompts.prompt_field(
+        "strategies/moa_propose.j2", "a proposer's prompt in layers 2 and up", PROPOSE_SEES
+    )
+    aggregate_prompt: Annotated[str, prompts.PromptText(AGGREGATE_SEES)] = prompts.prompt_field(
+        "strategies/moa_aggregate.j2", "the aggregator's prompt", AGGREGATE_SEES
+    )
+    aggregator_max_tokens: int | None = Field(
+        default=None,
+        ge=8,
+        le=32768,
+        description="the aggregator's answer length; none: its own max_tokens",
+    )
+
+
+class MixtureOfAgents(Strategy):
+    kind = "mixture_of_agents"
+    options_model = MixtureOfAgentsOptions
+    required = frozenset({AGGREGATOR})
+
+    @classmethod
+    def check_options(cls, spec: StrategySpec, options: object) -> None:
+        if not [role for role in spec.members if role != AGGREGATOR]:
+            raise ValueError(
+                "members: a mixture_of_agents needs at least one proposer besides its "
+                "aggregator (any other role name)"
+            )
+
+    @classmethod
+    def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
+        # Proposers in later layers and the aggregator are asked prompts built for them.
+        options = MixtureOfAgentsOptions.model_validate(spec.options)
+        for role, name in spec.members.items():
+            check_model_member(spec, config, f"members.{role}", role)
+            member = config.entrant(name)
+            if role == AGGREGATOR or options.samples is None:
+                continue
+            assert isinstance(member, ModelSpec)
+            temperature = (
+                options.temperature
+                if options.temperature is not None
+                else member.params.temperature
+            )
+            if temperature == 0:
+                raise ValueError(
+                    f"options.temperature: {options.samples} draws of {name} at temperature "
+                    "0 would all be the same answer; set options.temperature above 0 (or the "
+                    "member's params.temperature)"
+                )
+
+    @classmethod
+    def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
+        options = MixtureOfAgentsOptions.model_validate(spec.options)
+        per_proposer = options.layers * (options.samples or 1)
+        return {role: 1 if role == AGGREGATOR else per_proposer for role in spec.members}
+
+    async def answer(self, sample: Sample, index: int) -> Completion:
+        options: MixtureOfAgentsOptions = self.options
+        proposers = [m for role, m in self.members.items() if role != AGGREGATOR]
+        layer = await ask_draws(
+            proposers, sample, index, samples=options.samples, temperature=options.temperature
+        )
+        rounds: list[list[Completion]] = [layer]
+        for n in range(2, options.layers + 1):
+            answers = self._answered(layer)
+            if not answers:
+                return self._failed(rounds, n - 1)
+            context = {"prompt": sample.prompt, "answers": answers, "layer": n}
+            text = self.render("propose_prompt", options.propose_prompt, context)
+            layer = await ask_draws(
+                proposers,
+                sample,
+                index,
+                samples=options.samples,
+                temperature=options.temperature,
+                messages=self._asking(sample, text),
+                purpose=f"layer {n}",
+            )
+            rounds.append(layer)
+        answers = self._answered(layer)
+        if not answers:
+            return self._failed(rounds, options.layers)
+        context = {"prompt": sample.prompt, "answers": answers}
+        text = self.render("aggregate_prompt", options.aggregate_prompt, context)
+        aggregated = await self.members[AGGREGATOR].ask(
+            sample,
+            index,
+            messages=self._asking(sample, text),
+            purpose="aggregate",
+            max_tokens=options.aggregator_max_tokens,
+        )
+        left_out = len(layer) - len(answers)
+        note = f"aggregated {len(answers)} answer{'s' if len(answers) != 1 else ''}"
+        if left_out:
+            note += f" ({left_out} failed, left out)"
+        if aggregated.error is not None:
+            note += "; failed"
+        aggregated = annotate(aggregated, note)
+        rounds.append([aggregated])
+        return combine(aggregated, rounds)
+
+    @staticmethod
+    def _answered(layer: list[Completion]) -> list[str]:
+        return [done.text for done in layer if done.error is None]
+
+    @staticmethod
+    def _asking(sample: Sample, text: str) -> list[Message]:
+        """The sample's system prompt as it was, then the prompt built for the member."""
+        return [*sample.messages()[:-1], Message(role="user", content=text)]
+
+    @staticmethod
+    def _failed(rounds: list[list[Completion]], n: int) -> Completion:
+        first = annotate(rounds[-1][0], f"layer {n}: every proposal failed; nothing to aggregate")
+        rounds[-1][0] = first
+        return combine(first, rounds)
