@@ -83,6 +83,11 @@ def estimated_prompt_tokens(messages: Sequence[Message]) -> int:
     return sum(math.ceil(_chars(m) / CHARS_PER_TOKEN) + 4 for m in messages)
 
 
+def estimated_tokens(text: str) -> int:
+    """A text's tokens at ~4 characters each (a template's own words, in a worst case)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
 def _chars(message: Message) -> int:
     return len(message.content) + sum(len(c.name) + len(c.arguments) for c in message.tool_calls)
 

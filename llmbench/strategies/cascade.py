@@ -9,7 +9,6 @@ sent, so it comes from the response cache; only escalations cost new calls.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from llmbench import prompts
-from llmbench.pricing import CHARS_PER_TOKEN
+from llmbench.pricing import estimated_tokens
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (
@@ -158,7 +157,7 @@ class Cascade(Strategy):
             question = max(own[role][0] for role in stages)
             answer = max(own[role][1] for role in stages)
             grades = len(stages) - 1
-            prompt = math.ceil(len(options.verifier_prompt) / CHARS_PER_TOKEN) + question + answer
+            prompt = estimated_tokens(options.verifier_prompt) + question + answer
             stage = worst.get(options.verifier, (0.0, 0.0))
             worst[options.verifier] = (
                 stage[0] + grades * prompt,

@@ -10,7 +10,6 @@ system one can deploy: the report's kind says so, and so does every critique's n
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Annotated
@@ -18,7 +17,7 @@ from typing import Annotated
 from pydantic import Field
 
 from llmbench import prompts
-from llmbench.pricing import CHARS_PER_TOKEN
+from llmbench.pricing import estimated_tokens
 from llmbench.schema import BenchConfig, StrategySpec
 from llmbench.strategies.base import (
     Options,
@@ -101,8 +100,8 @@ class EvaluatorOptimizer(Strategy):
         rounds = options.max_rounds
         question, answer = own["generator"]
         critique = float(options.evaluator_max_tokens)
-        critique_prompt = _template_tokens(options.critique_prompt) + question + answer
-        revise_prompt = _template_tokens(options.revise_prompt) + question + answer + critique
+        critique_prompt = estimated_tokens(options.critique_prompt) + question + answer
+        revise_prompt = estimated_tokens(options.revise_prompt) + question + answer + critique
         return {
             "generator": (question + rounds * revise_prompt, (rounds + 1) * answer),
             "evaluator": (rounds * critique_prompt, rounds * critique),
@@ -173,8 +172,3 @@ class EvaluatorOptimizer(Strategy):
             note = f"final: changed from the first answer ({before!r} -> {after!r})"
         rounds[at][-1] = annotate(final, note)
         return combine(rounds[at][-1], rounds)
-
-
-def _template_tokens(template: str) -> float:
-    """A prompt template's own text, in tokens at ~4 characters each (an estimate)."""
-    return math.ceil(len(template) / CHARS_PER_TOKEN)

@@ -14,11 +14,13 @@ The prompts built for proposers and aggregator keep the task's system prompt.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from pydantic import Field
 
 from llmbench import prompts
+from llmbench.pricing import estimated_tokens
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.strategies.base import Options, Strategy, annotate, check_model_member, combine
 from llmbench.strategies.vote import ask_draws
@@ -107,6 +109,30 @@ class MixtureOfAgents(Strategy):
         options = MixtureOfAgentsOptions.model_validate(spec.options)
         per_proposer = options.layers * (options.samples or 1)
         return {role: 1 if role == AGGREGATOR else per_proposer for role in spec.members}
+
+    @classmethod
+    def worst_case_tokens(
+        cls, spec: StrategySpec, own: Mapping[str, tuple[float, float]]
+    ) -> dict[str, tuple[float, float]]:
+        """Every layer after the first shows the proposers the whole previous layer's answers,
+        and the aggregator the last layer's: prompts that grow with the proposers and draws."""
+        options = MixtureOfAgentsOptions.model_validate(spec.options)
+        draws = options.samples or 1
+        proposers = [role for role in spec.members if role != AGGREGATOR]
+        question = max(own[role][0] for role in proposers)
+        shown = len(proposers) * draws * max(own[role][1] for role in proposers)
+        later = estimated_tokens(options.propose_prompt) + question + shown
+        worst = {
+            role: (
+                draws * (own[role][0] + (options.layers - 1) * later),
+                draws * options.layers * own[role][1],
+            )
+            for role in proposers
+        }
+        aggregated = options.aggregator_max_tokens or own[AGGREGATOR][1]
+        prompt = estimated_tokens(options.aggregate_prompt) + question + shown
+        worst[AGGREGATOR] = (prompt, float(aggregated))
+        return worst
 
     async def answer(self, sample: Sample, index: int) -> Completion:
         options: MixtureOfAgentsOptions = self.options

@@ -215,3 +215,25 @@ def test_bad_mixtures_are_config_errors_naming_the_field(
         bench([inner, strategy], (THIRD,))
     assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
     assert message in refused.value.message
+
+
+def test_the_dry_run_counts_the_answers_each_layer_is_shown() -> None:
+    from llmbench.estimate import Estimate, strategy_estimates
+    from llmbench.pricing import estimated_tokens
+    from llmbench.strategies.moa import MixtureOfAgentsOptions
+
+    spec = {
+        "name": "moa",
+        "kind": "mixture_of_agents",
+        "members": {"a": "cheap", "b": "strong", "aggregator": "strong"},
+        "options": {"layers": 2, "aggregator_max_tokens": 50},
+    }
+    config = bench([spec])
+    members = [Estimate(m.name, m.provider, 10, 300, "estimated", 160, None) for m in config.models]
+    [row] = strategy_estimates(config, members)
+    options = MixtureOfAgentsOptions.model_validate(spec["options"])
+    shown = 2 * 16  # two proposers' answers of at most 16 tokens
+    later = estimated_tokens(options.propose_prompt) + 30 + shown
+    aggregate = estimated_tokens(options.aggregate_prompt) + 30 + shown
+    assert row.prompt_tokens == 10 * (2 * (30 + later) + aggregate)
+    assert row.max_output_tokens == 10 * (2 * 2 * 16 + 50)
