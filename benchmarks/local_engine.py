@@ -49,7 +49,7 @@ from local_model import Task, tasks_for  # noqa: E402
 
 from llmbench.config import ModelSpec, load  # noqa: E402
 from llmbench.environment import configure_environment  # noqa: E402
-from llmbench.providers import llama_server  # noqa: E402
+from llmbench.providers import llama_server, llamacpp  # noqa: E402
 from llmbench.providers.base import completion_prompt  # noqa: E402
 from llmbench.providers.llamacpp import LlamaCppOptions, LlamaCppProvider  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
@@ -215,6 +215,11 @@ def main() -> None:
         print(f"  answers of {name!r} equal to the bare loop's on llmbench's server: {equal}/{n}")
     ttft = tallies["llmbench, engine: server"].ttft
     print(f"  engine: server, time to first token: median {statistics.median(ttft) * 1000:.0f} ms")
+    # The in-process models, freed now: at interpreter exit llama-cpp-python's destructor runs
+    # after the module globals it calls are gone, and prints a TypeError.
+    for llm in llamacpp._LOADED.values():
+        llm.close()
+    llamacpp._LOADED.clear()
 
 
 if __name__ == "__main__":
