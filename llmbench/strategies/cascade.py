@@ -133,12 +133,19 @@ class Cascade(Strategy):
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
         options = CascadeOptions.model_validate(spec.options)
+        calls = cls.stage_calls(spec, options)
+        if options.verifier is not None:
+            calls[options.verifier] = len(cls.stages(spec, options)) - 1
+        return calls
+
+    @classmethod
+    def stage_calls(cls, spec: StrategySpec, options: CascadeOptions) -> dict[str, int]:
+        """Each stage's most answer calls per sample: every stage asked, k draws where the
+        cascade compares them."""
         stages = cls.stages(spec, options)
         draws = options.samples if "disagreement" in options.escalate_on else 1
         calls = {role: draws for role in stages[:-1]}
         calls[stages[-1]] = 1
-        if options.verifier is not None:
-            calls[options.verifier] = len(stages) - 1
         return calls
 
     @classmethod
@@ -149,9 +156,7 @@ class Cascade(Strategy):
         and its reply is as long as ``verifier_max_tokens``."""
         options = CascadeOptions.model_validate(spec.options)
         stages = cls.stages(spec, options)
-        draws = options.samples if "disagreement" in options.escalate_on else 1
-        calls = {role: draws for role in stages[:-1]}
-        calls[stages[-1]] = 1
+        calls = cls.stage_calls(spec, options)
         worst = {role: (n * own[role][0], n * own[role][1]) for role, n in calls.items()}
         if options.verifier is not None:
             question = max(own[role][0] for role in stages)

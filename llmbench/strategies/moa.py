@@ -23,7 +23,7 @@ from llmbench import prompts
 from llmbench.pricing import estimated_tokens
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.strategies.base import Options, Strategy, annotate, check_model_member, combine
-from llmbench.strategies.vote import ask_draws
+from llmbench.strategies.vote import ask_draws, check_draws
 from llmbench.types import Completion, Message, Sample
 
 # What the prompts are rendered with: the question, the previous layer's answers (a list,
@@ -92,17 +92,7 @@ class MixtureOfAgents(Strategy):
             if role == AGGREGATOR or options.samples is None:
                 continue
             assert isinstance(member, ModelSpec)
-            temperature = (
-                options.temperature
-                if options.temperature is not None
-                else member.params.temperature
-            )
-            if temperature == 0:
-                raise ValueError(
-                    f"options.temperature: {options.samples} draws of {name} at temperature "
-                    "0 would all be the same answer; set options.temperature above 0 (or the "
-                    "member's params.temperature)"
-                )
+            check_draws(member, options.samples, options.temperature)
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:

@@ -114,6 +114,17 @@ async def ask_draws(
     )
 
 
+def check_draws(member: ModelSpec, samples: int, temperature: float | None) -> None:
+    """Refuse ``samples`` draws of ``member`` that would all be one answer: greedy ones (at
+    the strategy's ``temperature``, else the member's own)."""
+    if (temperature if temperature is not None else member.params.temperature) == 0:
+        raise ValueError(
+            f"options.temperature: {samples} draws of {member.name} at temperature 0 "
+            "would all be the same answer; set options.temperature above 0 (or the "
+            "member's params.temperature)"
+        )
+
+
 class Vote(Strategy):
     kind = "vote"
     options_model = VoteOptions
@@ -138,17 +149,8 @@ class Vote(Strategy):
                         "its members' own temperatures; draws and a temperature need a model"
                     )
                 continue
-            temperature = (
-                options.temperature
-                if options.temperature is not None
-                else member.params.temperature
-            )
-            if options.samples is not None and temperature == 0:
-                raise ValueError(
-                    f"options.temperature: {options.samples} draws of {name} at temperature 0 "
-                    "would all be the same answer; set options.temperature above 0 (or the "
-                    "member's params.temperature)"
-                )
+            if options.samples is not None:
+                check_draws(member, options.samples, options.temperature)
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from llmbench.errors import ConfigError
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
 from llmbench.strategies.registry import strategy_class
@@ -23,7 +22,7 @@ from tests.integration.test_strategies import (
     own_row,
     samples,
 )
-from tests.integration.test_vote_and_refine import THIRD, by_seed, trace_cost
+from tests.integration.test_vote_and_refine import THIRD, assert_refused, by_seed, trace_cost
 
 AGGREGATE = "You have been given several responses"
 LAYER = "Other assistants have answered"
@@ -205,16 +204,7 @@ def test_layer_1_draw_0_is_the_proposers_own_row_and_a_rerun_sends_nothing(
 def test_bad_mixtures_are_config_errors_naming_the_field(
     strategy: dict[str, Any], field: str, message: str
 ) -> None:
-    inner = {
-        "name": "inner",
-        "kind": "router",
-        "members": {"x": "cheap"},
-        "options": {"default": "x"},
-    }
-    with pytest.raises(ConfigError) as refused:
-        bench([inner, strategy], (THIRD,))
-    assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
-    assert message in refused.value.message
+    assert_refused(strategy, field, message, (THIRD,))
 
 
 def test_the_dry_run_counts_the_answers_each_layer_is_shown() -> None:

@@ -349,6 +349,14 @@ def test_an_unchanged_loop_rerun_sends_nothing(server: ProviderServer, tmp_path:
 def test_bad_votes_and_loops_are_config_errors_naming_the_field(
     strategy: dict[str, Any], field: str, message: str
 ) -> None:
+    assert_refused(strategy, field, message)
+
+
+def assert_refused(
+    strategy: dict[str, Any], field: str, message: str, extra_models: tuple[Any, ...] = ()
+) -> None:
+    """``strategy``, second after a router named ``inner``, is a config error (exit 2) at
+    ``field`` saying ``message``."""
     inner = {
         "name": "inner",
         "kind": "router",
@@ -356,7 +364,7 @@ def test_bad_votes_and_loops_are_config_errors_naming_the_field(
         "options": {"default": "x"},
     }
     with pytest.raises(ConfigError) as refused:
-        bench([inner, strategy])
+        bench([inner, strategy], extra_models)
     assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
     assert message in refused.value.message
 
