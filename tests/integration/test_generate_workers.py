@@ -27,7 +27,7 @@ from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import ErrorRateExceeded, generate
 from llmbench.runtime.tally import MIN_SAMPLES_FOR_ERROR_RATE
 from llmbench.types import GenerationParams, Sample
-from tests.fakes.provider_server import Fault, ProviderServer, Reply
+from tests.fakes.provider_server import Fault, ProviderServer, RecordedRequest, Reply, echo_reply
 
 KEY = "sk-test-offload-4c2a"
 PRICE = PriceEntry(input_per_1m=1.0, output_per_1m=2.0, source="t", date="d")
@@ -184,11 +184,23 @@ def test_one_endpoint_limit_holds_across_steps_and_their_worker_processes(
 
 def test_429s_met_by_workers_narrow_the_runs_limit(server: ProviderServer, tmp_path: Path) -> None:
     model = spec(model="gpt-narrowed-limit")
-    # The last three requests sent are refused once each: too late for the successes after
-    # them to grow the limit back (28 would be needed from 1 to 8).
-    server.script(*[Reply(text="ok") for _ in range(37)], *[Fault(429, retry_after=0)] * 3)
+    # The last three prompts are refused once each, whichever order their retries arrive in:
+    # too late for the successes after them to grow the limit back (28 would be needed from
+    # 1 to 8). Keyed by prompt, not by arrival order: a retry that overtook another sample's
+    # first try would otherwise meet all three refusals and run out of attempts.
+    refused: set[str | None] = set()
+
+    def refuse_last_three_once(request: RecordedRequest) -> Reply | Fault:
+        prompt = request.last_user_text
+        if prompt in {"p 37", "p 38", "p 39"} and prompt not in refused:
+            refused.add(prompt)
+            return Fault(429, retry_after=0)
+        return echo_reply(request)
+
+    server.default = refuse_last_three_once
     rows = generate(model, samples([f"p {i}" for i in range(40)]), PARAMS, **run_args(tmp_path))
-    assert all(r.error is None for r in rows) and sum(r.attempts for r in rows) == 43
+    assert [r.error for r in rows] == [None] * 40
+    assert sum(r.attempts for r in rows) == 43 and len(refused) == 3
     gate = limiter_for(build_provider(model).connection_key(), model.limits, 8).gate
     assert gate.limit < gate.maximum == 8  # halved by each 429, regrown by the successes
 
