@@ -124,12 +124,15 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
-    """Make a task's file paths absolute: data sources, the judge's prompt and human labels."""
+    """Make a task's file paths absolute: data sources, a retrieval corpus, the judge's
+    prompt and human labels."""
     judge: dict[str, Any] = task["judge"] if isinstance(task.get("judge"), dict) else {}
+    retrieval = task["retrieval"] if isinstance(task.get("retrieval"), dict) else {}
     for holder in (
         task.get("source"),
         (task.get("fewshot") or {}).get("source"),
         judge.get("human_labels"),
+        retrieval.get("corpus"),
     ):
         if isinstance(holder, dict) and isinstance(holder.get("path"), str):
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())

@@ -119,11 +119,18 @@ class SourceSpec(_Strict):
     field: str | None = Field(
         default=None, description="JSON files only: the key holding the list of rows"
     )
+    layout: Literal["rows", "squad"] = Field(
+        default="rows",
+        description="squad: a SQuAD-format JSON file, read as one row per question (id, "
+        "question, answers, title, context, passage_id)",
+    )
 
     @model_validator(mode="after")
     def _one_origin(self) -> SourceSpec:
         if (self.path is None) == (self.hf is None):
             raise ValueError("set exactly one of 'path' (local file) or 'hf' (Hub dataset id)")
+        if self.layout == "squad" and (self.path is None or self.field is not None):
+            raise ValueError("layout 'squad' reads a local SQuAD JSON file: set 'path', no 'field'")
         if self.path is not None:
             suffix = Path(self.path).suffix.lower()
             if suffix not in DATA_FORMATS:
@@ -193,6 +200,46 @@ class BfclSpec(_Strict):
     )
 
 
+class CorpusSpec(_Strict):
+    """A file of passages to retrieve from, each with an id that is unique and stable (gold
+    passage ids and the index cache refer to it). ``jsonl``: one passage per line, its id,
+    text and optional title in the named fields; ``squad``: every paragraph of a SQuAD-format
+    JSON file, its id ``<article title>#<paragraph index>``."""
+
+    path: str
+    format: Literal["jsonl", "squad"] = "jsonl"
+    id_field: str = "id"
+    text_field: str = "text"
+    title_field: str | None = "title"
+
+
+class RetrievalSpec(_Strict):
+    """Retrieval-augmented prompts: each row's ``query`` is searched in ``corpus`` and the
+    ``top_k`` passages are given to the task's templates as ``passages`` (each with id,
+    title, text, score and rank), which decide how they enter the prompt."""
+
+    corpus: CorpusSpec
+    retriever: Literal["bm25", "dense", "hybrid"] = Field(
+        default="bm25",
+        description="bm25 (bm25s), dense (all-MiniLM-L6-v2 embeddings, cosine), or hybrid: "
+        "reciprocal rank fusion of both",
+    )
+    top_k: int = Field(default=3, ge=1, le=100)
+    query: str = Field(description="Jinja2 expression over a row: the text searched for")
+    gold: str | None = Field(
+        default=None,
+        description="Jinja2 expression: the id (or list of ids) of the passages that hold the "
+        "answer; needed by the retrieval metrics",
+    )
+    embedding_model: Literal["all-MiniLM-L6-v2"] = Field(
+        default="all-MiniLM-L6-v2",
+        description="dense and hybrid: the sentence-transformers model (shipped in a package)",
+    )
+    rrf_k: int = Field(
+        default=60, ge=1, description="hybrid: the constant k of reciprocal rank fusion"
+    )
+
+
 class SampleSpec(_Strict):
     """The part of a task that decides what each model is asked: data and prompt.
 
@@ -219,6 +266,9 @@ class SampleSpec(_Strict):
     bfcl: BfclSpec | None = Field(
         default=None, description="the rows are a BFCL category: its questions, tools, answers"
     )
+    retrieval: RetrievalSpec | None = Field(
+        default=None, description="retrieve passages for each row; templates see 'passages'"
+    )
 
     @model_validator(mode="after")
     def _fewshot_needs_target(self) -> SampleSpec:
@@ -229,6 +279,10 @@ class SampleSpec(_Strict):
         rendered = ("template", "system", "target", "choices", "fewshot")
         if self.bfcl is not None and (extra := [f for f in rendered if getattr(self, f)]):
             raise ValueError(f"a bfcl task asks the data's own conversations: remove {extra[0]!r}")
+        if self.bfcl is not None and self.retrieval is not None:
+            raise ValueError("a bfcl task asks the data's own conversations: remove 'retrieval'")
+        if self.fewshot is not None and self.retrieval is not None:
+            raise ValueError("few-shot examples have no retrieved passages: remove 'fewshot'")
         return self
 
 
@@ -255,10 +309,11 @@ DEFAULT_CRITERIA = (
 
 
 class JudgeSpec(_Strict):
-    """An LLM judge for a task: a rubric score, a reference-guided score or a pairwise
-    preference judged in both orders. ``panel`` names judges (``judges:`` or ``models:``)."""
+    """An LLM judge for a task: a rubric score, a reference-guided score, a pairwise
+    preference judged in both orders, or faithfulness (how much of the answer the retrieved
+    passages support). ``panel`` names judges (``judges:`` or ``models:``)."""
 
-    mode: Literal["rubric", "reference", "pairwise"]
+    mode: Literal["rubric", "reference", "pairwise", "faithfulness"]
     panel: list[str] = Field(min_length=1)
     criteria: str = DEFAULT_CRITERIA
     scale: tuple[int, int] = Field(default=(1, 10), description="lowest and highest grade")
@@ -319,8 +374,30 @@ class TaskSpec(SampleSpec):
         if not self.metrics and self.judge is None:
             raise ValueError("a task needs 'metrics', a 'judge', or both")
         structured = [m.name for m in self.metrics if METRICS[m.name].structured]
-        if structured and self.bfcl is None:
-            raise ValueError(f"{structured[0]} scores tool calls against a 'bfcl' task's answers")
+        calls = [name for name in structured if not METRICS[name].retrieval]
+        if calls and self.bfcl is None:
+            raise ValueError(f"{calls[0]} scores tool calls against a 'bfcl' task's answers")
+        ranked = [name for name in structured if METRICS[name].retrieval]
+        if ranked and (self.retrieval is None or self.retrieval.gold is None):
+            raise ValueError(
+                f"{ranked[0]} scores retrieved passages against gold ones: set 'retrieval' "
+                "with its 'gold' expression"
+            )
+        for metric in self.metrics:
+            k = metric.options.get("k")
+            top_k = self.retrieval.top_k if self.retrieval else 0
+            if k is not None and (
+                not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= top_k
+            ):
+                raise ValueError(
+                    f"metric {metric.name!r}: option k must be a whole number from 1 to "
+                    f"retrieval.top_k ({top_k}), not {k!r}"
+                )
+        if self.judge and self.judge.mode == "faithfulness" and self.retrieval is None:
+            raise ValueError(
+                "judge mode 'faithfulness' checks answers against retrieved "
+                "passages: set 'retrieval'"
+            )
         needs_reference = [m.name for m in self.metrics if m.name not in structured] or (
             ["judge mode 'reference'"] if self.judge and self.judge.mode == "reference" else []
         )

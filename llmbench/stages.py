@@ -14,6 +14,7 @@ import pandas as pd
 
 from llmbench import pricing
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
+from llmbench.retrieval.trace import with_retrieval
 from llmbench.runtime import runner
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.schema import JudgeSpec, ModelSpec, PriceEntry, SampleSpec, TaskSpec
@@ -35,6 +36,12 @@ def load_task(task: SampleSpec, limit: int | None) -> pd.DataFrame:
     return samples_to_frame(build_samples(task, limit))
 
 
+def _answers_frame(items: list[Sample], completions: list[Completion]) -> pd.DataFrame:
+    """The answers as a table, each with its sample's retrieval (if any) first in its trace."""
+    traced = [with_retrieval(s, c) for s, c in zip(items, completions, strict=True)]
+    return completions_to_frame([s.sample_id for s in items], traced)
+
+
 def generate(
     model: ModelSpec,
     samples: pd.DataFrame,
@@ -45,7 +52,7 @@ def generate(
 ) -> pd.DataFrame:
     items = frame_to_samples(samples)
     completions = runner.generate(model, items, params, settings=settings, label=label)
-    return completions_to_frame([s.sample_id for s in items], completions)
+    return _answers_frame(items, completions)
 
 
 def answer(
@@ -70,7 +77,7 @@ def answer(
         )
     finally:
         progress.close()
-    return completions_to_frame([s.sample_id for s in items], completions)
+    return _answers_frame(items, completions)
 
 
 def _judge_runner(settings: runner.RunSettings, label: str) -> judge.Runner:

@@ -123,6 +123,33 @@ class Request(BaseModel):
         return identity
 
 
+class Passage(BaseModel):
+    """One retrieved passage: its corpus id, text, the retriever's score and its rank (1:
+    the best)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    text: str
+    title: str = ""
+    score: float
+    rank: int = Field(ge=1)
+
+
+class Retrieval(BaseModel):
+    """What was retrieved for a sample: the query, by which retriever, the passages in rank
+    order, the ids of the gold passages (those holding the answer) and the retrieval's time
+    per query (the batch's wall time over its queries)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    query: str
+    retriever: str
+    passages: tuple[Passage, ...]
+    gold: tuple[str, ...] = ()
+    latency_s: float = Field(default=0.0, ge=0.0)
+
+
 class Sample(BaseModel):
     """One prompt of a task, rendered and ready to send, with what counts as a right answer.
 
@@ -130,7 +157,9 @@ class Sample(BaseModel):
     user and assistant turns, in order); ``prompt`` is then its last user turn, what a judge
     is shown and a recorded output is found by. ``tools`` are the functions the model may
     call; ``expected`` is a structured right answer a metric reads (BFCL's possible answers:
-    ``[{function: {param: [allowed values]}}]``, empty: no call is right)."""
+    ``[{function: {param: [allowed values]}}]``, empty: no call is right). ``retrieval`` is
+    what a retrieval-augmented task retrieved for the prompt (the passages in it) and which
+    passages were the right ones."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -142,6 +171,7 @@ class Sample(BaseModel):
     conversation: tuple[Message, ...] = ()
     tools: tuple[Tool, ...] = ()
     expected: list[dict[str, Any]] | None = None
+    retrieval: Retrieval | None = None
 
     def messages(self) -> list[Message]:
         if self.conversation:

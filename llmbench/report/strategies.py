@@ -121,7 +121,11 @@ def strategy_table(
         if isinstance(entrant, StrategySpec) and len(mine):
             # Its own level only: a nested strategy member counts as one call (its
             # "strategy" call), so a cascade's escalations are not an inner cascade's.
-            traces = [[c for c in trace_of(t) if c.parent is None] for t in mine["trace"]]
+            # A retrieval (kind "retriever") is the task's, not a member's: not counted.
+            traces = [
+                [c for c in trace_of(t) if c.parent is None and c.kind != "retriever"]
+                for t in mine["trace"]
+            ]
             requests = [c for t in mine["trace"] for c in trace_of(t) if c.kind == "model"]
             answers = Counter(str(a) for a in mine["answered_by"].dropna())
             row["answers_by"] = json.dumps(

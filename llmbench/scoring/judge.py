@@ -1,4 +1,6 @@
-"""LLM-as-judge: rubric grades, reference-guided grades and pairwise preferences.
+"""LLM-as-judge: rubric grades, reference-guided grades, pairwise preferences and the
+faithfulness of an answer to the passages retrieved for it (graded like a rubric, with the
+passages in the prompt).
 
 A judge is any configured model; its requests go through the same runner as the models
 under test (response cache, retries, rate limits, budget), so re-scoring is cheap and a judge
@@ -113,9 +115,11 @@ def judge_params(judge: ModelSpec, spec: JudgeSpec, seed: int) -> GenerationPara
 
 
 def judge_sees(spec: JudgeSpec) -> tuple[str, ...]:
-    """What a judge template is rendered with, in its mode."""
+    """What a judge template is rendered with, in its mode (faithfulness: the retrieved
+    passages too, as ``passages``)."""
     answers = ("answer_a", "answer_b") if spec.mode == "pairwise" else ("answer",)
-    return ("question", *answers, "reference", "criteria", "low", "high", "pass_fail")
+    passages = ("passages",) if spec.mode == "faithfulness" else ()
+    return ("question", *answers, "reference", "criteria", "low", "high", "pass_fail", *passages)
 
 
 def template_text(spec: JudgeSpec) -> str:
@@ -144,7 +148,10 @@ def _render(template: str, context: dict[str, Any], task: str, spec: JudgeSpec) 
 
 def _base_context(spec: JudgeSpec, sample: Sample) -> dict[str, Any]:
     low, high = spec.scale
+    retrieved = sample.retrieval.passages if sample.retrieval is not None else ()
+    passages = {"passages": [p.model_dump() for p in retrieved]}
     return {
+        **(passages if spec.mode == "faithfulness" else {}),
         "question": sample.question(),
         "reference": sample.references[0] if sample.references else "",
         "criteria": spec.criteria,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmbench.scoring import bfcl
+from llmbench.scoring import bfcl, retrieval
 
 if TYPE_CHECKING:
     import evaluate
@@ -40,6 +40,9 @@ class MetricDef:
     # Compares an answer's tool calls with the sample's ``expected`` payload in plain Python
     # (scoring/bfcl.py), not text with references through an ``evaluate`` module.
     structured: bool = False
+    # Scores the sample's retrieved passages against its gold ones (scoring/retrieval.py):
+    # the retrieval, not the answer, so a failed request does not leave it unscored.
+    retrieval: bool = False
 
     def output_keys(self, options: Mapping[str, Any]) -> tuple[str, ...]:
         if self.name == "rouge" and options.get("rouge_types"):
@@ -68,6 +71,15 @@ METRICS: dict[str, MetricDef] = {
         MetricDef("ter", ("ter",), higher_is_better=False, scale=100.0, corpus=True),
         # BFCL's AST rule over the answer's tool calls: 1 when they match a possible answer.
         MetricDef("bfcl_ast", ("bfcl_ast",), structured=True),
+        # hit rate, recall, precision, MRR and nDCG of a retrieval-augmented task's passages
+        # at k (option k; default: every passage retrieved, the task's top_k).
+        MetricDef(
+            "retrieval",
+            retrieval.KEYS,
+            frozenset({"k"}),
+            structured=True,
+            retrieval=True,
+        ),
     )
 }
 
@@ -122,10 +134,16 @@ def compute_metric(
 
 
 def compute_structured(
-    name: str, samples: Sequence[Sample], completions: Sequence[Completion]
+    name: str,
+    samples: Sequence[Sample],
+    completions: Sequence[Completion],
+    options: Mapping[str, Any] | None = None,
 ) -> MetricResult:
     """Score a structured metric's answers (a failed request, when scored, is wrong: its
-    empty answer would otherwise pass an item whose right answer is no call)."""
+    empty answer would otherwise pass an item whose right answer is no call), or a
+    retrieval metric's passages."""
+    if METRICS[name].retrieval:
+        return _retrieval_scores(samples, (options or {}).get("k"))
     if name != "bfcl_ast":
         raise KeyError(f"{name!r} is not a structured metric")
     values = [
@@ -136,3 +154,22 @@ def compute_structured(
     ]
     mean = sum(values) / len(values) if values else math.nan
     return MetricResult({name: mean}, {name: values})
+
+
+def _retrieval_scores(samples: Sequence[Sample], k: int | None) -> MetricResult:
+    """Each sample's retrieval scored at ``k`` (default: as many as it retrieved); the
+    aggregate of a key is the mean over the items with gold passages."""
+    per_sample: dict[str, list[float]] = {key: [] for key in retrieval.KEYS}
+    for sample in samples:
+        found = sample.retrieval
+        ranked = [p.id for p in found.passages] if found else []
+        cutoff = k if k is not None else max(len(ranked), 1)
+        for key, value in retrieval.item_scores(
+            ranked, found.gold if found else (), cutoff
+        ).items():
+            per_sample[key].append(value)
+    aggregate = {}
+    for key, values in per_sample.items():
+        scored = [v for v in values if not math.isnan(v)]
+        aggregate[key] = sum(scored) / len(scored) if scored else math.nan
+    return MetricResult(aggregate, per_sample)

@@ -30,9 +30,14 @@ def score_completions(
     per_sample: dict[str, list[float]] = {}
     aggregate_rows = []
     for metric in task.metrics:
+        # The retrieval happened whether or not the request then failed: every item scores.
+        rows = list(range(len(samples))) if METRICS[metric.name].retrieval else scorable
         if METRICS[metric.name].structured:
             result = compute_structured(
-                metric.name, [samples[i] for i in scorable], [completions[i] for i in scorable]
+                metric.name,
+                [samples[i] for i in rows],
+                [completions[i] for i in rows],
+                metric.options,
             )
         else:
             result = compute_metric(
@@ -43,14 +48,16 @@ def score_completions(
             )
         for key, values in result.per_sample.items():
             column = [math.nan] * len(samples)
-            for i, value in zip(scorable, values, strict=True):
+            for i, value in zip(rows, values, strict=True):
                 column[i] = value
             per_sample[SCORE_PREFIX + key] = column
             aggregate_rows.append(
                 {
                     "metric": key,
                     "value": result.aggregate[key],
-                    "scored": len(scorable),
+                    "scored": sum(not math.isnan(v) for v in values)
+                    if METRICS[metric.name].retrieval  # items without gold ids: unscored
+                    else len(rows),
                     "samples": len(samples),
                 }
             )

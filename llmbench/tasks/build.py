@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from llmbench.errors import DatasetError
+from llmbench.retrieval.augment import retrieve
+from llmbench.retrieval.corpus import load_corpus
 from llmbench.schema import SampleSpec, SourceSpec
 from llmbench.tasks.bfcl import load_bfcl
 from llmbench.tasks.loader import load_rows, source_fingerprint
 from llmbench.tasks.prompt import TaskRenderer
 from llmbench.tasks.split import in_train
-from llmbench.types import Sample
+from llmbench.types import Retrieval, Sample
 
 
 def _rendered(task: SampleSpec, limit: int | None) -> list[Sample]:
@@ -20,13 +22,29 @@ def _rendered(task: SampleSpec, limit: int | None) -> list[Sample]:
         shots = load_rows(task.fewshot.source, limit=task.fewshot.n)
         fewshot = renderer.fewshot_block(shots)
     rows = load_rows(task.source, limit=limit)
-    return [renderer.sample(row, index, fewshot) for index, row in enumerate(rows)]
+    retrievals: list[Retrieval | None] = [None] * len(rows)
+    if task.retrieval is not None:
+        retrievals = list(
+            retrieve(
+                task.retrieval,
+                [renderer.query_of(row, index) for index, row in enumerate(rows)],
+                [renderer.gold_of(row, index) for index, row in enumerate(rows)],
+                source=f"task {task.name} ({task.source.describe()})",
+            )
+        )
+    return [
+        renderer.sample(row, index, fewshot, retrieval)
+        for index, (row, retrieval) in enumerate(zip(rows, retrievals, strict=True))
+    ]
 
 
 def data_fingerprint(task: SampleSpec) -> str:
-    """Changes whenever the task's data may have changed (a BFCL task's answers too)."""
+    """Changes whenever the task's data may have changed (a BFCL task's answers and a
+    retrieval corpus too)."""
     answers = task.bfcl.possible_answer if task.bfcl is not None else None
     extra = "" if answers is None else "+" + source_fingerprint(SourceSpec(path=answers))
+    if task.retrieval is not None:  # the passages' content, wherever the file is
+        extra += "+corpus:" + load_corpus(task.retrieval.corpus).fingerprint
     return source_fingerprint(task.source) + extra
 
 

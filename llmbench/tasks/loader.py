@@ -13,6 +13,7 @@ from typing import Any
 
 from llmbench.errors import DatasetError
 from llmbench.schema import DATA_FORMATS, SourceSpec
+from llmbench.tasks import squad
 
 
 def source_fingerprint(source: SourceSpec) -> str:
@@ -47,6 +48,12 @@ def data_files(pattern: str) -> list[Path]:
 
 def load_rows(source: SourceSpec, limit: int | None = None) -> list[dict[str, Any]]:
     """The rows of a source, in file order, the first ``limit`` only when given."""
+    if source.layout == "squad":
+        assert source.path is not None, "the schema requires a path for layout 'squad'"
+        questions = squad.question_rows(source.path)[:limit]
+        if not questions:
+            raise DatasetError("the file has no questions", source=source.path)
+        return questions
     import datasets
 
     datasets.disable_progress_bars()

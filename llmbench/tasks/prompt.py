@@ -16,7 +16,7 @@ from jinja2 import Undefined, UndefinedError
 from llmbench import prompts
 from llmbench.errors import DatasetError
 from llmbench.schema import SampleSpec
-from llmbench.types import Sample
+from llmbench.types import Retrieval, Sample
 
 
 def _as_strings(value: Any) -> tuple[str, ...]:
@@ -36,6 +36,13 @@ class TaskRenderer:
         self.target = self._expression("target", task.target) if task.target else None
         self.choices = self._expression("choices", task.choices) if task.choices else None
         self.sample_id = self._expression("sample_id", task.sample_id) if task.sample_id else None
+        retrieval = task.retrieval
+        self.query = self._expression("retrieval.query", retrieval.query) if retrieval else None
+        self.gold = (
+            self._expression("retrieval.gold", retrieval.gold)
+            if retrieval is not None and retrieval.gold is not None
+            else None
+        )
 
     def _compile(self, field: str, text: str) -> str:
         try:
@@ -99,6 +106,17 @@ class TaskRenderer:
             s.strip() for s in _as_strings(self._evaluate("target", self.target, row, index))
         )
 
+    def query_of(self, row: Mapping[str, Any], index: int) -> str:
+        """What a retrieval-augmented task searches for this row."""
+        assert self.query is not None, "only a task with 'retrieval' has a query"
+        return str(self._evaluate("retrieval.query", self.query, row, index)).strip()
+
+    def gold_of(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        """The ids of the row's gold passages (none when the task names none)."""
+        if self.gold is None:
+            return ()
+        return _as_strings(self._evaluate("retrieval.gold", self.gold, row, index))
+
     def fewshot_block(self, rows: Sequence[Mapping[str, Any]]) -> str:
         spec = self.task.fewshot
         if spec is None or not rows:
@@ -111,8 +129,16 @@ class TaskRenderer:
             shots.append(question + spec.target_delimiter + self.references(row, index)[0])
         return spec.separator.join(shots) + spec.separator
 
-    def sample(self, row: Mapping[str, Any], index: int, fewshot: str = "") -> Sample:
+    def sample(
+        self,
+        row: Mapping[str, Any],
+        index: int,
+        fewshot: str = "",
+        retrieval: Retrieval | None = None,
+    ) -> Sample:
         context = self.context(row, index)
+        if retrieval is not None:  # what the templates show of the retrieved passages
+            context["passages"] = [p.model_dump() for p in retrieval.passages]
         sample_id = (
             str(self._evaluate("sample_id", self.sample_id, row, index))
             if self.sample_id is not None
@@ -124,4 +150,5 @@ class TaskRenderer:
             system=self.render(self.system, "system", context, index) if self.system else None,
             references=self.references(row, index),
             choices=tuple(context["choices"]),
+            retrieval=retrieval,
         )

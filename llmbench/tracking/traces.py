@@ -1,6 +1,8 @@
 """Every answer of a run as an MLflow trace: a root span for the answer (a model's or a
-strategy's) and an LLM span per model call, each with ``mlflow.chat.tokenUsage`` and
-``mlflow.llm.cost`` from the run's price snapshot, so MLflow never looks a price up.
+strategy's), a RETRIEVER span for a retrieval-augmented task's retrieval (the query in,
+the passages out as MLflow ``Document`` dicts) and an LLM span per model call, each with
+``mlflow.chat.tokenUsage`` and ``mlflow.llm.cost`` from the run's price snapshot, so MLflow
+never looks a price up.
 
 Every score is an assessment on its answer's trace (:mod:`llmbench.tracking.assessments`).
 Written by the single tracking step, in batches (:mod:`llmbench.tracking.trace_writer`):
@@ -26,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from llmbench import pricing
+from llmbench.retrieval.trace import query_of
 from llmbench.schema import PriceEntry
 from llmbench.tables import trace_of
 from llmbench.tracking.assessments import assessments_for
@@ -137,7 +140,7 @@ def _call_spans(
     for n, call in enumerate(calls):
         begin = start_ns + int(call.start_s * 1e9)
         span_type = SPAN_TYPES[call.kind]
-        common = {
+        common: dict[str, Any] = {
             "mlflow.spanInputs": {"messages": call.input or conversation},
             "llmbench.role": call.role,
             "llmbench.purpose": call.purpose,
@@ -150,6 +153,9 @@ def _call_spans(
         provider = providers.get(call.model, "")
         if call.kind == "model":
             priced = _call_span_values(call, prices.get(call.model), provider)
+        elif call.kind == "retriever":  # MLflow's shape: a query in, Document dicts out
+            common["mlflow.spanInputs"] = {"query": query_of(call)}
+            common["mlflow.spanOutputs"] = json.loads(call.output or "[]")
         else:
             common["mlflow.spanOutputs"] = call.output
         found.append(
