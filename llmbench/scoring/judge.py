@@ -148,11 +148,15 @@ def _render(template: str, context: dict[str, Any], task: str, spec: JudgeSpec) 
 
 def _base_context(spec: JudgeSpec, sample: Sample) -> dict[str, Any]:
     low, high = spec.scale
-    retrieved = sample.retrieval.passages if sample.retrieval is not None else ()
-    passages = {"passages": [p.model_dump() for p in retrieved]}
+    question = sample.question()
+    extra: dict[str, Any] = {}
+    if spec.mode == "faithfulness":  # the passages apart, and the question without them
+        retrieval = sample.retrieval
+        extra["passages"] = [p.model_dump() for p in retrieval.passages] if retrieval else []
+        question = retrieval.query if retrieval is not None else question
     return {
-        **(passages if spec.mode == "faithfulness" else {}),
-        "question": sample.question(),
+        **extra,
+        "question": question,
         "reference": sample.references[0] if sample.references else "",
         "criteria": spec.criteria,
         "low": low,

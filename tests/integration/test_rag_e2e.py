@@ -89,7 +89,10 @@ def test_a_rag_task_is_scored_judged_and_traced(
     # The judge saw each answer's own passages.
     judged = [r for r in server.requests if "[Retrieved passages]" in (r.last_user_text or "")]
     assert len(judged) == 4
-    assert items[0].retrieval.passages[0].text in (judged[0].last_user_text or "")  # type: ignore[union-attr]
+    shown = judged[0].last_user_text or ""
+    first = items[0].retrieval.passages[0]  # type: ignore[union-attr]
+    assert shown.count(first.text) == 1  # in the passages, not again inside the question
+    assert f"[Question]\n{items[0].retrieval.query}\n[End of question]" in shown  # type: ignore[union-attr]
     results, aggregates = stages.score(model, task, samples, completions, [grades])
 
     assert results["score.exact_match"].tolist() == [1.0, 0.0, 0.0, 0.0]  # only item 0's answer
