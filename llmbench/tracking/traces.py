@@ -83,7 +83,8 @@ def _totals(calls: list[Call], prices: Mapping[str, PriceEntry]) -> dict[str, st
         usage["input_tokens"] += call.input_tokens
         usage["output_tokens"] += call.output_tokens
         usage["total_tokens"] += call.input_tokens + call.output_tokens
-        input_cost, output_cost = pricing.cost_parts(prices.get(call.model), call)
+        price = prices.get(call.model) if call.kind == "model" else None
+        input_cost, output_cost = pricing.cost_parts(price, call)
         cost["input_cost"] += input_cost
         cost["output_cost"] += output_cost
         cost["total_cost"] += input_cost + output_cost

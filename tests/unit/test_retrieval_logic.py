@@ -233,3 +233,17 @@ def test_a_retrieval_is_the_first_call_of_its_answers_trace() -> None:
     assert with_retrieval(item, traced) == traced  # never twice
     plain = Sample(sample_id="2", prompt="p", references=())
     assert with_retrieval(plain, answer) == answer
+
+
+def test_a_retrieval_costs_nothing_even_when_a_model_shares_its_name() -> None:
+    from llmbench.pricing import price_completion
+    from llmbench.schema import PriceEntry
+
+    hourly = PriceEntry(per_hour=3600.0, source="t", date="d")  # $1 a second
+    answer = Completion(text="a", latency_s=2.0, trace=[Call(model="bm25", latency_s=2.0)])
+    item = sample("1", ("a",), ("a",))
+    timed = item.retrieval.model_copy(update={"latency_s": 1.0})  # type: ignore[union-attr]
+    traced = with_retrieval(item.model_copy(update={"retrieval": timed}), answer)
+    priced = price_completion(traced, {"bm25": hourly})
+    assert [c.cost_usd for c in priced.trace] == [0.0, 2.0]
+    assert priced.cost_usd == 2.0
