@@ -123,6 +123,11 @@ class Request(BaseModel):
         return identity
 
 
+# Marks a Sample field that says what a right answer is (an evaluation dataset's
+# "expectations"); every other field is part of what the entrant was asked ("inputs").
+EXPECTATION: dict[str, Any] = {"expectation": True}
+
+
 class Sample(BaseModel):
     """One prompt of a task, rendered and ready to send, with what counts as a right answer.
 
@@ -137,11 +142,11 @@ class Sample(BaseModel):
     sample_id: str
     prompt: str
     system: str | None = None
-    references: tuple[str, ...]
+    references: tuple[str, ...] = Field(json_schema_extra=EXPECTATION)
     choices: tuple[str, ...] = ()
     conversation: tuple[Message, ...] = ()
     tools: tuple[Tool, ...] = ()
-    expected: list[dict[str, Any]] | None = None
+    expected: list[dict[str, Any]] | None = Field(default=None, json_schema_extra=EXPECTATION)
 
     def messages(self) -> list[Message]:
         if self.conversation:
