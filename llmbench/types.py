@@ -185,7 +185,9 @@ class Call(BaseModel):
 
     ``start_s`` is when the call starts, in seconds from the start of the answer, on the
     clock the answer's ``latency_s`` is measured on: rounds one after another, the calls of
-    a round side by side, each taking its own latency. So a trace spans exactly the row's
+    a round side by side, each taking its own latency, except calls to local models
+    (``local``): they share this machine's cores one request at a time (``LocalTurn``), so a
+    round's local calls run one after another. So a trace spans exactly the row's
     latency, and a call served by the response cache sits where it was asked, as it did when
     it was sent (a wall clock would put a cached first stage and the escalation after it at
     the same instant, and lay a rerun out unlike the run it repeats).
@@ -214,6 +216,7 @@ class Call(BaseModel):
     latency_s: float = 0.0
     cost_usd: float = 0.0
     cached: bool = False  # a response-cache hit, or shared with an identical request in flight
+    local: bool = False  # a local model's: local requests run one at a time (see start_s)
     attempts: int = 0
     error: str | None = None
     note: str | None = None  # the strategy's reason: "routed: prompt under 400 chars", ...

@@ -43,6 +43,9 @@ class Provider(abc.ABC):
     # refused with a clear error, never sent without them).
     honours_tools: ClassVar[bool] = False
     honours_response_schema: ClassVar[bool] = False
+    # Runs on this machine's cores, one local request at a time process-wide (LocalTurn):
+    # a strategy's calls to local models in one round take the sum of their times, not the max.
+    local: ClassVar[bool] = False
     remote: ClassVar[bool] = True  # talks to a server: base_url, keys and streaming apply
     # Its bill for a prompt-cache write over the input rate, where the price table gives none.
     cache_write_markup: ClassVar[float | None] = None

@@ -200,18 +200,28 @@ def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Compl
     Tokens and cost are sums over the calls. Latency is what a caller would wait: rounds run
     one after another, the calls of one round side by side (the slowest counts), from each
     call's own latency, so an answer rebuilt from the response cache reports the same time.
-    Each call is placed on that clock (``Call.start_s``) and its own calls numbered by round.
+    Answers made only of local calls (``Call.local``) are the exception: local requests run
+    one at a time, so a round's local answers follow one another (a local vote's draws take
+    their sum), beside its remote ones. Each call is placed on that clock
+    (``Call.start_s``) and its own calls numbered by round.
     """
     calls: list[Call] = []
     begin = 0.0
     for n, round_ in enumerate(rounds):
+        queued = 0.0  # the local answers of this round so far, one after another
+        slowest = 0.0
         for done in round_:
+            local = bool(done.trace) and all(c.local for c in done.trace)
+            start = begin + (queued if local else 0.0)
             for call in done.trace:
-                update: dict[str, Any] = {"start_s": begin + call.start_s}
+                update: dict[str, Any] = {"start_s": start + call.start_s}
                 if call.parent is None:  # a nested strategy's calls keep their own rounds
                     update["round"] = n
                 calls.append(call.model_copy(update=update))
-        begin += max((d.latency_s for d in round_), default=0.0)
+            if local:
+                queued += done.latency_s
+            slowest = max(slowest, queued if local else done.latency_s)
+        begin += slowest
     answered = [done for round_ in rounds for done in round_]
     return chosen.model_copy(
         update={
