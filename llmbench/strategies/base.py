@@ -26,9 +26,8 @@ if TYPE_CHECKING:
 # Calls that judge the prompt or an answer rather than answer it, and their default answer
 # length (each strategy's options can set its own). A verifier is asked to explain before its
 # grade, so it gets room for that: at 64 tokens most grades were cut off and read as none;
-# a critique explains what to fix before its verdict; a supervisor's plan is a JSON list of
-# sub-questions, which a task's stop sequence ("\n") would cut.
-JUDGING = {"classify": 16, "verify": 512, "critique": 512, "plan": 512}
+# a critique explains what to fix before its verdict.
+JUDGING = {"classify": 16, "verify": 512, "critique": 512}
 
 
 def judging_length(purpose: str, why: str) -> Any:

@@ -41,7 +41,6 @@ from llmbench.strategies.base import (
     annotate,
     check_model_member,
     combine,
-    judging_length,
 )
 from llmbench.types import Completion, Message, Sample
 
@@ -144,8 +143,11 @@ class SupervisorOptions(Options):
     synthesise_prompt: Annotated[str, prompts.PromptText(SYNTHESISE_SEES)] = prompts.prompt_field(
         "strategies/synthesise.j2", "the synthesiser's prompt", SYNTHESISE_SEES
     )
-    planner_max_tokens: int = judging_length(
-        "plan", "the planner's answer length: room for the whole JSON plan"
+    planner_max_tokens: int = Field(
+        default=512,
+        ge=8,
+        le=32768,
+        description="the planner's answer length: room for the whole JSON plan",
     )
     delegate_max_tokens: int = Field(
         default=256,
@@ -192,6 +194,7 @@ class Supervisor(Strategy):
                 "synthesiser (any other role name)"
             )
         named = {_key(role) for role in own}
+        mapped: dict[str, str] = {}
         for name, role in options.roles.items():
             if not name.strip():
                 raise ValueError("options.roles: a plan role name cannot be empty")
@@ -200,6 +203,12 @@ class Supervisor(Strategy):
                     f"options.roles.{name}: {name!r} is already a specialist's own role; "
                     "map only other names"
                 )
+            if _key(name) in mapped:
+                raise ValueError(
+                    f"options.roles.{name}: {mapped[_key(name)]!r} and {name!r} are one name "
+                    "to a plan (case and spaces do not count); keep one"
+                )
+            mapped[_key(name)] = name
             if role not in own:
                 raise ValueError(
                     f"options.roles.{name}: no specialist with role {role!r}; "
@@ -324,6 +333,7 @@ class Supervisor(Strategy):
             messages=[Message(role="user", content=text)],
             purpose="plan",
             max_tokens=options.planner_max_tokens,
+            stop=(),  # a JSON plan is not in the task's format
             response_schema=plan_schema(self.plan_roles, options.max_steps),
         )
         return annotate(planned, "plan: failed") if planned.error is not None else planned

@@ -92,7 +92,14 @@ def test_the_plan_is_asked_with_its_schema_and_each_step_goes_to_its_specialist(
         sample_id="0", prompt="3+5, said who?", system="Answer in digits.", references=("8",)
     )
     config = bench(
-        [supervisor(roles={"arithmetic": "math"}, default="facts", max_steps=4)],
+        [
+            supervisor(
+                MEMBERS | {"planner": "cheap"},
+                roles={"arithmetic": "math"},
+                default="facts",
+                max_steps=4,
+            )
+        ],
         (THIRD,),
         stop=["\n"],
     )
@@ -109,7 +116,8 @@ def test_the_plan_is_asked_with_its_schema_and_each_step_goes_to_its_specialist(
     asked = planned.last_user_text or ""
     assert "one of math, facts, arithmetic" in asked and "at most 4" in asked
     assert asked.endswith("Question:\nAnswer in digits.\n\n3+5, said who?")  # as a judge sees it
-    assert planned.model == "gpt-strong" and planned.max_tokens == 512
+    assert planned.model == "gpt-cheap" and planned.max_tokens == 512
+    assert "stop" not in planned.body  # the task's stop sequences would cut the JSON
 
     delegated = {(r.last_user_text or "").splitlines()[-1]: r for r in of_kind(server, "delegate")}
     assert {q: r.model for q, r in delegated.items()} == {
@@ -319,6 +327,11 @@ CLAUDE = {
             "the specialists are math, facts",
         ),
         (supervisor(roles={"Math": "facts"}), "options.roles.Math", "already a specialist"),
+        (
+            supervisor(roles={"sums": "math", " Sums": "facts"}),
+            "options.roles. Sums",
+            "'sums' and ' Sums' are one name",
+        ),
         (supervisor(default="poetry"), "options.default", "no specialist with role 'poetry'"),
         (supervisor(max_steps=0), "options.max_steps", "greater than or equal to 1"),
         (supervisor(steps=2), "options.steps", "unknown option"),
