@@ -247,13 +247,16 @@ class Supervisor(Strategy):
     ) -> dict[str, tuple[float, float]]:
         """A plan at its full length with max_steps sub-questions, each to every specialist
         (an upper bound: all of them together answer max_steps), each answer at its length;
-        the synthesiser is shown the question, the plan's sub-questions (no longer than the
-        plan) and every answer."""
+        the planner's prompt holds the role names and the schema (sent as part of it, as
+        pricing's budget reservation counts it), the synthesiser's the question, the plan's
+        sub-questions (no longer than the plan) and every answer."""
         options = SupervisorOptions.model_validate(spec.options)
         steps, plan = options.max_steps, float(options.planner_max_tokens)
         question = max(prompt for prompt, _ in own.values())
-        roles = estimated_tokens(", ".join([*specialists(spec), *options.roles]))
-        worst = {PLANNER: (estimated_tokens(options.plan_prompt) + roles + question, plan)}
+        names = [*specialists(spec), *options.roles]
+        asked = estimated_tokens(options.plan_prompt) + estimated_tokens(", ".join(names))
+        asked += estimated_tokens(json.dumps(plan_schema(names, steps)))
+        worst = {PLANNER: (asked + question, plan)}
         delegate = estimated_tokens(options.delegate_prompt) + question
         for role in specialists(spec):
             worst[role] = (steps * delegate + plan, float(steps * options.delegate_max_tokens))

@@ -369,7 +369,8 @@ def test_the_dry_run_counts_a_full_plan_and_every_sub_answer_shown() -> None:
     members = [Estimate(m.name, m.provider, 10, 300, "estimated", 160, None) for m in config.models]
     [row] = strategy_estimates(config, members)
     options = SupervisorOptions.model_validate(spec["options"])
-    plan = estimated_tokens(options.plan_prompt) + estimated_tokens("math") + 30
+    schema = estimated_tokens(json.dumps(plan_schema(["math"], 2)))
+    plan = estimated_tokens(options.plan_prompt) + estimated_tokens("math") + schema + 30
     delegate = 2 * (estimated_tokens(options.delegate_prompt) + 30) + 100
     synthesise = estimated_tokens(options.synthesise_prompt) + 30 + 100 + 2 * 50
     assert row.prompt_tokens == 10 * (plan + delegate + synthesise)
