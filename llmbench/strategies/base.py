@@ -94,6 +94,8 @@ class Member:
         note: str | None = None,
         max_tokens: int | None = None,
         temperature: float | None = None,
+        stop: tuple[str, ...] | None = None,
+        response_schema: dict[str, Any] | None = None,
     ) -> Completion:
         """The member's answer to ``sample`` (or to ``messages``, e.g. a classifier prompt).
         Asked the sample itself with draw 0, a model member sends exactly the request its own
@@ -101,7 +103,9 @@ class Member:
         judges (a label, a grade) is sent without the task's stop sequences and with its own
         answer length (``max_tokens``, the strategy's option for it). ``temperature``: the
         strategy's own for this call (a vote's draws); at the member's own it changes
-        nothing, so draw 0 is still the member's row."""
+        nothing, so draw 0 is still the member's row. ``stop``: the call's own stop sequences
+        (a sub-question is not in the task's format); ``response_schema``: the JSON schema
+        its answer must follow (a supervisor's plan)."""
         if self.strategy is not None:
             if messages is not None:  # refused at config load: see check_model_member
                 raise ValueError(f"{self.role}: a strategy member answers samples, not prompts")
@@ -109,13 +113,17 @@ class Member:
             return nested(done, self.role, self.name, purpose=purpose, note=note)
         assert self.client is not None and self.params is not None
         conversation = tuple(messages) if messages is not None else tuple(sample.messages())
-        request = Request(messages=conversation, params=self.params, draw=draw)
+        request = Request(
+            messages=conversation, params=self.params, draw=draw, response_schema=response_schema
+        )
         if purpose in JUDGING:
             request = request.with_params(max_tokens=max_tokens or JUDGING[purpose], stop=())
         elif max_tokens is not None:
             request = request.with_params(max_tokens=max_tokens)
         if temperature is not None:
             request = request.with_params(temperature=temperature)
+        if stop is not None:
+            request = request.with_params(stop=stop)
         return await self.client.generate(
             request,
             index=index,
