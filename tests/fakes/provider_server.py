@@ -94,11 +94,13 @@ _HANG_UP_WAIT_S = 2.0
 class ReplyCall:
     """One function call of a Reply. `arguments` as a dict is sent as JSON; as a str it is the
     arguments' text as sent (possibly not JSON). `id` None: the fake's own id where the vendor
-    gives one (OpenAI `call_...`, Anthropic `toolu_...`), none for Gemini and Ollama."""
+    gives one (OpenAI `call_...`, Anthropic `toolu_...`), none for Gemini and Ollama.
+    `signature` is Gemini's `thoughtSignature` on the call's part (base64), ignored elsewhere."""
 
     name: str
     arguments: JSONDict | str = field(default_factory=dict)
     id: str | None = None
+    signature: str | None = None
 
     def text(self) -> str:
         return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
@@ -699,7 +701,10 @@ class _Render:
             function: JSONDict = {"name": call.name, "args": call.object()}
             if call.id is not None:
                 function["id"] = call.id
-            parts.append({"functionCall": function})
+            part: JSONDict = {"functionCall": function}
+            if call.signature is not None:
+                part["thoughtSignature"] = call.signature
+            parts.append(part)
         return parts
 
     def _gemini_plan(self) -> _Plan:
