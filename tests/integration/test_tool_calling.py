@@ -528,3 +528,34 @@ def test_a_bfcl_task_answered_with_its_possible_answers_scores_100(
     # The scorer reads the calls that came back: without them the same item is a miss.
     wrong = completions[0].model_copy(update={"tool_calls": ()})
     assert compute_structured("bfcl_ast", samples[:1], [wrong]).per_sample["bfcl_ast"] == [0.0]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_openai_compatible_server_speaks_the_same(server: ProviderServer, stream: bool) -> None:
+    """vLLM, llama.cpp's server and the hosted presets are the OpenAI provider: the same
+    tools and turns go out, the same calls come back."""
+    server.script(Reply(text="", tool_calls=(ReplyCall("get_quote", ACME),)))
+    model = ModelSpec.model_validate(
+        {
+            "name": "local-m",
+            "provider": "openai_compatible",
+            "model": "qwen3",
+            "base_url": server.url + "/v1",
+            "price": PRICE,
+            "stream": stream,
+        }
+    )
+    client = ModelClient(model, RunSettings(retries=RetryPolicy(max_attempts=1)))
+    request = Request(messages=tuple(conversation(CALLS)), params=PARAMS, tools=(QUOTE,))
+
+    async def call() -> Completion:
+        try:
+            return await client.generate(request, index=0)
+        finally:
+            await client.aclose()
+
+    completion = asyncio.run(call())
+    assert [(c.name, arguments(c)) for c in completion.tool_calls] == [("get_quote", ACME)]
+    (sent,) = server.requests
+    assert sent.tool_names == ["get_quote"]
+    assert [m["role"] for m in sent.body["messages"]].count("tool") == 2
