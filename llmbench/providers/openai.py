@@ -110,7 +110,7 @@ def _calls(raw: Any) -> tuple[ToolCall, ...]:
     for index, call in enumerate(raw or ()):
         function = call.get("function") or {}
         name = function.get("name") or ""
-        arguments = function.get("arguments") or ""
+        arguments = function.get("arguments") or "{}"  # no arguments: an empty object
         calls.append(
             ToolCall(
                 id=call.get("id") or call_id(index, name, arguments),
