@@ -559,3 +559,32 @@ def test_an_openai_compatible_server_speaks_the_same(server: ProviderServer, str
     (sent,) = server.requests
     assert sent.tool_names == ["get_quote"]
     assert [m["role"] for m in sent.body["messages"]].count("tool") == 2
+
+
+def test_the_fakes_anthropic_tool_stream_is_what_the_sdks_accumulator_reads(
+    server: ProviderServer,
+) -> None:
+    """The SDK's own stream helper puts the fake's ``input_json_delta`` pieces together into
+    the same ``tool_use`` blocks the fake sends whole: the stream is the API's shape."""
+    import anthropic
+
+    calls = (ReplyCall("get_weather", PARIS, id="toolu_w"), ReplyCall("get_quote", ACME))
+    server.script(Reply(text="Both.", tool_calls=calls), Reply(text="Both.", tool_calls=calls))
+
+    async def both() -> tuple[Any, Any]:
+        client = anthropic.AsyncAnthropic(api_key=KEY, base_url=server.url, max_retries=0)
+        ask: Any = {"model": "claude-haiku-4-5", "max_tokens": 64}
+        ask["messages"] = [{"role": "user", "content": "?"}]
+        try:
+            whole = await client.messages.create(**ask)
+            async with client.messages.stream(**ask) as stream:
+                streamed = await stream.get_final_message()
+            return whole, streamed
+        finally:
+            await client.close()
+
+    whole, streamed = asyncio.run(both())
+    uses = [(b.name, b.input) for b in streamed.content if b.type == "tool_use"]
+    assert uses == [("get_weather", PARIS), ("get_quote", ACME)]
+    assert uses == [(b.name, b.input) for b in whole.content if b.type == "tool_use"]
+    assert streamed.content[1].id == "toolu_w" and streamed.stop_reason == "tool_use"
