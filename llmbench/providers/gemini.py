@@ -6,9 +6,10 @@ A prompt or answer blocked by safety filters, or an empty candidate list, is an 
 Tools are ``functionDeclarations`` (parameters as JSON schema, ``parametersJsonSchema``) and
 ``toolConfig.functionCallingConfig`` (AUTO, ANY, NONE, allowed names); an assistant's calls
 are ``functionCall`` parts, results ``functionResponse`` parts of a user turn, named by the
-function they answer, the results of one assistant turn together in one turn. Gemini gives a
-call no id unless it has one of its own, so ids are derived from the call
-(``tool_wire.call_id``); a call's thought signature goes back with it.
+function they answer, the results of one assistant turn together in one turn. A call Gemini
+gave no id gets one derived from the call (``tool_wire.call_id``), which is never sent back;
+an id Gemini gave goes back on the call and on its result, and a call's thought signature
+with the call.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from llmbench.providers.tool_wire import (
     result_names,
     unanswerable_results,
     unsendable_arguments,
+    vendor_id,
     with_calls,
 )
 from llmbench.types import Completion, FinishReason, Message, Request, ToolCall
@@ -74,7 +76,9 @@ def _contents(messages: list[Message]) -> list[Any]:
     contents: list[types.Content] = []
     for message, name in zip(messages, result_names(messages), strict=True):
         if message.role == "tool":
-            response = types.FunctionResponse(name=name, response=_response(message.content))
+            response = types.FunctionResponse(
+                id=vendor_id(message.tool_call_id), name=name, response=_response(message.content)
+            )
             part = types.Part(function_response=response)
             last = contents[-1] if contents else None
             if last is not None and last.parts and last.parts[-1].function_response is not None:
@@ -87,7 +91,9 @@ def _contents(messages: list[Message]) -> list[Any]:
         )
         for call in message.tool_calls:
             signature = base64.b64decode(call.signature) if call.signature else None
-            function_call = types.FunctionCall(name=call.name, args=arguments_object(call))
+            function_call = types.FunctionCall(
+                id=vendor_id(call.id), name=call.name, args=arguments_object(call)
+            )
             parts.append(types.Part(function_call=function_call, thought_signature=signature))
         role = "model" if message.role == "assistant" else "user"
         contents.append(types.Content(role=role, parts=parts))

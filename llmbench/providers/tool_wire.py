@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,11 +23,22 @@ def uses_tools(request: Request) -> bool:
     return bool(request.tools) or any(m.role == "tool" or m.tool_calls for m in request.messages)
 
 
+_DERIVED_ID = re.compile(r"call_[0-9a-f]{16}")
+
+
 def call_id(index: int, name: str, arguments: str) -> str:
     """An id for the ``index``-th call of an answer whose vendor gives none: derived from the
     call itself, so the same answer (a rerun, a cache hit, a replay) gets the same ids."""
     digest = hashlib.sha256(f"{index}\0{name}\0{arguments}".encode()).hexdigest()
     return f"call_{digest[:16]}"
+
+
+def vendor_id(identifier: str | None) -> str | None:
+    """The id as a vendor that names calls by id only when it has to is sent it: an id the
+    model's side gave, never one :func:`call_id` made up (the vendor never saw that one)."""
+    if identifier is None or _DERIVED_ID.fullmatch(identifier):
+        return None
+    return identifier
 
 
 def arguments_text(arguments: Any) -> str:

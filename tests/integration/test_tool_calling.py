@@ -301,16 +301,23 @@ def test_a_tool_conversation_is_sent_in_each_vendors_shape(
                 "role": "model",
                 "parts": [
                     {"text": "Checking."},
-                    {"functionCall": {"name": "get_weather", "args": PARIS}},
-                    {"functionCall": {"name": "get_quote", "args": ACME}},
+                    {"functionCall": {"id": "call_a", "name": "get_weather", "args": PARIS}},
+                    {"functionCall": {"id": "call_b", "name": "get_quote", "args": ACME}},
                 ],
             },
             {  # results named by function, both in one turn; a non-object result as output
                 "role": "user",
                 "parts": [
-                    {"functionResponse": {"name": "get_weather", "response": {"temp_c": 21}}},
                     {
                         "functionResponse": {
+                            "id": "call_a",
+                            "name": "get_weather",
+                            "response": {"temp_c": 21},
+                        }
+                    },
+                    {
+                        "functionResponse": {
+                            "id": "call_b",
                             "name": "get_quote",
                             "response": {"output": "ACME 12.5"},
                         }
@@ -443,19 +450,25 @@ def test_a_call_with_broken_arguments_goes_back_only_where_arguments_are_text(
     assert server.requests == []
 
 
-def test_gemini_thought_signatures_go_back_with_their_calls(server: ProviderServer) -> None:
-    """Gemini 3 refuses a conversation whose calls lost the signature it attached to them."""
-    signed = ReplyCall("get_weather", PARIS, signature="c2lnbmVkLWJ5LWdlbWluaQ==")
+def test_gemini_gets_back_its_own_ids_and_thought_signatures(server: ProviderServer) -> None:
+    """Gemini 3 refuses a conversation whose calls lost the signature it attached to them,
+    and matches results to calls by the ids it gave; an id derived here is never sent."""
+    signed = ReplyCall("get_weather", PARIS, id="gem-7", signature="c2lnbmVkLWJ5LWdlbWluaQ==")
     server.script(Reply(text="", tool_calls=(signed, ReplyCall("get_quote", ACME))))
     first = send("gemini", tools=(WEATHER, QUOTE))
     assert [c.signature for c in first.tool_calls] == ["c2lnbmVkLWJ5LWdlbWluaQ==", None]
+    assert first.tool_calls[0].id == "gem-7" and first.tool_calls[1].id.startswith("call_")
     assert send("gemini", conversation(first.tool_calls), tools=(WEATHER, QUOTE)).error is None
-    model_turn = server.requests[1].body["contents"][1]
-    assert model_turn["parts"][1] == {
-        "functionCall": {"name": "get_weather", "args": PARIS},
-        "thoughtSignature": "c2lnbmVkLWJ5LWdlbWluaQ==",
-    }
-    assert "thoughtSignature" not in model_turn["parts"][2]
+    contents = server.requests[1].body["contents"]
+    assert contents[1]["parts"][1:] == [
+        {
+            "functionCall": {"id": "gem-7", "name": "get_weather", "args": PARIS},
+            "thoughtSignature": "c2lnbmVkLWJ5LWdlbWluaQ==",
+        },
+        {"functionCall": {"name": "get_quote", "args": ACME}},
+    ]
+    ids = [part["functionResponse"].get("id") for part in contents[2]["parts"]]
+    assert ids == ["gem-7", None]
 
 
 @pytest.mark.parametrize("name", VENDORS)

@@ -9,6 +9,7 @@ from llmbench.providers.tool_wire import (
     result_names,
     unanswerable_results,
     unsendable_arguments,
+    vendor_id,
     with_calls,
 )
 from llmbench.types import Message, Request, ToolCall
@@ -24,6 +25,9 @@ def test_a_derived_id_depends_on_the_call_and_its_place_only() -> None:
     }
     assert first not in others and len(others) == 3
     assert first.startswith("call_")
+    # A derived id is never sent to a vendor as if it had given it; any other id is.
+    assert vendor_id(first) is None and vendor_id(None) is None
+    assert vendor_id("call_a") == "call_a" and vendor_id("toolu_01") == "toolu_01"
 
 
 def test_a_result_answers_the_nearest_earlier_call_of_its_id() -> None:
