@@ -30,7 +30,7 @@ from llmbench.providers.remote import (
     sampling,
     sdk_http_client,
 )
-from llmbench.providers.tool_wire import call_id, uses_tools, with_calls
+from llmbench.providers.tool_wire import arguments_text, call_id, uses_tools, with_calls
 from llmbench.types import Completion, FinishReason, Message, Request, Tool, ToolCall
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ def _calls(raw: Any) -> tuple[ToolCall, ...]:
         function = call.get("function") or {}
         name = function.get("name") or ""
         arguments = function.get("arguments") or "{}"  # no arguments: an empty object
+        if not isinstance(arguments, str):  # a compatible server that sends an object
+            arguments = arguments_text(arguments)
         calls.append(
             ToolCall(
                 id=call.get("id") or call_id(index, name, arguments),

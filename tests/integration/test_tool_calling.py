@@ -27,7 +27,7 @@ from llmbench.runtime.runner import RunSettings, run_samples
 from llmbench.scoring.metrics import compute_structured
 from llmbench.tasks.build import build_samples
 from llmbench.types import Completion, GenerationParams, Message, Request, Tool, ToolCall
-from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply, ReplyCall
+from tests.fakes.provider_server import Fault, ProviderServer, RecordedRequest, Reply, ReplyCall
 
 KEY = "sk-test-tools-do-not-leak"
 PRICE = PriceEntry(input_per_1m=1.0, output_per_1m=2.0, source="t", date="d")
@@ -606,3 +606,31 @@ def test_the_fakes_anthropic_tool_stream_is_what_the_sdks_accumulator_reads(
     assert uses == [("get_weather", PARIS), ("get_quote", ACME)]
     assert uses == [(b.name, b.input) for b in whole.content if b.type == "tool_use"]
     assert streamed.content[1].id == "toolu_w" and streamed.stop_reason == "tool_use"
+
+
+def test_a_compatible_server_that_sends_arguments_as_an_object_is_read(
+    server: ProviderServer,
+) -> None:
+    """Not the OpenAI API's shape, but some compatible servers send it: the object becomes
+    the JSON text a call keeps, rather than a malformed reply sent again and again."""
+    call = {"id": "c1", "type": "function", "function": {"name": "get_quote", "arguments": ACME}}
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                "finish_reason": "tool_calls",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+    server.script(Fault(status=200, body=body))
+    completion = send("openai", tools=(QUOTE,))
+    assert completion.error is None and completion.attempts == 1
+    assert [(c.id, c.name, arguments(c)) for c in completion.tool_calls] == [
+        ("c1", "get_quote", ACME)
+    ]
