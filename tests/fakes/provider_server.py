@@ -37,6 +37,9 @@ finish with "stop" finishes as each vendor says a turn ends in calls: OpenAI `to
 Anthropic `tool_use`, Gemini `STOP` and Ollama `stop`. Arguments given as a string are sent
 as that text where the vendor sends text (OpenAI, Anthropic's stream), so a test can send
 JSON that does not parse; where the vendor sends an object the string must be a JSON object.
+`RecordedRequest.tool_names`, `call_names` and `tool_results` read the tools offered, the
+calls of the conversation's assistant turns and its tool results the same way for every
+vendor (the vendor's own shape is in `body`).
 
 Every pause (`latency_s`, `delay_s`, `ttft_delay_s`) is an asyncio wait that ends early when the
 client disconnects (a client-side timeout) or `stop()` is called, so a slow answer never holds up
@@ -244,6 +247,48 @@ class RecordedRequest:
             tools = _list(self.body.get("tools"))
             declared = [_mapping(_mapping(t).get("function")).get("name") for t in tools]
         return [name for name in declared if isinstance(name, str)]
+
+    @property
+    def call_names(self) -> list[str]:
+        """The functions the conversation's assistant turns called, in order, any vendor."""
+        names: list[Any] = []
+        if self.vendor == "gemini":
+            for content in _list(self.body.get("contents")):
+                for part in _list(_mapping(content).get("parts")):
+                    names.append(_mapping(_mapping(part).get("functionCall")).get("name"))
+        for message in _list(self.body.get("messages")):
+            m = _mapping(message)
+            for call in _list(m.get("tool_calls")):  # OpenAI, Ollama
+                names.append(_mapping(_mapping(call).get("function")).get("name"))
+            if isinstance(m.get("content"), list):  # Anthropic
+                for block in m["content"]:
+                    if _mapping(block).get("type") == "tool_use":
+                        names.append(_mapping(block).get("name"))
+        return [name for name in names if isinstance(name, str)]
+
+    @property
+    def tool_results(self) -> list[str]:
+        """The tool results the conversation carries, in order, as text, any vendor (a
+        Gemini response is its `output`, or the whole object as JSON)."""
+        results: list[str] = []
+        if self.vendor == "gemini":
+            for content in _list(self.body.get("contents")):
+                for part in _list(_mapping(content).get("parts")):
+                    found = _mapping(part).get("functionResponse")
+                    if found is not None:
+                        response = _mapping(_mapping(found).get("response"))
+                        output = response.get("output")
+                        results.append(output if isinstance(output, str) else json.dumps(response))
+            return results
+        for message in _list(self.body.get("messages")):
+            m = _mapping(message)
+            if m.get("role") == "tool":  # OpenAI, Ollama
+                results.append(_content_text(m.get("content")))
+            elif isinstance(m.get("content"), list):  # Anthropic
+                for block in m["content"]:
+                    if _mapping(block).get("type") == "tool_result":
+                        results.append(_content_text(_mapping(block).get("content")))
+        return results
 
     @property
     def system_text(self) -> str | None:

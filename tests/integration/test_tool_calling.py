@@ -248,6 +248,8 @@ def test_a_tool_conversation_is_sent_in_each_vendors_shape(
     completion = send(name, conversation(CALLS), tools=(WEATHER, QUOTE))
     assert completion.error is None
     (request,) = server.requests
+    assert request.call_names == ["get_weather", "get_quote"]
+    assert request.tool_results == ['{"temp_c": 21}', "ACME 12.5"]
     body = request.body
     answer = {"role": "assistant", "content": "21 C in Paris; ACME is at 12.5."}
     follow_up = {"role": "user", "content": "Thanks. And tomorrow?"}
