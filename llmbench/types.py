@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
@@ -16,13 +23,26 @@ FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"
 
 class ToolCall(BaseModel):
     """A function call an assistant message asked for; ``arguments`` is the JSON text the
-    model wrote (kept as written: whether it parses is part of what is scored)."""
+    model wrote (kept as written: whether it parses is part of what is scored).
+
+    ``signature`` is an opaque token the vendor attached to the call and wants back with it
+    when the conversation goes on (Gemini 3's thought signature, base64): without it such a
+    model refuses the next turn. It is dumped only when there is one, so every other call
+    dumps (and keys the cache) as before."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     name: str
     arguments: str = "{}"
+    signature: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_an_empty_signature(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("signature") is None:
+            dumped.pop("signature", None)
+        return dumped
 
 
 class Message(BaseModel):
