@@ -196,13 +196,19 @@ class Sweep:
     escalates: bool = False
 
 
-def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Completion:
+def combine(
+    chosen: Completion,
+    rounds: Sequence[Sequence[Completion]],
+    numbers: Sequence[int] | None = None,
+) -> Completion:
     """The strategy's answer: ``chosen``'s text, every call of every round in its trace.
 
     Tokens and cost are sums over the calls. Latency is what a caller would wait: rounds run
     one after another, the calls of one round side by side (the slowest counts), from each
     call's own latency, so an answer rebuilt from the response cache reports the same time.
-    Each call is placed on that clock (``Call.start_s``) and its own calls numbered by round.
+    Each call is placed on that clock (``Call.start_s``) and its own calls numbered by round:
+    its position, or ``numbers[position]`` where the strategy counts its own (a chain's
+    step, however often it was asked).
     """
     calls: list[Call] = []
     begin = 0.0
@@ -211,7 +217,7 @@ def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Compl
             for call in done.trace:
                 update: dict[str, Any] = {"start_s": begin + call.start_s}
                 if call.parent is None:  # a nested strategy's calls keep their own rounds
-                    update["round"] = n
+                    update["round"] = n if numbers is None else numbers[n]
                 calls.append(call.model_copy(update=update))
         begin += max((d.latency_s for d in round_), default=0.0)
     answered = [done for round_ in rounds for done in round_]
@@ -343,6 +349,7 @@ class Strategy(abc.ABC):
 
 
 def check_role(spec: StrategySpec, field: str, role: str) -> None:
+    """Raise naming ``options.<field>`` unless ``role`` is one of the members'."""
     if role not in spec.members:
         raise ValueError(
             f"options.{field}: no member with role {role!r}; "

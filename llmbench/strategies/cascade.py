@@ -98,7 +98,7 @@ class Cascade(Strategy):
         for n, role in enumerate(options.order or []):
             check_role(spec, f"order.{n}", role)
         if options.verifier is not None:
-            check_role(spec, "options.verifier", options.verifier)
+            check_role(spec, "verifier", options.verifier)
         if len(cls.stages(spec, options)) < 2:
             raise ValueError("members: a cascade needs two or more stages to escalate between")
         if options.verifier in cls.stages(spec, options):
