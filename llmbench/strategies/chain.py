@@ -111,6 +111,11 @@ class Step(Options):
     max_tokens: int | None = Field(
         default=None, ge=1, le=32768, description="its answer length; none: the member's own"
     )
+    stop: list[str] | None = Field(
+        default=None,
+        description="its stop sequences ([]: none, for a step that works at length); none: "
+        "the member's own with the task's",
+    )
     temperature: float | None = Field(
         default=None, ge=0.0, le=2.0, description="its temperature; none: the member's own"
     )
@@ -335,7 +340,8 @@ class Chain(Strategy):
             context = {"prompt": run.asked.prompt, "previous": previous, "steps": dict(outputs)}
             text = self.render(f"steps.{run.n}.prompt", step.prompt, context)
             asking = run.asked.instead(text)
-        own = {"max_tokens": step.max_tokens, "temperature": step.temperature}
+        stop = None if step.stop is None else tuple(step.stop)
+        own = {"max_tokens": step.max_tokens, "stop": stop, "temperature": step.temperature}
         if any(value is not None for value in own.values()):
             update = {name: value for name, value in own.items() if value is not None}
             asking = (asking or run.asked).model_copy(update=update)

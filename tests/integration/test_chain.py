@@ -64,13 +64,18 @@ def test_steps_run_in_order_each_shown_the_earlier_outputs(server: ProviderServe
     config = bench(
         [
             chain(
-                step("solve", prompt="Solve: {{ prompt }}"),
-                step("check", "checker", "Check {{ previous }} for {{ prompt }}"),
+                step("solve", prompt="Solve: {{ prompt }}", max_tokens=99),
+                step("check", "checker", "Check {{ previous }} for {{ prompt }}", stop=["END"]),
                 step("final", prompt="Final: {{ steps.check }} / {{ steps.solve }}"),
             )
         ]
     )
     [done] = answer(config, samples("what is 2+2?"))
+
+    # A step's own answer length and stop sequences; else the member's.
+    bodies = [r.body for r in server.requests]
+    assert [b["max_tokens"] for b in bodies] == [99, 16, 16]
+    assert [b.get("stop") for b in bodies] == [None, ["END"], None]
 
     assert asked(server) == [
         ("gpt-cheap", "Solve: what is 2+2?"),
