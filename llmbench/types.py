@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from llmbench.scoring.extract import ExtractorSpec
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
 
@@ -182,6 +184,69 @@ class Sample(BaseModel):
         """The whole request as one text, system prompt first: what a judge, a classifier or
         a verifier is shown of it (the system prompt can say what a right answer is)."""
         return f"{self.system}\n\n{self.prompt}" if self.system else self.prompt
+
+
+class Ask(BaseModel):
+    """What an entrant (a model or a strategy) is asked about one sample, without any model's
+    own settings: the conversation so far, the tools it may call and the JSON schema its
+    answer must follow; the per-call settings its asker decides (a verifier's answer length,
+    no stop sequences for a judging call, a vote's temperature; None keeps each model's own);
+    and how the asker reads the answer (``extract``; None: the task's extractors).
+
+    A model sends it as a request on its own settings (:meth:`request`); a strategy hands it
+    to its members, so a strategy asked a prompt built for it (a verifier's, a revision)
+    answers that prompt and compares its members' answers the way its asker reads them.
+    ``Ask.of(sample)`` sends exactly the sample's own request (:meth:`Sample.request`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    response_schema: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=131072)
+    stop: tuple[str, ...] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    extract: tuple[ExtractorSpec, ...] | None = None
+
+    @classmethod
+    def of(cls, sample: Sample) -> Ask:
+        """The sample's own question: its conversation and its tools."""
+        return cls(messages=tuple(sample.messages()), tools=sample.tools)
+
+    @property
+    def prompt(self) -> str:
+        """Its last user turn: what is being asked now (a rule's regex reads it)."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    def question(self) -> str:
+        """The system prompt, then :attr:`prompt`: what a verifier or a critic is shown of
+        the question (the system prompt can say what a right answer is)."""
+        system = next((m.content for m in self.messages if m.role == "system"), None)
+        return f"{system}\n\n{self.prompt}" if system else self.prompt
+
+    def instead(self, text: str, **settings: Any) -> Ask:
+        """This ask with ``text`` as its user turn in place of its last one (a revision, a
+        later layer's prompt): earlier turns, the system prompt and the tools stay."""
+        head = self.messages[:-1] if self.messages[-1].role == "user" else self.messages
+        update = {"messages": (*head, Message(role="user", content=text)), **settings}
+        return self.model_copy(update=update)
+
+    def request(self, params: GenerationParams, *, draw: int = 0) -> Request:
+        """What a model with ``params`` (its own and the task's) sends for it."""
+        overrides = {
+            name: value
+            for name in ("max_tokens", "stop", "temperature")
+            if (value := getattr(self, name)) is not None
+        }
+        return Request(
+            messages=self.messages,
+            params=params.model_copy(update=overrides) if overrides else params,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            response_schema=self.response_schema,
+            draw=draw,
+        )
 
 
 CallKind = Literal["model", "strategy", "tool", "retriever"]

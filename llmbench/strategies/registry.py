@@ -16,6 +16,7 @@ STRATEGIES: dict[str, str] = {
     "evaluator_optimizer": "llmbench.strategies.evaluator_optimizer:EvaluatorOptimizer",
     "mixture_of_agents": "llmbench.strategies.moa:MixtureOfAgents",
     "supervisor": "llmbench.strategies.supervisor:Supervisor",
+    "chain": "llmbench.strategies.chain:Chain",
 }
 
 

@@ -39,10 +39,9 @@ from llmbench.strategies.base import (
     Options,
     Strategy,
     annotate,
-    check_model_member,
     combine,
 )
-from llmbench.types import Completion, Message, Sample
+from llmbench.types import Ask, Completion, Message, Sample
 
 PLANNER, SYNTHESISER = "planner", "synthesiser"
 PLAN_SEES = ("prompt", "roles", "max_steps")
@@ -222,11 +221,15 @@ class Supervisor(Strategy):
 
     @classmethod
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
-        # Every member is asked a prompt built for it: a plan, a sub-question, a synthesis.
-        for role in spec.members:
-            check_model_member(spec, config, f"members.{role}", role)
+        # Specialists and the synthesiser answer the prompt built for them, a strategy too;
+        # the plan is structured output, which only a model's provider can constrain.
         planner = config.entrant(spec.members[PLANNER])
-        assert isinstance(planner, ModelSpec)
+        if not isinstance(planner, ModelSpec):
+            raise ValueError(
+                f"members.{PLANNER}: {planner.name} is a strategy, but the plan is asked for "
+                "as structured output (a JSON schema), which only a model's provider can "
+                "constrain; name a model"
+            )
         if not provider_class(planner.provider).honours_response_schema:
             raise ValueError(
                 f"members.{PLANNER}: {planner.name}'s provider ({planner.provider}) cannot "
@@ -266,9 +269,10 @@ class Supervisor(Strategy):
         worst[SYNTHESISER] = (prompt, float(synthesised))
         return worst
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
         options: SupervisorOptions = self.options
-        planned = await self._plan(sample, index)
+        asked = ask or Ask.of(sample)
+        planned = await self._plan(sample, index, asked)
         if planned.error is not None:
             return combine(planned, [[planned]])
         try:
@@ -284,7 +288,7 @@ class Supervisor(Strategy):
         delegated = list(
             await asyncio.gather(
                 *(
-                    self._delegate(sample, index, n, step, member, why)
+                    self._delegate(sample, index, asked, n, step, member, why)
                     for n, (step, (member, why)) in enumerate(zip(kept, routed, strict=True), 1)
                 )
             )
@@ -302,14 +306,13 @@ class Supervisor(Strategy):
         text = self.render(
             "synthesise_prompt",
             options.synthesise_prompt,
-            {"prompt": sample.prompt, "steps": shown},
+            {"prompt": asked.prompt, "steps": shown},
         )
         final = await self.members[SYNTHESISER].ask(
             sample,
             index,
-            messages=[*sample.messages()[:-1], Message(role="user", content=text)],
+            asked.instead(text, max_tokens=options.synthesiser_max_tokens),
             purpose="synthesise",
-            max_tokens=options.synthesiser_max_tokens,
         )
         left_out = len(delegated) - len(shown)
         note = f"synthesised from {len(shown)} sub-answer{'s' if len(shown) != 1 else ''}"
@@ -321,24 +324,22 @@ class Supervisor(Strategy):
         rounds.append([final])
         return combine(final, rounds)
 
-    async def _plan(self, sample: Sample, index: int) -> Completion:
+    async def _plan(self, sample: Sample, index: int, asked: Ask) -> Completion:
         """The planner's answer to the plan prompt, asked to follow :func:`plan_schema`."""
         options: SupervisorOptions = self.options
         context = {
-            "prompt": sample.question(),
+            "prompt": asked.question(),
             "roles": self.plan_roles,
             "max_steps": options.max_steps,
         }
         text = self.render("plan_prompt", options.plan_prompt, context)
-        planned = await self.members[PLANNER].ask(
-            sample,
-            index,
-            messages=[Message(role="user", content=text)],
-            purpose="plan",
+        plan = Ask(
+            messages=(Message(role="user", content=text),),
             max_tokens=options.planner_max_tokens,
             stop=(),  # a JSON plan is not in the task's format
             response_schema=plan_schema(self.plan_roles, options.max_steps),
         )
+        planned = await self.members[PLANNER].ask(sample, index, plan, purpose="plan")
         return annotate(planned, "plan: failed") if planned.error is not None else planned
 
     def _specialist(self, step: Step) -> tuple[Member, str]:
@@ -351,19 +352,17 @@ class Supervisor(Strategy):
         return self.members[self.fallback], f"{said}: default {self.fallback}"
 
     async def _delegate(
-        self, sample: Sample, index: int, n: int, step: Step, member: Member, why: str
+        self, sample: Sample, index: int, asked: Ask, n: int, step: Step, member: Member, why: str
     ) -> Completion:
         options: SupervisorOptions = self.options
-        context = {"question": step.question, "role": member.role, "prompt": sample.prompt}
+        context = {"question": step.question, "role": member.role, "prompt": asked.prompt}
         text = self.render("delegate_prompt", options.delegate_prompt, context)
-        done = await member.ask(
-            sample,
-            index,
-            messages=[Message(role="user", content=text)],
-            purpose=f"delegate {member.role}",
+        sub_question = Ask(
+            messages=(Message(role="user", content=text),),
             max_tokens=options.delegate_max_tokens,
-            stop=(),
+            stop=(),  # a sub-question is not in the task's format
         )
+        done = await member.ask(sample, index, sub_question, purpose=f"delegate {member.role}")
         failed = "; failed" if done.error is not None else ""
         return annotate(done, f"step {n}: {why}{failed}")
 

@@ -18,6 +18,7 @@ from llmbench.strategies.registry import strategy_class
 from llmbench.strategies.supervisor import plan_schema
 from llmbench.types import Sample
 from tests.fakes.provider_server import Fault, ProviderServer, RecordedRequest, Reply
+from tests.integration.test_nested_asks import answer_as
 from tests.integration.test_strategies import (
     CHEAP,
     ZERO_WAIT,
@@ -337,9 +338,9 @@ CLAUDE = {
         (supervisor(steps=2), "options.steps", "unknown option"),
         (supervisor(plan_prompt="{{ answer }}"), "options.plan_prompt", "uses answer"),
         (
-            supervisor(MEMBERS | {"facts": "inner"}),
-            "members.facts",
-            "played by the strategy 'inner'",
+            supervisor(MEMBERS | {"planner": "inner"}),
+            "members.planner",
+            "inner is a strategy, but the plan is asked for as structured output",
         ),
         (
             supervisor(MEMBERS | {"planner": "claude"}),
@@ -384,3 +385,23 @@ def test_the_dry_run_counts_a_full_plan_and_every_sub_answer_shown() -> None:
         + 10 * (100 + 16) * strong.output_per_1m
     ) / 1e6
     assert row.max_cost_usd == pytest.approx(expected)
+
+
+def test_a_strategy_specialist_answers_the_sub_question_sent_to_it(server: ProviderServer) -> None:
+    """A specialist that is itself a strategy (a router over ``cheap``) is handed the
+    sub-question built for it, not the sample's own question."""
+    server.default = scripted({"3+5?": plan_of(("facts", "Who counts?"))})
+    inner = {
+        "name": "inner",
+        "kind": "router",
+        "members": {"x": "cheap"},
+        "options": {"default": "x"},
+    }
+    config = bench([inner, supervisor(MEMBERS | {"facts": "inner"}, default="facts")], (THIRD,))
+    item = Sample(sample_id="0", prompt="3+5?", references=("8",))
+    [done] = answer_as(config, "supervisor", [item])
+    [delegated] = of_kind(server, "delegate")
+    assert delegated.model == "gpt-cheap"
+    assert (delegated.last_user_text or "").endswith("Who counts?")
+    assert done.text == "shown 1: 8"
+    assert {c.parent for c in done.trace if c.model == "cheap"} == {"facts:inner"}
