@@ -176,7 +176,17 @@ def load_task_file(path: Path) -> TaskSpec:
     task: TaskSpec = _validate(
         TaskSpec, data, path, "see the task reference in README.md (Config reference)"
     )
+    _check_tools(task, str(path), "tools")
     return task
+
+
+def _check_tools(task: TaskSpec, source: str, field: str) -> None:
+    """A tool-using task's local and Python tools exist, import and have valid schemas
+    (its MCP servers are started by the preflight)."""
+    if task.tools is not None:
+        from llmbench.tools.toolset import local_tools
+
+        local_tools(task.tools, source=source, field=field)
 
 
 def load_prices(path: Path) -> PriceTable:
@@ -313,9 +323,11 @@ def load(path: str | Path) -> BenchConfig:
         elif isinstance(entry, dict):
             entry = dict(entry)
             _resolve_source_paths(entry, base_dir)
-            tasks.append(
-                _validate(TaskSpec, entry, config_path, f"fix the inline task at tasks.{index}")
+            inline: TaskSpec = _validate(
+                TaskSpec, entry, config_path, f"fix the inline task at tasks.{index}"
             )
+            _check_tools(inline, str(config_path), f"tasks.{index}.tools")
+            tasks.append(inline)
         else:
             raise ConfigError(
                 "each task must be a path to a task YAML file or an inline task mapping",

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmbench.tools.spec import ToolsSpec
+
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
 
@@ -130,7 +132,9 @@ class Sample(BaseModel):
     user and assistant turns, in order); ``prompt`` is then its last user turn, what a judge
     is shown and a recorded output is found by. ``tools`` are the functions the model may
     call; ``expected`` is a structured right answer a metric reads (BFCL's possible answers:
-    ``[{function: {param: [allowed values]}}]``, empty: no call is right)."""
+    ``[{function: {param: [allowed values]}}]``, empty: no call is right). ``agent``, when
+    given, is the tool set and step limit of the agent loop that answers the sample
+    (:mod:`llmbench.tools.agent`): its tools are offered and run until a final answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -142,6 +146,7 @@ class Sample(BaseModel):
     conversation: tuple[Message, ...] = ()
     tools: tuple[Tool, ...] = ()
     expected: list[dict[str, Any]] | None = None
+    agent: ToolsSpec | None = None
 
     def messages(self) -> list[Message]:
         if self.conversation:

@@ -37,6 +37,8 @@ def build_samples(task: SampleSpec, limit: int | None = None) -> list[Sample]:
         train = subset.part == "train"
         samples = [s for s in samples if in_train(s.sample_id, subset.share, subset.seed) == train]
         samples = samples[:limit] if limit is not None else samples
+    if task.tools is not None:
+        samples = [s.model_copy(update={"agent": task.tools}) for s in samples]
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:
