@@ -27,7 +27,7 @@ from llmbench.errors import BenchError
 from llmbench.runtime.client import ModelClient
 from llmbench.tools.base import ToolSet
 from llmbench.tools.spec import ToolsSpec
-from llmbench.types import Call, Completion, GenerationParams, Message, Request, Sample, ToolCall
+from llmbench.types import Call, Completion, GenerationParams, Message, Request, Sample
 
 
 @dataclass(frozen=True)
@@ -75,12 +75,13 @@ def _answer(
     client: ModelClient,
     last: Completion,
     trace: list[Call],
-    asked: list[ToolCall],
     *,
     finish: str | None = None,
 ) -> Completion:
     """The row: the last model answer with the loop's sums (tokens and cost over the model
-    calls, latency over every step one after another) and the whole trace."""
+    calls, latency over every step one after another) and the whole trace. Its tool calls
+    are the last answer's: none after a final answer, the unanswered ones at the step limit
+    (the calls made on the way are in the trace)."""
     models = [c for c in trace if c.kind == "model"]
     return last.model_copy(
         update={
@@ -96,7 +97,6 @@ def _answer(
             "finish_reason": finish or last.finish_reason,
             "answered_by": client.name,
             "trace": trace,
-            "tool_calls": tuple(asked),
         }
     )
 
@@ -115,7 +115,6 @@ async def run_agent(
     by ``tools``'); ``index`` keys unseeded sampling as in :meth:`ModelClient.generate`."""
     messages = list(request.messages)
     trace: list[Call] = []
-    asked: list[ToolCall] = []
     clock = 0.0
     step = 0
     while True:
@@ -136,8 +135,7 @@ async def run_agent(
         trace.append(call)
         clock += call.latency_s
         if completion.error is not None or not completion.tool_calls:
-            return _answer(client, completion, trace, asked)
-        asked.extend(completion.tool_calls)
+            return _answer(client, completion, trace)
         if step + 1 >= limits.max_steps:
             pending = len(completion.tool_calls)
             trace[-1] = call.model_copy(
@@ -146,7 +144,7 @@ async def run_agent(
                     f"asked for {pending} more tool call{'s' if pending > 1 else ''}"
                 }
             )
-            return _answer(client, completion, trace, asked, finish="tool_calls")
+            return _answer(client, completion, trace, finish="tool_calls")
         messages.append(
             Message(role="assistant", content=completion.text, tool_calls=completion.tool_calls)
         )
