@@ -11,6 +11,7 @@ it from then on: each is an error outcome (recorded, shown to the model), never 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from typing import Any
@@ -60,10 +61,8 @@ class McpServer:
         from mcp.client.stdio import stdio_client
 
         spec = self.spec
-        # "python" is the interpreter running llmbench (its virtualenv's), as a user means it.
-        command = sys.executable if spec.command in ("python", "python3") else spec.command
         params = StdioServerParameters(
-            command=command, args=list(spec.args), env=dict(spec.env) or None
+            command=server_command(spec.command), args=list(spec.args), env=server_env(spec)
         )
         # The server's own log is kept apart from the run's console, and quoted when it
         # fails to start.
@@ -113,6 +112,21 @@ class McpServer:
         if self._holder is not None:
             await asyncio.gather(self._holder, return_exceptions=True)
             self._holder = None
+
+
+def server_command(command: str) -> str:
+    """``python`` is the interpreter running llmbench (its virtualenv's), as a user means it."""
+    return sys.executable if command in ("python", "python3") else command
+
+
+def server_env(spec: McpServerSpec) -> dict[str, str] | None:
+    """What the server's environment adds to the SDK's short safe default (HOME, PATH ...):
+    the spec's ``env``, and for llmbench's own interpreter the run's PYTHONPATH, so
+    ``python -m`` finds the same modules the run does."""
+    env = dict(spec.env)
+    if server_command(spec.command) == sys.executable and "PYTHONPATH" in os.environ:
+        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    return env or None
 
 
 def _reason(exc: BaseException) -> str:
