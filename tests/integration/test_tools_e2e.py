@@ -6,6 +6,7 @@ calls land in samples.jsonl and as TOOL spans in MLflow."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -75,6 +76,11 @@ def test_the_tool_task_through_the_pipeline_and_mcp(tmp_path: Path) -> None:
     assert sydney["output"] == "18" and [c["kind"] for c in sydney["trace"]] == ["model"]
     scores = {k: r["scores"]["exact_match"] for k, r in rows.items()}
     assert scores == {"tool-01": 0.0, "tool-02": 0.0, "tool-03": 1.0}
+
+    with (tmp_path / "out" / "statistics" / "agents.csv").open() as handle:
+        (agents,) = list(csv.DictReader(handle))
+    assert (agents["items"], agents["solved"], agents["step_limit_hits"]) == ("3", "1", "2")
+    assert (agents["steps_per_item"], agents["tool_errors"]) == (str(5 / 3), "1")
 
     import mlflow
 

@@ -19,9 +19,11 @@ from llmbench import stages
 from llmbench.config import load_task_file
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import PROVIDERS
+from llmbench.report.agents import agent_table
 from llmbench.runtime.client import ModelClient, RunSettings
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.runner import run_answers
+from llmbench.schema import BenchConfig
 from llmbench.tools.agent import AgentAnswerer
 from llmbench.tools.spec import McpServerSpec, ToolsSpec
 from llmbench.tools.toolset import check_servers
@@ -83,6 +85,16 @@ def test_the_tool_task_runs_scores_and_logs_tool_spans(
     retried = [c for c in traces[2] if c["kind"] == "tool"]
     assert "does not match" in retried[0]["error"] and retried[1]["error"] is None
     assert (results["cost_usd"] > 0).all() and (results["input_tokens"] > 0).all()
+    (agents,) = agent_table(BenchConfig(models=[model], tasks=[task]), results).to_dict("records")
+    assert (agents["items"], agents["solved"], agents["steps_per_item"]) == (4, 3, 9 / 4)
+    assert (agents["tool_calls_per_item"], agents["tool_errors"], agents["step_limit_hits"]) == (
+        5 / 4,
+        1,
+        0,
+    )
+    assert agents["cost_per_solved_usd"] == pytest.approx(results["cost_usd"].sum() / 3)
+    tokens = (results["input_tokens"] + results["output_tokens"]).sum()
+    assert agents["tokens_per_solved"] == pytest.approx(tokens / 3)
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", uri)
