@@ -124,7 +124,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
-    """Make a task's file paths absolute: data sources, the judge's prompt and human labels."""
+    """Make a task's file paths absolute: data sources, the judge's prompt and human labels,
+    a Python tool's file."""
     judge: dict[str, Any] = task["judge"] if isinstance(task.get("judge"), dict) else {}
     for holder in (
         task.get("source"),
@@ -135,6 +136,12 @@ def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
     if isinstance(judge.get("prompt"), str):
         judge["prompt"] = prompts.resolve(os.path.expandvars(judge["prompt"]), base_dir)
+    tools = task.get("tools")
+    for python in (tools.get("python") if isinstance(tools, dict) else None) or []:
+        function = python.get("function") if isinstance(python, dict) else None
+        file, colon, name = function.rpartition(":") if isinstance(function, str) else ("", "", "")
+        if colon and file.endswith(".py"):  # a tool module's file, beside the task's YAML
+            python["function"] = f"{(base_dir / os.path.expandvars(file)).resolve()}:{name}"
     bfcl = task.get("bfcl")
     if isinstance(bfcl, dict) and isinstance(bfcl.get("possible_answer"), str):
         path = base_dir / os.path.expandvars(bfcl["possible_answer"])

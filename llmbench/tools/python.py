@@ -10,10 +10,15 @@ must not stall the other samples' requests on the step's event loop.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
+import importlib.util
 import inspect
+import sys
 import typing
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from pydantic import create_model
@@ -79,10 +84,41 @@ def function_tool(
     return BoundTool(tool, source, _runner(function, in_thread=in_thread))
 
 
+def _module(name: str) -> ModuleType:
+    """An importable module, or a ``.py`` file loaded once under a name of its own."""
+    if not name.endswith(".py"):
+        return importlib.import_module(name)
+    path = Path(name).resolve()
+    if not path.is_file():
+        raise ImportError(f"no file {path}")
+    key = f"llmbench_user_tools.{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[key]
+        raise
+    return module
+
+
+def module_file(reference: str) -> Path | None:
+    """The source file of the module a ``module:name`` reference names (None: none)."""
+    name = reference.rpartition(":")[0]
+    source = inspect.getsourcefile(_module(name))
+    return Path(source) if source else None
+
+
 def import_function(reference: str) -> Callable[..., Any]:
-    """The function ``module:name`` names; ImportError or AttributeError say what is wrong."""
-    module_name, _, attribute = reference.partition(":")
-    module = importlib.import_module(module_name)
+    """The function ``module:name`` or ``file.py:name`` names; ImportError or
+    AttributeError say what is wrong."""
+    module_name, _, attribute = reference.rpartition(":")
+    module = _module(module_name)
     function = getattr(module, attribute)
     if not callable(function):
         raise AttributeError(f"{reference} is a {type(function).__name__}, not a function")

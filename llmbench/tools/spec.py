@@ -17,11 +17,12 @@ class _Strict(BaseModel):
 
 
 class PythonToolSpec(_Strict):
-    """A user's Python function as a tool: ``function`` is ``module:name`` (importable
-    from the run's working directory). Its parameters' JSON schema is ``parameters`` when
-    given, else derived from the function's type hints (pydantic)."""
+    """A user's Python function as a tool: ``function`` is ``module:name`` (an importable
+    module) or ``path/to/file.py:name`` (a file, relative to the task's YAML). Its
+    parameters' JSON schema is ``parameters`` when given, else derived from the function's
+    type hints (pydantic)."""
 
-    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    function: str = Field(pattern=r"^([A-Za-z_][\w.]*|.+\.py):[A-Za-z_]\w*$")
     name: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_-]{1,64}$",

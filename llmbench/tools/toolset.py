@@ -10,14 +10,17 @@ preflight (:func:`check_servers`), so a command that cannot start fails there to
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 
 from llmbench.errors import ConfigError
 from llmbench.suggest import did_you_mean
+from llmbench.tools import local
 from llmbench.tools.base import BoundTool, ToolSet, schema_problem
 from llmbench.tools.local import FUNCTIONS, builtin_tool
 from llmbench.tools.mcp_client import McpServer, McpStartError
-from llmbench.tools.python import user_tool
+from llmbench.tools.python import module_file, user_tool
 from llmbench.tools.spec import ToolsSpec
 
 
@@ -127,6 +130,21 @@ async def open_toolset(
     except BaseException:
         await asyncio.gather(*(server.aclose() for server in servers))
         raise
+
+
+def tools_fingerprint(spec: ToolsSpec) -> str:
+    """Changes when what the tools answer may have changed, so a cached generation is not
+    reused for other tools: the spec, llmbench's local tools (code and fixture tables) when
+    used, each Python tool's module file. An MCP server is known by its command only."""
+    digest = hashlib.sha256(spec.model_dump_json().encode())
+    files = [Path(local.__file__), *sorted(local.DATA.glob("*.csv"))] if spec.builtin else []
+    for python in spec.python:
+        source = module_file(python.function)
+        if source is not None:
+            files.append(source)
+    for file in files:
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def check_servers(spec: ToolsSpec, *, source: str | None, field: str) -> None:

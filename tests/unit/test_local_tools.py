@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from llmbench import config as cfg
 from llmbench.errors import ConfigError
+from llmbench.tasks.build import data_fingerprint
 from llmbench.tools.base import ToolFailure, ToolSet, schema_problem
 from llmbench.tools.local import FUNCTIONS, builtin_tool, calculator, convert_units, get_stock_quote
 from llmbench.tools.python import derived_parameters, user_tool
 from llmbench.tools.spec import PythonToolSpec
+from llmbench.tools.toolset import local_tools
 from tests.fakes.user_tools import shipping_cost
 
 
@@ -173,3 +176,28 @@ def test_config_time_tool_errors_name_file_and_field(
 def test_the_shipped_tool_task_loads() -> None:
     task = cfg.load_task_file(Path(__file__).parents[2] / "configs/tasks/tools_weather_stock.yaml")
     assert task.tools is not None and set(task.tools.builtin) == set(FUNCTIONS)
+
+
+def test_a_tool_file_beside_the_task_and_its_fingerprint(tmp_path: Path) -> None:
+    (tmp_path / "data.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
+    (tmp_path / "mine").mkdir()
+    tool_file = tmp_path / "mine" / "tools_here.py"
+    tool_file.write_text("def double(x: int) -> int:\n    '''Twice x.'''\n    return 2 * x\n")
+    (tmp_path / "task.yaml").write_text(
+        TASK + "tools: {python: [{function: 'mine/tools_here.py:double'}]}\n"
+    )
+    (tmp_path / "bench.yaml").write_text(BENCH)
+    (task,) = cfg.load(tmp_path / "bench.yaml").tasks
+    assert task.tools is not None
+    assert task.tools.python[0].function == f"{tool_file}:double"
+    tools = ToolSet(local_tools(task.tools, source=None, field="tools"))
+    assert call(tools, "double", {"x": 21}) == ("42", None)
+    before = data_fingerprint(task)
+    assert before == data_fingerprint(task) and "+tools:" in before
+    tool_file.write_text(tool_file.read_text().replace("2 * x", "3 * x"))
+    assert data_fingerprint(task) != before  # a changed tool re-runs generation
+    loaded = [
+        k for k, m in sys.modules.items() if str(getattr(m, "__file__", "")) == str(tool_file)
+    ]
+    assert len(loaded) == 1  # loaded once, under a name of its own
+    del sys.modules[loaded[0]]
