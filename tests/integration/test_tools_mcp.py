@@ -179,3 +179,24 @@ def test_an_mcp_server_that_cannot_start_is_a_config_error() -> None:
             source="task t",
             field="tools",
         )
+
+
+def test_the_cli_exits_2_before_anything_runs_when_a_server_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import run as cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recorded.jsonl").write_text(json.dumps({"question": PARIS_HIGH, "output": "13"}))
+    (tmp_path / "task.yaml").write_text(
+        f"include: {TASK}\n"
+        "tools: {builtin: [], mcp: [{name: gone, command: /nonexistent/server}]}\n"
+    )
+    (tmp_path / "bench.yaml").write_text(
+        "models: [{name: r, provider: recorded, model: recorded.jsonl,"
+        " options: {prompt_field: question}}]\ntasks: [task.yaml]\n"
+    )
+    assert cli.main(["--config", str(tmp_path / "bench.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "task tools_weather_stock: tools.mcp.0: MCP server 'gone'" in err
+    assert "Traceback" not in err and not (tmp_path / "results").exists()
