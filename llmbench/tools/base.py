@@ -10,6 +10,7 @@ trace and shows the model, so the sample is answered and scored, and the run goe
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -86,7 +87,8 @@ def output_text(value: Any) -> str:
 class ToolSet:
     """Tools by name, each with its argument validator. Names are unique across sources."""
 
-    def __init__(self, tools: Iterable[BoundTool]) -> None:
+    def __init__(self, tools: Iterable[BoundTool], *, timeout_s: float | None = None) -> None:
+        self.timeout_s = timeout_s
         self._tools: dict[str, BoundTool] = {}
         self._validators: dict[str, Draft202012Validator] = {}
         for bound in tools:
@@ -129,7 +131,9 @@ class ToolSet:
         if problem is not None:
             return outcome("", problem)
         try:
-            return outcome(await bound.run(parsed), None)
+            return outcome(await asyncio.wait_for(bound.run(parsed), self.timeout_s), None)
+        except TimeoutError:  # a function in a thread runs on; its answer is not waited for
+            return outcome("", f"no answer within {self.timeout_s:g} s")
         except ToolFailure as exc:
             return outcome("", str(exc))
         except Exception as exc:  # a user's tool raising is data about it, not a crash

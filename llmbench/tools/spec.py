@@ -56,6 +56,9 @@ class ToolsSpec(_Strict):
     python: list[PythonToolSpec] = Field(default_factory=list)
     mcp: list[McpServerSpec] = Field(default_factory=list)
     max_steps: int = Field(default=8, ge=1, le=64, description="model calls per sample, at most")
+    call_timeout_s: float = Field(
+        default=60.0, gt=0, description="a tool call still running after this is an error"
+    )
     tool_choice: str | None = Field(
         default=None, description="auto, none, required or a tool's name (the first call only)"
     )

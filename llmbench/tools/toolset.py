@@ -87,8 +87,10 @@ def _unique(tools: Iterable[BoundTool], *, source: str | None, field: str) -> No
 class OpenToolSet(ToolSet):
     """A tool set with the MCP servers it started, stopped by :meth:`aclose`."""
 
-    def __init__(self, tools: Iterable[BoundTool], servers: list[McpServer]) -> None:
-        super().__init__(tools)
+    def __init__(
+        self, tools: Iterable[BoundTool], servers: list[McpServer], *, timeout_s: float
+    ) -> None:
+        super().__init__(tools, timeout_s=timeout_s)
         self._servers = servers
 
     async def aclose(self) -> None:
@@ -126,7 +128,7 @@ async def open_toolset(
                     )
             bound.extend(served)
         _unique(bound, source=source, field=field)
-        return OpenToolSet(bound, servers)
+        return OpenToolSet(bound, servers, timeout_s=spec.call_timeout_s)
     except BaseException:
         await asyncio.gather(*(server.aclose() for server in servers))
         raise

@@ -16,7 +16,7 @@ from llmbench.errors import ConfigError
 from llmbench.tasks.build import data_fingerprint
 from llmbench.tools.base import ToolFailure, ToolSet, schema_problem
 from llmbench.tools.local import FUNCTIONS, builtin_tool, calculator, convert_units, get_stock_quote
-from llmbench.tools.python import derived_parameters, user_tool
+from llmbench.tools.python import derived_parameters, function_tool, user_tool
 from llmbench.tools.spec import PythonToolSpec
 from llmbench.tools.toolset import local_tools
 from tests.fakes.user_tools import shipping_cost
@@ -201,3 +201,13 @@ def test_a_tool_file_beside_the_task_and_its_fingerprint(tmp_path: Path) -> None
     ]
     assert len(loaded) == 1  # loaded once, under a name of its own
     del sys.modules[loaded[0]]
+
+
+def test_a_tool_that_does_not_answer_in_time_is_an_error() -> None:
+    async def wait_forever() -> str:
+        """Never answers."""
+        await asyncio.Event().wait()
+        return "never"
+
+    tools = ToolSet([function_tool(wait_forever, source="test")], timeout_s=0.01)
+    assert call(tools, "wait_forever", {}) == ("", "no answer within 0.01 s")
