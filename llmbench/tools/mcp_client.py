@@ -16,6 +16,8 @@ import sys
 import tempfile
 from typing import Any
 
+from pydantic import ValidationError
+
 from llmbench.tools.base import BoundTool, Runner, ToolFailure
 from llmbench.tools.spec import McpServerSpec
 from llmbench.types import Tool
@@ -47,14 +49,21 @@ class McpServer:
         except Exception as exc:
             await self.aclose()
             raise McpStartError(
-                str(exc) if isinstance(exc, McpStartError) else _reason(exc)
+                str(exc) if isinstance(exc, McpStartError) else f"did not start: {_reason(exc)}"
             ) from None
         wanted = self.spec.tools
         if wanted is not None and (missing := sorted(set(wanted) - {t.name for t in tools})):
             await self.aclose()
             offered = ", ".join(t.name for t in tools)
             raise McpStartError(f"offers no tool {missing[0]!r} (it offers: {offered})")
-        return [self._bound(t) for t in tools if wanted is None or t.name in wanted]
+        try:
+            return [self._bound(t) for t in tools if wanted is None or t.name in wanted]
+        except ValidationError as exc:
+            await self.aclose()
+            first = exc.errors()[0]
+            raise McpStartError(
+                f"lists a tool llmbench cannot offer a model ({first['input']!r}: {first['msg']})"
+            ) from None
 
     async def _hold(self, listed: asyncio.Future[list[Any]]) -> None:
         from mcp import Client, StdioServerParameters
@@ -77,7 +86,7 @@ class McpServer:
             except Exception as exc:
                 self._gone = _reason(exc) + _tail(log)
                 if not listed.done():
-                    listed.set_exception(McpStartError(self._gone))
+                    listed.set_exception(McpStartError(f"did not start: {self._gone}"))
             finally:
                 self._client = None
 

@@ -111,7 +111,7 @@ async def open_toolset(
                 served = await server.start()
             except McpStartError as exc:
                 raise ConfigError(
-                    f"MCP server {server_spec.name!r} ({server_spec.command}) did not start: {exc}",
+                    f"MCP server {server_spec.name!r} ({server_spec.command}): {exc}",
                     source=source,
                     field=f"{field}.mcp.{index}",
                     hint="run the command by hand to see why; check command, args and env",
