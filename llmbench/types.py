@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from llmbench.scoring.extract import ExtractorSpec
+from llmbench.tools.spec import ToolsSpec
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
@@ -157,7 +158,9 @@ class Sample(BaseModel):
     user and assistant turns, in order); ``prompt`` is then its last user turn, what a judge
     is shown and a recorded output is found by. ``tools`` are the functions the model may
     call; ``expected`` is a structured right answer a metric reads (BFCL's possible answers:
-    ``[{function: {param: [allowed values]}}]``, empty: no call is right)."""
+    ``[{function: {param: [allowed values]}}]``, empty: no call is right). ``agent``, when
+    given, is the tool set and step limit of the agent loop that answers the sample
+    (:mod:`llmbench.tools.agent`): its tools are offered and run until a final answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -169,6 +172,7 @@ class Sample(BaseModel):
     conversation: tuple[Message, ...] = ()
     tools: tuple[Tool, ...] = ()
     expected: list[dict[str, Any]] | None = Field(default=None, json_schema_extra=EXPECTATION)
+    agent: ToolsSpec | None = None
 
     def messages(self) -> list[Message]:
         if self.conversation:

@@ -16,6 +16,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from llmbench.estimate import Estimate
+from llmbench.report.agents import agent_table
 from llmbench.report.html import dollars, write_report
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.routing import routing_table, sweep_curves
@@ -88,6 +89,11 @@ def write_outputs(
         if not routing.empty:
             routing.to_csv(folder / "routing.csv", index=False)
             sweep_curves(config, results).to_csv(folder / "sweeps.csv", index=False)
+    agents = agent_table(config, results)
+    if not agents.empty:
+        folder = output_dir / "statistics"
+        folder.mkdir(exist_ok=True)
+        agents.to_csv(folder / "agents.csv", index=False)
     write_report(config, leaderboard, results, report, output_dir, run_name=run_name)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -144,10 +144,24 @@ def generate(
     settings: RunSettings,
     label: str,
 ) -> list[Completion]:
-    """A plain model's completions for every sample, in sample order."""
+    """A plain model's completions for every sample, in sample order. A tool-using task's
+    samples are answered through the agent loop, in this process (each step's request
+    depends on the step before, as a strategy's calls do)."""
     progress = GenerationProgress(label, len(samples))
+    agent = samples[0].agent if samples else None
     try:
         client = ModelClient(model, settings)
+        if agent is not None:
+            from llmbench.tools.agent import AgentAnswerer
+
+            return run_coroutine(
+                run_answers(
+                    AgentAnswerer(client, params, agent),
+                    samples,
+                    progress=progress,
+                    settings=settings,
+                )
+            )
         wanted = worker_count(model, len(samples), settings.concurrency)
         if wanted:
             with claimed_slots(wanted) as workers:  # the cores, shared with other steps
