@@ -131,27 +131,27 @@ def benchmark(
         aggregates.append(scored.get_artifact("aggregates"))
     # Each multi-step strategy's same-spend baseline, chosen from the scored rows.
     baselines = []
-    for planned in steps.same_spend:
-        members = [bench.grader(m) for m in planned.members]
+    for baseline in steps.same_spend:
+        members = [bench.grader(m) for m in baseline.members]
         extra = strategy_extra(members, execution, refresh=refresh, run_name=run_name)
-        drawn = sending(same_spend, planned.members, extra).submit(
-            samples=samples[planned.task],
-            strategy_results=scored_results[planned.strategy, planned.task],
-            member_results=[scored_results[m, planned.task] for m in planned.members],
-            id=planned.id,
-            **planned.params,
+        drawn = sending(same_spend, baseline.members, extra).submit(
+            samples=samples[baseline.task],
+            strategy_results=scored_results[baseline.strategy, baseline.task],
+            member_results=[scored_results[m, baseline.task] for m in baseline.members],
+            id=baseline.id,
+            **baseline.params,
         )
         baselines.append(
             score.submit(
-                samples=samples[planned.task],
+                samples=samples[baseline.task],
                 completions=drawn,
                 judgments=[],
                 human_labels=None,
                 judge_prices={},
-                model=planned.entrant,
-                prices=planned.prices,
-                task=tasks[planned.task].model_dump(mode="json"),
-                id=planned.score_id,
+                model=baseline.entrant,
+                prices=baseline.prices,
+                task=tasks[baseline.task].model_dump(mode="json"),
+                id=baseline.score_id,
             ).get_artifact("results")
         )
     board = leaderboard.submit(

@@ -147,9 +147,12 @@ def _curve(
                 if answer is not None:
                     worth[answer] = max(worth.get(answer, 0.0), float(value))
             majorities.append(maj_at_k(item_answers, worth, k, rng))
-        options = {"resamples": spec.resamples, "confidence": spec.confidence, "seed": spec.seed}
-        pass_ci = stats.bootstrap_ci(passes, **options)
-        maj_ci = stats.bootstrap_ci(majorities, **options)
+        pass_ci, maj_ci = (
+            stats.bootstrap_ci(
+                shares, resamples=spec.resamples, confidence=spec.confidence, seed=spec.seed
+            )
+            for shares in (passes, majorities)
+        )
         rows.append(
             {
                 "model": vote.name,

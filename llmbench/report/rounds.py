@@ -117,8 +117,8 @@ def _rounds(
             item.append(current if r < end else None)
         texts.append(item)
     values = headline_values(task, mine, texts)
-    for item, end, right in zip(values, last, own.to_numpy(np.float64), strict=True):
-        item[end:] = right
+    for scored, end, right in zip(values, last, own.to_numpy(np.float64), strict=True):
+        scored[end:] = right
     counts = binary(values)
     spec = config.stats
     purposes: dict[int, list[str]] = {}

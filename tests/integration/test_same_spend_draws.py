@@ -5,13 +5,18 @@ rounds table and the line the report prints, from the stages the pipeline runs."
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from rich.console import Console
 
 from llmbench import stages
-from llmbench.report.statistics import build_report
+from llmbench.report.html import render_report
+from llmbench.report.leaderboard import build_leaderboard
+from llmbench.report.output import print_orchestration
+from llmbench.report.statistics import Report, build_report
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import RunSettings
 from llmbench.runtime.runner import request_params
@@ -70,11 +75,11 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
     frame = samples_to_frame(items)
     settings = RunSettings(cache=ResponseCache(tmp_path), retries=ZERO_WAIT)
     models = {m.name: m for m in config.models}
-    rows = {}
+    rows, aggregates = {}, {}
     for model in config.models:
         params = request_params(model, task, 1)
         done = stages.generate(model, frame, params, settings=settings, label=model.name)
-        rows[model.name] = stages.score(model, task, frame, done)[0]
+        rows[model.name], aggregates[model.name] = stages.score(model, task, frame, done)
     [spec] = config.strategies
     done = stages.answer(
         identity(spec, models, {}),
@@ -85,9 +90,8 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
         settings=settings,
         label="refine",
     )
-    rows["refine"] = stages.score(
-        "refine", task, frame, done, prices={n: m.price for n, m in models.items()}
-    )[0]  # type: ignore[misc]
+    prices = {n: m.price for n, m in models.items() if m.price is not None}
+    rows["refine"], aggregates["refine"] = stages.score("refine", task, frame, done, prices=prices)
     sent = len(server.requests)
 
     drawn = stages.same_spend(
@@ -128,3 +132,18 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
     )
     assert report.rounds["step"].tolist() == ["answer", "critique", "revise"]
     assert report.rounds["mean_cost_usd"].tolist() == pytest.approx([14e-6, 514e-6, 528e-6])
+
+    # The artifact's round trip keeps the tables; the console and report.html say it.
+    report = Report.from_frame(report.to_frame())
+    assert report.same_spend["summary"].tolist() == [row["summary"]]
+    console = Console(record=True, width=200)
+    print_orchestration(report, console)
+    printed = console.export_text()
+    assert row["summary"] in printed and "strategies by round" in printed
+    leaderboard = build_leaderboard(
+        config, results, pd.concat(aggregates.values(), ignore_index=True), report.intervals
+    )
+    page = render_report(config, leaderboard, results, report)
+    assert html.escape(row["summary"]) in page
+    assert 'id="rounds-plot"' in page and 'id="same-spend"' in page
+    assert 'id="draws-plot"' not in page  # no vote in this run
