@@ -20,7 +20,7 @@ def leaderboard(
     results: list[pd.DataFrame],
     aggregates: list[pd.DataFrame],
     verdicts: list[pd.DataFrame],
-    baselines: list[pd.DataFrame] | None = None,
+    baselines: list[pd.DataFrame],
 ) -> tuple[
     Annotated[pd.DataFrame, "leaderboard"],
     Annotated[pd.DataFrame, "all_results"],
