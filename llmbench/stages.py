@@ -90,12 +90,19 @@ def same_spend(
     name, priced), then drawn: one answer of the member (its own row's requests, from the
     response cache), or a vote of n draws of it. No member scored: a failed row per
     sample, saying so."""
-    from llmbench.report.same_spend import choose, member_temperatures
+    from llmbench.report.same_spend import choose, member_temperatures, replayed
 
     items = frame_to_samples(samples)
     ids = [s.sample_id for s in items]
     temperatures = member_temperatures(list(models.values()), task, seed)
-    chosen = choose(strategy, task, strategy_results, member_results, temperatures)
+    chosen = choose(
+        strategy,
+        task,
+        strategy_results,
+        member_results,
+        temperatures,
+        replayed(models.values()),
+    )
     if chosen is None:
         failed = Completion(error=f"no same-spend baseline for {strategy}: no member was scored")
         return completions_to_frame(ids, [failed] * len(items))

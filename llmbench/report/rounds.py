@@ -83,8 +83,9 @@ def answers_by_round(trace: Sequence[Call], view: TaskView) -> dict[int, str | N
 
 
 def round_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
-    """``statistics/rounds.csv``: a row per (strategy, task, round), for tasks whose answers
-    can be rescored (metrics, not a judge or a corpus score)."""
+    """``statistics/rounds.csv``: a row per (strategy, task, round), for strategies that
+    took more than one round and tasks whose answers can be rescored (metrics, not a judge
+    or a corpus score)."""
     correct = correct_per_row(config, results)
     rows: list[dict[str, object]] = []
     for task in config.tasks:
@@ -105,6 +106,8 @@ def _rounds(
     placed = [outer_rounds(t) for t in traces]
     last = [max(r, default=0) for r in placed]
     top = max(last, default=0)
+    if top == 0:  # one round: its row says it all (a vote's draws are in draws.csv)
+        return []
     by_round = [answers_by_round(t, view) for t in traces]
     # The answer each row would give after each round (None: none yet; the row's own
     # answer from its last round on, scored as the row was).

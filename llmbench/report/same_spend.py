@@ -15,7 +15,7 @@ draws are sampled at ``DRAW_TEMPERATURE``. With n = 1 the baseline is the member
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,9 +127,12 @@ def choose(
     strategy_rows: pd.DataFrame,
     member_rows: Mapping[str, pd.DataFrame],
     temperatures: Mapping[str, float],
+    replayed: Collection[str] = (),
 ) -> Baseline | None:
     """The baseline, from the scored rows of the strategy and of each model member (in
-    member order; a tie goes to the first); None when no member was scored."""
+    member order; a tie goes to the first); None when no member was scored. A ``replayed``
+    member (recorded outputs: every draw is its one answer) is drawn once: more money buys
+    no other answer of it."""
     quality = {name: _headline_mean(task, rows) for name, rows in member_rows.items()}
     scored = [name for name, q in quality.items() if not math.isnan(q)]
     if not scored or strategy_rows.empty:
@@ -141,9 +144,16 @@ def choose(
         float(mine["cost_usd"].mean()) if len(mine) else 0.0,
         _model_calls(strategy_rows),
     )
+    if best in replayed:
+        draws = 1
     greedy = temperatures.get(best, 0.0) == 0
     temperature = DRAW_TEMPERATURE if draws > 1 and greedy else None
     return Baseline(strategy, task.name, best, draws, temperature)
+
+
+def replayed(models: Iterable[ModelSpec]) -> set[str]:
+    """The members whose every draw is one answer: recorded outputs."""
+    return {m.name for m in models if m.provider == "recorded"}
 
 
 def member_temperatures(models: Sequence[ModelSpec], task: TaskSpec, seed: int) -> dict[str, float]:
@@ -163,6 +173,7 @@ def baseline_of(
         here[here["model"] == strategy.name],
         {m.name: here[here["model"] == m.name] for m in members},
         member_temperatures(members, task, config.execution.seed),
+        replayed(members),
     )
 
 

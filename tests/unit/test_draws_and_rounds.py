@@ -118,6 +118,7 @@ def test_draw_curves_of_a_self_consistency_vote() -> None:
     assert (table["maj_high"] >= table["maj_at_k"]).all()
     assert table["agreement"].iloc[-1] == pytest.approx(0.5)
     assert table["agreement"].iloc[:-1].isna().all()
+    assert round_table(config, results).empty  # one round: nothing to add to its row
 
 
 def _refine(outputs: list[str], verdicts: list[str]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from llmbench.report.same_spend import (
     DRAW_TEMPERATURE,
     Baseline,
     baseline_of,
+    choose,
     draws_for,
     needs_baseline,
     same_spend_table,
@@ -115,6 +116,15 @@ def test_the_best_member_drawn_at_the_strategys_cost(
     spec = chosen.spec()
     assert spec.kind == "vote" and spec.options["samples"] == 2
     assert spec.options.get("temperature") == expected
+
+
+def test_a_recorded_member_is_drawn_once() -> None:
+    config = _config()
+    rows = pd.DataFrame(_rows("cascade", [1, 1], 3.0, calls=2))
+    members = {"strong": pd.DataFrame(_rows("strong", [1, 0], 1.0))}
+    assert choose("cascade", config.tasks[0], rows, members, {"strong": 0.0}).draws == 3
+    replayed = choose("cascade", config.tasks[0], rows, members, {"strong": 0.0}, {"strong"})
+    assert replayed == Baseline("cascade", "t", "strong", 1, None)  # its one answer
 
 
 def test_the_strategy_against_its_best_member_and_the_same_spend_baseline() -> None:
