@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -23,6 +24,7 @@ from llmbench.runtime.runner import request_params
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
 from llmbench.tables import samples_to_frame
+from llmbench.tracking.mlflow_log import _log_report, _log_strategy
 from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply
 from tests.integration.test_strategies import (
     ZERO_WAIT,
@@ -147,3 +149,25 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
     assert html.escape(row["summary"]) in page
     assert 'id="rounds-plot"' in page and 'id="same-spend"' in page
     assert 'id="draws-plot"' not in page  # no vote in this run
+
+    # MLflow: the tables and figures on the parent run, the line and the rounds as curves
+    # (step = round) on the strategy's own run.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        experiment = mlflow.create_experiment("spend", artifact_location=str(tmp_path / "art"))
+        with mlflow.start_run(experiment_id=experiment) as parent:
+            _log_report(report)
+        with mlflow.start_run(experiment_id=experiment) as child:
+            _log_strategy(report, "refine")
+        client = mlflow.MlflowClient()
+        logged = client.get_run(parent.info.run_id)
+        assert logged.data.metrics["same_spend/math/refine/draws"] == 3
+        assert logged.data.metrics["same_spend/math/refine/vs_baseline_p"] == pytest.approx(0.5)
+        tables = {a.path for a in client.list_artifacts(parent.info.run_id, "statistics")}
+        assert {"statistics/rounds.json", "statistics/same_spend.json"} <= tables
+        assert client.get_run(child.info.run_id).data.tags["llmbench.same_spend"] == row["summary"]
+        history = client.get_metric_history(child.info.run_id, "rounds/math/mean_cost_usd")
+        assert [m.step for m in history] == [0, 1, 2]
+        assert [m.value for m in history] == pytest.approx([14e-6, 514e-6, 528e-6])
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
