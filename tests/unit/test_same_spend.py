@@ -158,3 +158,23 @@ def test_without_the_baselines_rows_only_the_member_comparison() -> None:
     [row] = same_spend_table(config, results, results.iloc[:0]).to_dict("records")
     assert row["baseline"] is None and math.isnan(row["vs_baseline"])
     assert row["summary"].endswith("over strong for 1.5x the cost (p = 1)")
+
+
+def test_the_plan_draws_a_baseline_per_multi_step_strategy_after_scoring() -> None:
+    from llmbench.plan import plan
+
+    config = _config(
+        CASCADE,
+        {
+            "name": "sc",
+            "kind": "vote",
+            "members": {"a": "strong"},
+            "options": {"samples": 3, "temperature": 0.7},
+        },
+    )
+    [planned] = plan(config, {}).same_spend
+    assert (planned.id, planned.entrant) == ("same_spend__cascade__t", "cascade.same-spend")
+    assert planned.score_id == "score__cascade.same-spend__t"
+    assert planned.members == ("cheap", "strong")
+    assert [m["name"] for m in planned.params["members"]] == ["cheap", "strong"]
+    assert set(planned.prices) == {"cheap", "strong"}
