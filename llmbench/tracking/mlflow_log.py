@@ -28,7 +28,7 @@ from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
 from llmbench.schema import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
-from llmbench.tracking.datasets import log_datasets, task_datasets
+from llmbench.tracking.datasets import log_datasets, register_evaluation_datasets, task_datasets
 from llmbench.tracking.mlflow_report import log_report_page
 from llmbench.tracking.prompts import register_prompts
 from llmbench.tracking.traces import log_traces
@@ -419,6 +419,14 @@ def _log_genai_inputs(config: BenchConfig, results: pd.DataFrame, run_ids: list[
         log_datasets(task_datasets(results), run_ids)
     except Exception as exc:  # the items are in samples.jsonl and the runs' tables
         logger.warning("MLflow datasets were not logged: %s: %s", type(exc).__name__, exc)
+    try:
+        experiment_id = mlflow.get_run(run_ids[0]).info.experiment_id
+        versions = register_evaluation_datasets(results, experiment_id)
+        mlflow.log_params({f"dataset.{task}": str(v) for task, v in versions.items()})
+    except Exception as exc:  # a file store has none; the items are in samples.jsonl
+        logger.warning(
+            "MLflow evaluation datasets were not registered: %s: %s", type(exc).__name__, exc
+        )
     try:
         versions = register_prompts(config, run_ids[:1])  # linked to the parent run
         mlflow.log_params({f"prompt.{name}": str(v) for name, v in versions.items()})
