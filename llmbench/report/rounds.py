@@ -6,7 +6,8 @@ Rounds are :attr:`Call.round` of the strategy's own calls (a nested strategy's c
 in the round of the answer they led to). The answer after round r is the row's own answer
 once the row has no later round (a loop that stopped early keeps it); before that, the
 answer of the last round up to r that answered (calls that judge, such as a critique,
-a verification, a classification or a plan, give none): its one answer, or the majority of
+a verification, a classification or a chain's gate, give none; nor do a supervisor's plan
+and sub-answers): its one answer, or the majority of
 its answers side by side (by the task's extractors; ties to the first). A row with no
 answer yet at r is not counted at r (``n``). Cost and latency are cumulative: the calls of
 rounds up to r, on the answer's own clock (``Call.start_s``).
@@ -44,15 +45,22 @@ ROUND_COLUMNS = [
     "wrong_to_right",
     "right_to_wrong",
 ]
-# Purposes of calls that give no answer to the question (their first word).
-NO_ANSWER = frozenset(JUDGING) | {"plan"}
+# Purposes of calls that give no answer to the question: judging calls, a supervisor's plan
+# and its sub-questions' answers, a chain's gates.
+NO_ANSWER = frozenset(JUDGING) | {"plan", "delegate", "gate"}
+NUMBERED = ("draw", "layer", "delegate")  # "draw 3", "layer 2", "delegate <role>"
 
 
 def purpose_of(call: Call) -> str:
-    """A call's purpose without its draw number ("draw 3" -> "draw", "critique, draw 2" ->
-    "critique")."""
-    head = call.purpose.split(",")[0].strip()
-    return "draw" if head.startswith("draw ") else head
+    """A call's purpose without its draw, retry, layer number or role ("draw 3" -> "draw",
+    "critique, draw 2" -> "critique", "solve, retry 1" -> "solve", "solve gate" -> "gate",
+    "delegate math" -> "delegate")."""
+    words = call.purpose.split(",")[0].split()
+    if not words:
+        return ""
+    if len(words) > 1 and words[-1] == "gate":
+        return "gate"
+    return words[0] if words[0] in NUMBERED else " ".join(words)
 
 
 def outer_rounds(trace: Sequence[Call]) -> list[int]:

@@ -13,7 +13,7 @@ import pytest
 
 from llmbench.config import BenchConfig
 from llmbench.report.draws import draw_curves, maj_at_k, pass_at_k
-from llmbench.report.rounds import outer_rounds, round_table
+from llmbench.report.rounds import outer_rounds, purpose_of, round_table
 from llmbench.types import Call
 
 PRICE = {"input_per_1m": 1.0, "output_per_1m": 1.0, "source": "t", "date": "d"}
@@ -195,3 +195,19 @@ def test_a_nested_strategys_calls_sit_in_the_round_of_its_answer() -> None:
         Call(model="inner", kind="strategy", round=1),
     ]
     assert outer_rounds(trace) == [0, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "read"),
+    [
+        ("draw 3", "draw"),
+        ("critique, draw 2", "critique"),
+        ("solve, retry 1", "solve"),
+        ("solve gate", "gate"),
+        ("delegate math", "delegate"),
+        ("layer 2", "layer"),
+        ("revise", "revise"),
+    ],
+)
+def test_a_calls_purpose_without_its_number(purpose: str, read: str) -> None:
+    assert purpose_of(Call(model="m", purpose=purpose)) == read
