@@ -29,6 +29,7 @@ from llmbench.runtime.retry import RetryPolicy
 from llmbench.scoring.extract import EXTRACTOR_TYPES, ExtractorSpec
 from llmbench.scoring.metrics import METRICS
 from llmbench.suggest import did_you_mean
+from llmbench.tools.spec import ToolsSpec
 from llmbench.types import GenerationParams
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -266,6 +267,11 @@ class SampleSpec(_Strict):
     bfcl: BfclSpec | None = Field(
         default=None, description="the rows are a BFCL category: its questions, tools, answers"
     )
+    tools: ToolsSpec | None = Field(
+        default=None,
+        description="answer each item through an agent loop with these tools (local, Python, "
+        "MCP) until a final answer, scored by the task's metrics",
+    )
     retrieval: RetrievalSpec | None = Field(
         default=None, description="retrieve passages for each row; templates see 'passages'"
     )
@@ -283,6 +289,10 @@ class SampleSpec(_Strict):
             raise ValueError("a bfcl task asks the data's own conversations: remove 'retrieval'")
         if self.fewshot is not None and self.retrieval is not None:
             raise ValueError("few-shot examples have no retrieved passages: remove 'fewshot'")
+        if self.tools is not None and self.retrieval is not None:
+            raise ValueError("retrieval and tools in one task are not supported yet: remove one")
+        if self.bfcl is not None and self.tools is not None:
+            raise ValueError("a bfcl task scores calls to its data's own functions: remove 'tools'")
         return self
 
 

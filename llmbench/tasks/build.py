@@ -39,10 +39,14 @@ def _rendered(task: SampleSpec, limit: int | None) -> list[Sample]:
 
 
 def data_fingerprint(task: SampleSpec) -> str:
-    """Changes whenever the task's data may have changed (a BFCL task's answers and a
-    retrieval corpus too)."""
+    """Changes whenever the task's data may have changed (a BFCL task's answers too, a tool
+    task's tools, a retrieval corpus's passages)."""
     answers = task.bfcl.possible_answer if task.bfcl is not None else None
     extra = "" if answers is None else "+" + source_fingerprint(SourceSpec(path=answers))
+    if task.tools is not None:
+        from llmbench.tools.toolset import tools_fingerprint
+
+        extra += "+tools:" + tools_fingerprint(task.tools)
     if task.retrieval is not None:  # the passages' content, wherever the file is
         extra += "+corpus:" + load_corpus(task.retrieval.corpus).fingerprint
     return source_fingerprint(task.source) + extra
@@ -55,6 +59,8 @@ def build_samples(task: SampleSpec, limit: int | None = None) -> list[Sample]:
         train = subset.part == "train"
         samples = [s for s in samples if in_train(s.sample_id, subset.share, subset.seed) == train]
         samples = samples[:limit] if limit is not None else samples
+    if task.tools is not None:
+        samples = [s.model_copy(update={"agent": task.tools}) for s in samples]
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.errors import DatasetError
+from llmbench.hf_imports import HF_LOCK
 from llmbench.schema import DATA_FORMATS, SourceSpec
 from llmbench.tasks import squad
 
@@ -54,6 +55,11 @@ def load_rows(source: SourceSpec, limit: int | None = None) -> list[dict[str, An
         if not questions:
             raise DatasetError("the file has no questions", source=source.path)
         return questions
+    with HF_LOCK:  # see llmbench.hf_imports
+        return _load_rows(source, limit)
+
+
+def _load_rows(source: SourceSpec, limit: int | None) -> list[dict[str, Any]]:
     import datasets
 
     datasets.disable_progress_bars()

@@ -29,7 +29,7 @@ def log_report_page(
     import mlflow
 
     try:
-        figures = report_figures(config, leaderboard, results)
+        figures = report_figures(config, leaderboard, results, report)
         page = render_report(
             config, leaderboard, results, report, run_name=run_name, figures=figures
         )

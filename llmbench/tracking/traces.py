@@ -118,6 +118,18 @@ def _duration(calls: list[Call], latency: object, timed: bool) -> float:
 SPAN_TYPES = {"model": "LLM", "strategy": "CHAIN", "tool": "TOOL", "retriever": "RETRIEVER"}
 
 
+def tool_arguments(call: Call) -> Any:
+    """A tool call's arguments as its TOOL span's inputs, the way MLflow's tool-call judges
+    read them (a span named after the tool, its arguments as inputs, its result as
+    outputs): the JSON object the model wrote, or its text as written when it is not one."""
+    written = (call.input or [{}])[0].get("arguments", "")
+    try:
+        parsed = json.loads(written)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"arguments": written}
+
+
 def _call_spans(
     calls: list[Call],
     trace_id: str,
@@ -152,6 +164,7 @@ def _call_spans(
         }
         priced: dict[str, Any] = {}
         provider = providers.get(call.model, "")
+        name = f"{call.model}: {call.purpose}"
         if call.kind == "model":
             priced = _call_span_values(call, prices.get(call.model), provider)
         elif call.kind == "retriever":  # MLflow's shape: a query in, Document dicts out
@@ -159,13 +172,19 @@ def _call_spans(
             common["mlflow.spanOutputs"] = json.loads(call.output or "[]")
         else:
             common["mlflow.spanOutputs"] = call.output
+        if call.kind == "tool":
+            name = call.model
+            provider = ""
+            common["mlflow.spanInputs"] = tool_arguments(call)
+            common["llmbench.tool_source"] = common.pop("llmbench.role")
+            common["llmbench.tool_call_id"] = (call.input or [{}])[0].get("id")
         found.append(
             SpanRecord(
                 trace_id,
                 otel_id,
                 ids[n],
                 paths.get(call.parent, root) if call.parent is not None else root,
-                f"{call.model}: {call.purpose}",
+                name,
                 span_type,
                 begin,
                 begin + int(call.latency_s * 1e9),
@@ -174,6 +193,7 @@ def _call_spans(
                 cost=priced.get("mlflow.llm.cost", {}),
                 model=call.model if priced else None,
                 provider=(provider or None) if priced else None,
+                exception=call.error if call.kind == "tool" else None,
             )
         )
     return found
@@ -234,9 +254,10 @@ def log_traces(
             )
         )
         root = 1
+        agent = any(c.kind == "tool" for c in calls)
         root_type = (
             "CHAIN"
-            if len(calls) > 1 or providers.get(model, "").startswith("strategy")
+            if not agent and (len(calls) > 1 or providers.get(model, "").startswith("strategy"))
             else "AGENT"
         )
         mine.append(
