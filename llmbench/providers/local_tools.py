@@ -186,7 +186,16 @@ def convention_request(request: Request) -> Request:
     prompt, calls and results as text, and the grammar's schema as its response schema."""
     described = prompts.render(
         convention_prompt(),
-        {"tools": [t.model_dump(mode="json") for t in request.tools]},
+        {
+            "tools": [
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": json.dumps(t.parameters, ensure_ascii=False),
+                }
+                for t in request.tools
+            ]
+        },
         TOOL_PROMPT,
     ).strip()
     messages: list[Message] = []
