@@ -612,6 +612,11 @@ class LlamaCppProvider(Provider):
                 f"{where}: a JSON-schema answer beside the template's tool calls is not "
                 "supported; use options: {tool_format: json}"
             )
+        if request.tool_choice == "required" and self._server is None:
+            return (
+                f"{where}: in-process, the template's tools cannot be made required (only a "
+                "named tool is enforced, by a grammar); use options: {tool_format: json}"
+            )
         return None
 
     def _server_engine(self) -> ServerEngine:
@@ -699,10 +704,11 @@ class LlamaCppProvider(Provider):
             started = time.perf_counter()
             response: Any
             if mode == "chat" and uses_tools(request):
+                offered = () if request.tool_choice == "none" else request.tools
                 response = llm.create_chat_completion(
                     messages=local_tools.template_messages(messages),  # type: ignore[arg-type]
-                    tools=local_tools.template_tool_list(request.tools),  # type: ignore[arg-type]
-                    tool_choice=_tool_choice(request.tool_choice),
+                    tools=local_tools.template_tool_list(offered) or None,  # type: ignore[arg-type]
+                    tool_choice=_tool_choice(request.tool_choice if offered else None),
                     **kwargs,
                 )
                 choice = response["choices"][0]
