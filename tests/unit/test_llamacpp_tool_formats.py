@@ -216,3 +216,18 @@ def test_a_base_model_refuses_tools() -> None:
         Request(messages=(ASK,), tools=(WEATHER,))
     )
     assert refusal is not None and "completion mode" in refusal
+
+
+def test_a_template_with_tools_takes_them_in_process_in_the_hermes_format() -> None:
+    provider = _provider("smollm2-135m-instruct")
+    tools = Request(messages=(ASK,), tools=(WEATHER,))
+    provider.__dict__["chat_template"] = HERMES  # as a Qwen GGUF's header would give it
+    assert provider.unsupported(tools) is None
+    assert provider.unsupported(tools.model_copy(update={"tool_choice": "get_weather"})) is None
+    required = provider.unsupported(tools.model_copy(update={"tool_choice": "required"}))
+    assert required is not None and "tool_format: json" in required
+    schema = provider.unsupported(tools.model_copy(update={"response_schema": {"type": "object"}}))
+    assert schema is not None
+    provider.__dict__["chat_template"] = "{{ tools | tojson }}[TOOL_CALLS]"
+    other = provider.unsupported(tools)
+    assert other is not None and "engine: server" in other
