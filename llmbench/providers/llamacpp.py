@@ -80,8 +80,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmbench.errors import MissingDependencyError, ProviderError
+from llmbench.providers import local_tools
 from llmbench.providers.base import Provider, completion_prompt
-from llmbench.types import Completion, FinishReason, Request
+from llmbench.providers.tool_wire import call_id, uses_tools, with_calls
+from llmbench.types import Completion, FinishReason, Request, ToolCall
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -128,6 +130,12 @@ class LlamaCppOptions(BaseModel):
     )
     json_schema: dict[str, Any] | None = Field(
         default=None, description="constrain the answer to this JSON schema (a grammar)"
+    )
+    tool_format: Literal["template", "json"] = Field(
+        default="template",
+        description="how a request's tools reach the model: template (the GGUF's chat "
+        "template, where it takes tools), json (llmbench's convention for any chat model: the "
+        "tools in a system prompt, a grammar for a response or calls of them)",
     )
 
     @model_validator(mode="after")
@@ -447,6 +455,53 @@ def quiet_llama_logs() -> None:
     llama_cpp.llama_log_set(_callback, ctypes.c_void_p(0))
 
 
+# Regex shorthands llama-cpp-python's schema-to-grammar converter copies as literal text (an
+# unparseable grammar: a date's "\\d{4}"), as the classes it does read, in and out of brackets.
+_SHORTHANDS = {
+    "d": ("[0-9]", "0-9"),
+    "w": ("[A-Za-z0-9_]", "A-Za-z0-9_"),
+    "s": (r"[ \t\n\r]", r" \t\n\r"),
+}
+
+
+def grammar_pattern(pattern: str) -> str:
+    """``pattern`` with ``\\d``, ``\\w`` and ``\\s`` spelled as character classes."""
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\" and index + 1 < len(pattern):
+            escaped = pattern[index + 1]
+            if escaped in _SHORTHANDS:
+                out.append(_SHORTHANDS[escaped][in_class])
+            else:
+                out.append(pattern[index : index + 2])
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _grammar_schema(schema: Any) -> Any:
+    """``schema`` with every ``pattern`` spelled for the converter (:func:`grammar_pattern`)."""
+    if isinstance(schema, dict):
+        return {
+            key: grammar_pattern(value)
+            if key == "pattern" and isinstance(value, str)
+            else _grammar_schema(value)
+            for key, value in schema.items()
+        }
+    if isinstance(schema, list):
+        return [_grammar_schema(item) for item in schema]
+    return schema
+
+
 @functools.cache
 def _json_grammar(schema: str | None) -> Any:
     """A grammar for any JSON value, or for one JSON schema; parsed once per process."""
@@ -454,12 +509,33 @@ def _json_grammar(schema: str | None) -> Any:
 
     if schema is None:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    return LlamaGrammar.from_json_schema(schema, verbose=False)
+    spelled = json.dumps(_grammar_schema(json.loads(schema)), sort_keys=True)
+    return LlamaGrammar.from_json_schema(spelled, verbose=False)
+
+
+def _tool_choice(choice: str | None) -> Any:
+    """``tool_choice`` as llama-cpp-python takes it: a function's name as an object (its
+    handler then constrains the answer to that function's parameters)."""
+    if choice is None or choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _forced_calls(raw: Sequence[Any]) -> tuple[ToolCall, ...]:
+    """The calls llama-cpp-python's handler returns when tool_choice named a function (its
+    ids are made from its own completion id: derived from the call instead, as elsewhere)."""
+    calls = []
+    for index, call in enumerate(raw):
+        name, arguments = call["function"]["name"], call["function"]["arguments"] or "{}"
+        calls.append(ToolCall(id=call_id(index, name, arguments), name=name, arguments=arguments))
+    return tuple(calls)
 
 
 def _finish_reason(raw: str | None) -> FinishReason:
     if raw == "length":
         return "length"
+    if raw == "tool_calls":  # llama-cpp-python's answer when tool_choice named a function
+        return "tool_calls"
     return "stop" if raw in (None, "stop") else "other"
 
 
@@ -467,6 +543,7 @@ class LlamaCppProvider(Provider):
     name: ClassVar[str] = "llamacpp"
     remote: ClassVar[bool] = False
     honours_response_schema = True  # a JSON-schema grammar
+    honours_tools = True  # the chat template's own tool format, or tool_format: json
     local = True  # one request at a time process-wide: _CPU_LOCK, or LOCAL_TURN for servers
     options_model: ClassVar[type[BaseModel]] = LlamaCppOptions
 
@@ -501,6 +578,46 @@ class LlamaCppProvider(Provider):
         if self._server is not None:
             return self._server.mode
         return self._load()[1]
+
+    @functools.cached_property
+    def chat_template(self) -> str | None:
+        """The GGUF's chat template (None: it has none), read from the file's header."""
+        key = "tokenizer.chat_template"
+        return gguf_strings(self.path, frozenset({key})).get(key)
+
+    def unsupported(self, request: Request) -> str | None:
+        if not uses_tools(request):
+            return super().unsupported(request)
+        where = f"{self.spec.name} ({self.name})"
+        mode = self._mode or ("chat" if self.chat_template else "completion")
+        if mode == "completion":
+            return f"{where} is a base model in completion mode: a plain prompt cannot carry tools"
+        if self.options.tool_format == "json":
+            return None
+        support = local_tools.template_tools(self.chat_template)
+        if support is None:
+            return (
+                f"{where}: the chat template of {self.path.name} has no tool support; set "
+                "options: {tool_format: json} for llmbench's JSON tool convention (README, "
+                "'Tool calling on each provider')"
+            )
+        if support == "other" and self._server is None:
+            return (
+                f"{where}: in-process, tool calls are read in the Hermes <tool_call> format "
+                f"only, and the template of {self.path.name} uses another; use options "
+                "{engine: server} (llama-server reads its format) or {tool_format: json}"
+            )
+        if request.response_schema is not None:
+            return (
+                f"{where}: a JSON-schema answer beside the template's tool calls is not "
+                "supported; use options: {tool_format: json}"
+            )
+        if request.tool_choice == "required" and self._server is None:
+            return (
+                f"{where}: in-process, the template's tools cannot be made required (only a "
+                "named tool is enforced, by a grammar); use options: {tool_format: json}"
+            )
+        return None
 
     def _server_engine(self) -> ServerEngine:
         """The engine's client of the process's llama-server for this file and settings."""
@@ -585,9 +702,20 @@ class LlamaCppProvider(Provider):
         with _CPU_LOCK:
             llm.prefix_cache = self.options.prompt_cache  # the Llama is shared across steps
             started = time.perf_counter()
-            if mode == "chat":
+            response: Any
+            if mode == "chat" and uses_tools(request):
+                offered = () if request.tool_choice == "none" else request.tools
+                response = llm.create_chat_completion(
+                    messages=local_tools.template_messages(messages),  # type: ignore[arg-type]
+                    tools=local_tools.template_tool_list(offered) or None,  # type: ignore[arg-type]
+                    tool_choice=_tool_choice(request.tool_choice if offered else None),
+                    **kwargs,
+                )
+                choice = response["choices"][0]
+                text = choice["message"]["content"] or ""
+            elif mode == "chat":
                 chat = [{"role": m.role, "content": m.content} for m in messages]
-                response: Any = llm.create_chat_completion(messages=chat, **kwargs)  # type: ignore[arg-type]
+                response = llm.create_chat_completion(messages=chat, **kwargs)  # type: ignore[arg-type]
                 choice = response["choices"][0]
                 text = choice["message"]["content"] or ""
             else:
@@ -596,16 +724,31 @@ class LlamaCppProvider(Provider):
                 text = choice["text"]
             latency = time.perf_counter() - started
         usage = response["usage"]
+        finish = _finish_reason(choice.get("finish_reason"))
+        calls: tuple[ToolCall, ...] = ()
+        if mode == "chat" and uses_tools(request):
+            forced = choice["message"].get("tool_calls")  # tool_choice named a function
+            if forced:
+                text, calls = "", _forced_calls(forced)
+            else:
+                text, calls = local_tools.hermes_calls(text)
         return Completion(
             text=text,
             input_tokens=usage["prompt_tokens"],
             output_tokens=usage["completion_tokens"],
             latency_s=latency,
-            finish_reason=_finish_reason(choice.get("finish_reason")),
+            finish_reason=with_calls(finish, calls),
             model_version=self.model_version,
+            tool_calls=calls,
         )
 
     async def generate(self, request: Request) -> Completion:
+        if self.options.tool_format == "json" and uses_tools(request):
+            sent = local_tools.convention_request(request)
+            return local_tools.convention_answer(await self._generate(sent), request)
+        return await self._generate(request)
+
+    async def _generate(self, request: Request) -> Completion:
         if self._server is not None:
             return await self._server.generate(request)
         return await asyncio.to_thread(self._generate_blocking, request)
@@ -631,6 +774,8 @@ class LlamaCppProvider(Provider):
         }
         if self._server is not None:  # another sampler and template renderer: other answers
             identity["engine"] = "llama-server"
+        if self.options.tool_format == "json":  # its prompt's wording decides tool answers
+            identity["tool_prompt"] = local_tools.convention_identity()
         return identity
 
     def close(self) -> None:
