@@ -41,9 +41,13 @@ check: lint typecheck test
 # requirements.lock from pyproject.toml: every package of the run and the tests, hashed, for any
 # OS on Python 3.11. Pins already in the lock are kept; to move one package:
 #   make lock LOCK_ARGS="--upgrade-package anthropic"   (or --upgrade for all), then make test
+# torch is locked to its CPU build, which PyPI does not serve: uv reads it from the machine's
+# wheel folder where there is one, else from PyTorch's CPU index.
+TORCH_SOURCE ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu)
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
-		--generate-hashes --custom-compile-command "make lock" --quiet -o requirements.lock $(LOCK_ARGS)
+		--generate-hashes --custom-compile-command "make lock" --quiet -o requirements.lock \
+		$(TORCH_SOURCE) $(LOCK_ARGS)
 
 # The provider tests on the newest SDK releases that pyproject.toml's ranges allow (what a user
 # who installs without the lock gets), in a separate venv: says early which range to narrow.

