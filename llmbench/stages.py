@@ -23,6 +23,7 @@ from llmbench.scoring.score import score_completions
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import build_strategy, from_identity
 from llmbench.tables import (
+    JSON_SAMPLE_COLUMNS,
     completions_to_frame,
     frame_to_completions,
     frame_to_samples,
@@ -250,6 +251,9 @@ def score(
     results.insert(0, "model", entrant)
     score_columns = [c for c in results.columns if c.startswith("score.")]
     extra = [c for c in JUDGE_RESULT_COLUMNS if c in results.columns]
+    # The sample's structured fields (its conversation, tools, expected calls, retrieval)
+    # travel with its rows, as JSON text, to samples.jsonl and MLflow's evaluation datasets.
+    structured = [c for c in JSON_SAMPLE_COLUMNS if c in results.columns]
     aggregates.insert(0, "task", task.name)
     aggregates.insert(0, "model", entrant)
-    return results[RESULT_COLUMNS + extra + score_columns], aggregates
+    return results[RESULT_COLUMNS + structured + extra + score_columns], aggregates

@@ -24,6 +24,7 @@ from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
 from llmbench.report.strategies import strategy_table
 from llmbench.schema import BenchConfig
+from llmbench.tables import JSON_SAMPLE_COLUMNS
 from llmbench.tracking.mlflow_log import price_snapshot
 
 
@@ -73,6 +74,11 @@ def write_outputs(
             for column in ("trace", "tool_calls"):  # JSON text between steps, lists here
                 if isinstance(row.get(column), str):
                     row[column] = json.loads(row[column])
+            for column in JSON_SAMPLE_COLUMNS:  # the sample's structured fields, where set
+                value = row.pop(column, None)
+                decoded = json.loads(value) if isinstance(value, str) else value
+                if decoded not in (None, [], {}):
+                    row[column] = decoded
             # Judge columns belong to judged tasks only; other rows leave them out.
             row = {k: v for k, v in row.items() if k not in JUDGE_ONLY or not _missing(v)}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -74,6 +74,8 @@ def test_the_tool_task_through_the_pipeline_and_mcp(tmp_path: Path) -> None:
     assert paris["finish_reason"] == "tool_calls" and paris["error"] is None
     assert "'date' is a required property" in rain["trace"][1]["error"]
     assert sydney["output"] == "18" and [c["kind"] for c in sydney["trace"]] == ["model"]
+    # The sample's structured fields travel with its row: here the tool set and step limit.
+    assert paris["agent"]["max_steps"] == 2 and "conversation" not in paris  # empty: left out
     scores = {k: r["scores"]["exact_match"] for k, r in rows.items()}
     assert scores == {"tool-01": 0.0, "tool-02": 0.0, "tool-03": 1.0}
 
