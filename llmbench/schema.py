@@ -199,6 +199,8 @@ class SampleSpec(_Strict):
     ``target``, ``sample_id`` and ``choices`` are Jinja2 *expressions* over a row
     (``answer``, ``'ABCD'[answer]``, ``[choice0, choice1]``); ``template`` and ``system`` are
     Jinja2 *templates* that can use the row's columns plus ``choices`` and ``letters``.
+    ``turns``, an expression giving a list of texts, makes each row a conversation: its user
+    turns asked one after another, each after the entrant's answer to the one before.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -211,7 +213,14 @@ class SampleSpec(_Strict):
     sample_id: str | None = Field(default=None, description="Jinja2 expression; default: row index")
     choices: str | None = Field(default=None, description="Jinja2 expression giving a list")
     system: str | None = None
-    template: str | None = Field(default=None, description="required unless the task is 'bfcl'")
+    template: str | None = Field(
+        default=None, description="required unless the task is 'bfcl' or has 'turns'"
+    )
+    turns: str | None = Field(
+        default=None,
+        description="Jinja2 expression giving a conversation's user turns (a list of texts), "
+        "asked in order, each after the entrant's own answer to the turn before",
+    )
     fewshot: FewShotSpec | None = None
     subset: SubsetSpec | None = Field(
         default=None, description="keep one part of a seeded train/test split of the items"
@@ -224,11 +233,20 @@ class SampleSpec(_Strict):
     def _fewshot_needs_target(self) -> SampleSpec:
         if self.fewshot is not None and self.target is None:
             raise ValueError("fewshot needs 'target': the answers shown after each example")
-        if self.bfcl is None and self.template is None:
-            raise ValueError("a task needs a 'template' (or 'bfcl': the data's own questions)")
-        rendered = ("template", "system", "target", "choices", "fewshot")
+        if self.bfcl is None and self.template is None and self.turns is None:
+            raise ValueError(
+                "a task needs a 'template', 'turns' (a conversation's user turns) or 'bfcl' "
+                "(the data's own questions)"
+            )
+        rendered = ("template", "system", "target", "choices", "fewshot", "turns")
         if self.bfcl is not None and (extra := [f for f in rendered if getattr(self, f)]):
             raise ValueError(f"a bfcl task asks the data's own conversations: remove {extra[0]!r}")
+        if self.turns is not None and (
+            extra := [f for f in ("template", "fewshot", "choices") if getattr(self, f)]
+        ):
+            raise ValueError(
+                f"a conversation task asks the user turns 'turns' gives: remove {extra[0]!r}"
+            )
         return self
 
 
@@ -326,6 +344,15 @@ class TaskSpec(SampleSpec):
         )
         if needs_reference and self.target is None and not structured:
             raise ValueError(f"{needs_reference[0]} compares with a reference answer: set 'target'")
+        if self.turns is not None and self.metrics:
+            raise ValueError(
+                "a conversation task ('turns') is judged turn by turn: remove 'metrics' "
+                "(they score one answer against one reference)"
+            )
+        if self.turns is not None and self.judge is not None and self.judge.mode == "pairwise":
+            raise ValueError(
+                "a conversation task ('turns') is judged with mode 'rubric' or 'reference'"
+            )
         return self
 
     def sample_spec(self) -> SampleSpec:

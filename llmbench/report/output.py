@@ -69,7 +69,16 @@ def write_outputs(
         for record in results.to_dict("records"):
             row = {k: _jsonable(v) for k, v in record.items() if not k.startswith("score.")}
             row["scores"] = {k: _jsonable(record.get(f"score.{k}")) for k in keys[record["task"]]}
-            for column in ("trace", "tool_calls"):  # JSON text between steps, lists here
+            # Scores a row has beyond its task's fixed keys (a conversation's per-turn grades).
+            row["scores"].update(
+                {
+                    k.removeprefix("score."): _jsonable(v)
+                    for k, v in record.items()
+                    if k.startswith("score.") and not _missing(v)
+                }
+            )
+            # JSON text between steps, lists here
+            for column in ("trace", "tool_calls", "follow_ups", "turn_answers"):
                 if isinstance(row.get(column), str):
                     row[column] = json.loads(row[column])
             # Judge columns belong to judged tasks only; other rows leave them out.

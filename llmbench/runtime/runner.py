@@ -13,6 +13,7 @@ from typing import Protocol
 from llmbench.providers.base import Provider
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import ModelClient, RunSettings
+from llmbench.runtime.conversation import answer_conversation
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.offload import generate_in_workers
 from llmbench.runtime.progress import GenerationProgress
@@ -67,13 +68,13 @@ class Answerer(Protocol):
 
 
 class ModelAnswerer:
-    """A plain model: one call per sample."""
+    """A plain model: one call per sample, one per user turn of a conversation."""
 
     def __init__(self, client: ModelClient, params: GenerationParams) -> None:
         self.client, self.params = client, params
 
     async def answer(self, sample: Sample, index: int) -> Completion:
-        return await self.client.generate(sample.request(self.params), index=index)
+        return await answer_conversation(self.client, sample, self.params, index=index)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -146,7 +147,10 @@ def generate(
     progress = GenerationProgress(label, len(samples))
     try:
         client = ModelClient(model, settings)
-        wanted = worker_count(model, len(samples), settings.concurrency)
+        # A conversation's turns wait for each other's answers: asked in process, as a
+        # strategy's calls are.
+        talks = any(sample.follow_ups for sample in samples)
+        wanted = 0 if talks else worker_count(model, len(samples), settings.concurrency)
         if wanted:
             with claimed_slots(wanted) as workers:  # the cores, shared with other steps
                 return generate_in_workers(

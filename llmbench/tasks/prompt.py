@@ -1,8 +1,9 @@
 """Render a task's rows into samples with Jinja2 (the sandbox of :mod:`llmbench.prompts`).
 
-``target``, ``choices`` and ``sample_id`` are expressions evaluated against a row;
+``target``, ``choices``, ``sample_id`` and ``turns`` are expressions evaluated against a row;
 ``template`` and ``system`` are templates that also see ``choices`` and ``letters``.
-A missing variable is an error naming the task, the row and the columns the data has.
+A missing variable is an error naming the task, the row and the columns the data has; a
+conversation without a user turn is a :class:`ConfigError` naming the data file and field.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from jinja2 import Undefined, UndefinedError
 
 from llmbench import prompts
-from llmbench.errors import DatasetError
+from llmbench.errors import ConfigError, DatasetError
 from llmbench.schema import SampleSpec
 from llmbench.types import Sample
 
@@ -30,8 +31,9 @@ class TaskRenderer:
 
     def __init__(self, task: SampleSpec) -> None:
         self.task = task
-        assert task.template is not None, "the schema requires a template outside bfcl tasks"
-        self.template = self._compile("template", task.template)
+        self.template = self._compile("template", task.template) if task.template else None
+        self.turns = self._expression("turns", task.turns) if task.turns else None
+        assert self.template or self.turns, "the schema requires a template or turns"
         self.system = self._compile("system", task.system) if task.system else None
         self.target = self._expression("target", task.target) if task.target else None
         self.choices = self._expression("choices", task.choices) if task.choices else None
@@ -99,10 +101,33 @@ class TaskRenderer:
             s.strip() for s in _as_strings(self._evaluate("target", self.target, row, index))
         )
 
+    def user_turns(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        """A conversation row's user turns: a non-empty list of non-blank texts."""
+        assert self.turns is not None
+        value = self._evaluate("turns", self.turns, row, index)
+        texts = isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value)
+        problem = (
+            None
+            if texts and value and all(t.strip() for t in value)
+            else "has no user turn"
+            if texts
+            else f"is not a list of texts (got {type(value).__name__})"
+        )
+        if problem is not None:
+            raise ConfigError(
+                f"row {index}: the conversation {problem}",
+                source=f"task {self.task.name} ({self.task.source.describe()})",
+                field="turns",
+                hint="point 'turns' at a column holding a non-empty list of user messages "
+                "(MT-Bench's: turns), or fix the row",
+            )
+        return tuple(t.strip() for t in value)
+
     def fewshot_block(self, rows: Sequence[Mapping[str, Any]]) -> str:
         spec = self.task.fewshot
         if spec is None or not rows:
             return ""
+        assert self.template is not None, "the schema refuses fewshot with turns"
         shots = []
         for index, row in enumerate(rows[: spec.n]):
             question = self.render(
@@ -118,9 +143,15 @@ class TaskRenderer:
             if self.sample_id is not None
             else str(index)
         )
+        follow_ups: list[str] = []
+        if self.template is not None:
+            prompt = self.render(self.template, "template", context, index)
+        else:
+            prompt, *follow_ups = self.user_turns(row, index)
         return Sample(
             sample_id=sample_id,
-            prompt=fewshot + self.render(self.template, "template", context, index),
+            prompt=fewshot + prompt,
+            follow_ups=tuple(follow_ups),
             system=self.render(self.system, "system", context, index) if self.system else None,
             references=self.references(row, index),
             choices=tuple(context["choices"]),
