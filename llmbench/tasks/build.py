@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmbench.errors import ConfigError, DatasetError
+from llmbench.errors import DatasetError
 from llmbench.schema import SampleSpec, SourceSpec
 from llmbench.tasks.bfcl import load_bfcl
 from llmbench.tasks.loader import load_rows, source_fingerprint
@@ -39,13 +39,6 @@ def build_samples(task: SampleSpec, limit: int | None = None) -> list[Sample]:
         samples = samples[:limit] if limit is not None else samples
     seen: set[str] = set()
     for sample in samples:
-        if sample.conversation and not any(m.role == "user" for m in sample.conversation):
-            raise ConfigError(
-                f"sample {sample.sample_id!r}: the conversation has no user turn",
-                source=f"task {task.name} ({task.source.describe()})",
-                field="conversation",
-                hint="give every item at least one user message, or leave the item out",
-            )
         if sample.sample_id in seen:
             raise DatasetError(
                 f"sample id {sample.sample_id!r} occurs twice",
