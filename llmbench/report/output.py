@@ -27,12 +27,15 @@ from llmbench.tracking.mlflow_log import price_snapshot
 
 
 def _jsonable(value: Any) -> Any:
+    """A cell as JSON: arrays (a parquet round trip's lists, nested ones too) as lists."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
     return value
 
 

@@ -259,3 +259,16 @@ def test_the_dry_run_counts_every_turn() -> None:
         ["a", "b"],
         ["a", "b", "c"],
     ]
+
+
+def test_samples_jsonl_cells_keep_nested_turn_grades_as_lists() -> None:
+    """A judgment's turn grades come back from parquet as a nested array."""
+    import io
+
+    from llmbench.report.output import _jsonable
+
+    frame = pd.DataFrame({"judgments": [[{"judge": "j", "turn_grades": [8.0, None]}]]})
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer)
+    cell = pd.read_parquet(io.BytesIO(buffer.getvalue()))["judgments"][0]
+    assert json.dumps(_jsonable(cell)) == '[{"judge": "j", "turn_grades": [8.0, null]}]'
