@@ -129,6 +129,7 @@ def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
     for holder in (
         task.get("source"),
         (task.get("fewshot") or {}).get("source"),
+        (task.get("references_from") or {}).get("source"),
         judge.get("human_labels"),
     ):
         if isinstance(holder, dict) and isinstance(holder.get("path"), str):

@@ -193,6 +193,18 @@ class BfclSpec(_Strict):
     )
 
 
+class ReferenceSource(_Strict):
+    """Reference answers kept in a file of their own (MT-Bench's
+    reference_answer/gpt-4.jsonl), matched to the task's rows by a column both share. A row
+    without a match has no reference: a judge grades it without one."""
+
+    source: SourceSpec
+    key: str = Field(description="the column both files hold, e.g. question_id")
+    target: str = Field(
+        description="Jinja2 expression over a reference row: its answer, or one per turn"
+    )
+
+
 class SampleSpec(_Strict):
     """The part of a task that decides what each model is asked: data and prompt.
 
@@ -221,6 +233,9 @@ class SampleSpec(_Strict):
         description="Jinja2 expression giving a conversation's user turns (a list of texts), "
         "asked in order, each after the entrant's own answer to the turn before",
     )
+    references_from: ReferenceSource | None = Field(
+        default=None, description="reference answers from another file, instead of 'target'"
+    )
     fewshot: FewShotSpec | None = None
     subset: SubsetSpec | None = Field(
         default=None, description="keep one part of a seeded train/test split of the items"
@@ -238,7 +253,17 @@ class SampleSpec(_Strict):
                 "a task needs a 'template', 'turns' (a conversation's user turns) or 'bfcl' "
                 "(the data's own questions)"
             )
-        rendered = ("template", "system", "target", "choices", "fewshot", "turns")
+        if self.target is not None and self.references_from is not None:
+            raise ValueError("references come from 'target' or 'references_from', not both")
+        rendered = (
+            "template",
+            "system",
+            "target",
+            "choices",
+            "fewshot",
+            "turns",
+            "references_from",
+        )
         if self.bfcl is not None and (extra := [f for f in rendered if getattr(self, f)]):
             raise ValueError(f"a bfcl task asks the data's own conversations: remove {extra[0]!r}")
         if self.turns is not None and (
@@ -342,7 +367,8 @@ class TaskSpec(SampleSpec):
         needs_reference = [m.name for m in self.metrics if m.name not in structured] or (
             ["judge mode 'reference'"] if self.judge and self.judge.mode == "reference" else []
         )
-        if needs_reference and self.target is None and not structured:
+        referenced = self.target is not None or self.references_from is not None
+        if needs_reference and not referenced and not structured:
             raise ValueError(f"{needs_reference[0]} compares with a reference answer: set 'target'")
         if self.turns is not None and self.metrics:
             raise ValueError(

@@ -130,8 +130,9 @@ def judge_sees(spec: JudgeSpec) -> tuple[str, ...]:
 
 
 def default_template(spec: JudgeSpec, conversation: bool = False) -> str:
-    """configs/prompts/<mode>.j2, or <mode>_multi_turn.j2 for a conversation task."""
-    return f"{spec.mode}_multi_turn.j2" if conversation else f"{spec.mode}.j2"
+    """configs/prompts/<mode>.j2; for a conversation task multi_turn.j2, in both rubric and
+    reference mode (reference-guided wherever a turn has a reference, as MT-Bench grades)."""
+    return "multi_turn.j2" if conversation else f"{spec.mode}.j2"
 
 
 def template_text(spec: JudgeSpec, conversation: bool = False) -> str:

@@ -14,7 +14,8 @@ from llmbench.types import Sample
 def _rendered(task: SampleSpec, limit: int | None) -> list[Sample]:
     if task.bfcl is not None:
         return load_bfcl(task.source, task.bfcl, limit)
-    renderer = TaskRenderer(task)
+    given = task.references_from
+    renderer = TaskRenderer(task, load_rows(given.source) if given is not None else None)
     fewshot = ""
     if task.fewshot is not None:
         shots = load_rows(task.fewshot.source, limit=task.fewshot.n)
@@ -27,6 +28,8 @@ def data_fingerprint(task: SampleSpec) -> str:
     """Changes whenever the task's data may have changed (a BFCL task's answers too)."""
     answers = task.bfcl.possible_answer if task.bfcl is not None else None
     extra = "" if answers is None else "+" + source_fingerprint(SourceSpec(path=answers))
+    if task.references_from is not None:
+        extra += "+" + source_fingerprint(task.references_from.source)
     return source_fingerprint(task.source) + extra
 
 

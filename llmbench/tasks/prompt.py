@@ -29,7 +29,10 @@ def _as_strings(value: Any) -> tuple[str, ...]:
 class TaskRenderer:
     """Compiled templates of one task; turns raw rows into :class:`Sample` objects."""
 
-    def __init__(self, task: SampleSpec) -> None:
+    def __init__(
+        self, task: SampleSpec, reference_rows: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        """``reference_rows``: the rows of the task's ``references_from`` file."""
         self.task = task
         self.template = self._compile("template", task.template) if task.template else None
         self.turns = self._expression("turns", task.turns) if task.turns else None
@@ -38,6 +41,7 @@ class TaskRenderer:
         self.target = self._expression("target", task.target) if task.target else None
         self.choices = self._expression("choices", task.choices) if task.choices else None
         self.sample_id = self._expression("sample_id", task.sample_id) if task.sample_id else None
+        self.referenced = self._reference_table(reference_rows or [])
 
     def _compile(self, field: str, text: str) -> str:
         try:
@@ -94,7 +98,27 @@ class TaskRenderer:
         except prompts.PromptError as exc:  # a missing variable is the data's: a DatasetError
             raise self._fail(field, context, index, exc) from None
 
+    def _reference_table(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+        """Key -> reference answers, from the ``references_from`` file's rows."""
+        given = self.task.references_from
+        if given is None:
+            return {}
+        field = "references_from.target"
+        expression = self._expression(field, given.target)
+        table = {}
+        for index, row in enumerate(rows):
+            if given.key not in row:
+                raise self._fail("references_from.key", row, index, KeyError(given.key))
+            value = self._evaluate(field, expression, row, index)
+            table[str(row[given.key])] = tuple(s.strip() for s in _as_strings(value))
+        return table
+
     def references(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        given = self.task.references_from
+        if given is not None:  # matched by key; a row without a match has none
+            if given.key not in row:
+                raise self._fail("references_from.key", row, index, KeyError(given.key))
+            return self.referenced.get(str(row[given.key]), ())
         if self.target is None:  # judged tasks without a reference answer
             return ()
         return tuple(

@@ -209,18 +209,51 @@ def test_each_turn_is_judged_with_the_dialogue_up_to_it() -> None:
     assert (only["question"], only["answer"], only["reference"], only["turn"]) == ("Q", "A", "R", 1)
 
 
-def test_the_multi_turn_prompts_show_the_whole_dialogue_for_turn_two() -> None:
+def rendered_turns(references: tuple[str, ...]) -> list[str]:
+    """The shipped conversation judge prompt for both turns of one answer."""
     from llmbench import prompts
 
     task = conversation_task(Path("q.jsonl"))
-    sample = Sample(sample_id="1", prompt=QUESTIONS[0], follow_ups=(QUESTIONS[1],), references=())
-    contexts = turn_contexts(
-        task.judge, sample, Completion(text="B", turn_answers=("ANSWER-A", "ANSWER-B"))
-    )  # type: ignore[arg-type]
-    first, second = (prompts.render(task_template(task), c) for c in contexts)
+    assert task.judge is not None
+    sample = Sample(
+        sample_id="1", prompt=QUESTIONS[0], follow_ups=(QUESTIONS[1],), references=references
+    )
+    answer = Completion(text="B", turn_answers=("ANSWER-A", "ANSWER-B"))
+    return [
+        prompts.render(task_template(task), c) for c in turn_contexts(task.judge, sample, answer)
+    ]
+
+
+def test_the_multi_turn_prompt_shows_the_whole_dialogue_for_turn_two() -> None:
+    first, second = rendered_turns(())
     assert QUESTIONS[0] in first and "ANSWER-A" in first and QUESTIONS[1] not in first
     assert all(text in second for text in (*QUESTIONS, "ANSWER-A", "ANSWER-B"))
     assert "user question 2" in second and '"score"' in second
+    assert "Reference" not in first + second
+
+
+def test_a_turn_with_references_is_graded_against_them() -> None:
+    """MT-Bench's math, reasoning and coding: the reference dialogue beside the answers."""
+    first, second = rendered_turns(("REF-ONE", "REF-TWO"))
+    assert "REF-ONE" in first and "REF-TWO" not in first and "Reference Answer" in first
+    assert second.index("REF-ONE") < second.index("REF-TWO") < second.index("ANSWER-A")
+    assert "identify and correct any mistakes" in second
+
+
+def test_references_from_another_file_are_matched_by_key(tmp_path: Path) -> None:
+    path = data(
+        tmp_path, {"question_id": 1, "turns": QUESTIONS}, {"question_id": 2, "turns": ["Hi"]}
+    )
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text(json.dumps({"question_id": 1, "choices": [{"turns": ["r1", "r2"]}]}) + "\n")
+    spec = {"source": {"path": str(refs)}, "key": "question_id", "target": "choices[0].turns"}
+    matched, unmatched = build_samples(conversation_task(path, references_from=spec))
+    assert matched.references == ("r1", "r2") and unmatched.references == ()
+    with pytest.raises(DatasetError) as caught:
+        build_samples(conversation_task(path, references_from={**spec, "key": "qid"}))
+    assert caught.value.field == "references_from.key"
+    with pytest.raises(ValidationError, match="not both"):
+        conversation_task(path, references_from=spec, target="answer")
 
 
 def grades(judge: str, turns: list[list[float | None]]) -> pd.DataFrame:
