@@ -305,3 +305,32 @@ def test_samples_jsonl_cells_keep_nested_turn_grades_as_lists() -> None:
     frame.to_parquet(buffer)
     cell = pd.read_parquet(io.BytesIO(buffer.getvalue()))["judgments"][0]
     assert json.dumps(_jsonable(cell)) == '[{"judge": "j", "turn_grades": [8.0, null]}]'
+
+
+def test_the_sample_browser_shows_a_conversation_turn_by_turn() -> None:
+    from llmbench.report.browser import sample_browser
+    from llmbench.schema import BenchConfig, ModelSpec
+
+    task = conversation_task(Path("q.jsonl"))
+    model = ModelSpec(name="m", provider="recorded", model="x.jsonl")
+    config = BenchConfig(
+        models=[model], judges=[model.model_copy(update={"name": "judge"})], tasks=[task]
+    )
+    row = {
+        "model": "m",
+        "task": "talk",
+        "sample_id": "1",
+        "prompt": QUESTIONS[0],
+        "follow_ups": json.dumps(QUESTIONS[1:]),
+        "output": "B",
+        "turn_answers": json.dumps(["A", "B"]),
+        "error": None,
+        "score.judge": 6.0,
+        "score.judge_turn1": 8.0,
+        "score.judge_turn2": 4.0,
+    }
+    [item] = sample_browser(config, pd.DataFrame([row])).items
+    assert item.prompt == f"[turn 1] {QUESTIONS[0]}\n\n[turn 2] {QUESTIONS[1]}"
+    [answer] = item.answers
+    assert answer.output == "[turn 1] A\n\n[turn 2] B"
+    assert answer.scores == {"judge": 6.0, "judge_turn1": 8.0, "judge_turn2": 4.0}
