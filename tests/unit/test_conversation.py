@@ -334,3 +334,20 @@ def test_the_sample_browser_shows_a_conversation_turn_by_turn() -> None:
     [answer] = item.answers
     assert answer.output == "[turn 1] A\n\n[turn 2] B"
     assert answer.scores == {"judge": 6.0, "judge_turn1": 8.0, "judge_turn2": 4.0}
+
+
+def test_the_judges_table_counts_each_turns_reply() -> None:
+    from llmbench.report.statistics import judge_report
+    from llmbench.schema import BenchConfig, ModelSpec
+
+    task = conversation_task(Path("q.jsonl"))
+    model = ModelSpec(name="m", provider="recorded", model="x.jsonl")
+    config = BenchConfig(
+        models=[model], judges=[model.model_copy(update={"name": "judge"})], tasks=[task]
+    )
+    judgment = {"judge": "judge", "grade": 8.0, "latency_s": 4.0, "turn_grades": [8.0, None]}
+    results = pd.DataFrame(
+        [{"model": "m", "task": "talk", "sample_id": "1", "error": None, "judgments": [judgment]}]
+    )
+    [row] = judge_report(config, results, pd.DataFrame()).to_dict("records")
+    assert (row["judged"], row["unscored"], row["latency_p50_s"]) == (2, 1, 2.0)
