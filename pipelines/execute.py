@@ -15,6 +15,7 @@ from llmbench.providers.remote import RemoteProvider
 from llmbench.report.statistics import Report
 from llmbench.runtime.workers import import_sdks
 from llmbench.schema import BenchConfig
+from llmbench.scoring.metrics import import_metric_stack
 from llmbench.tracking.mlflow_log import ensure_experiment
 from pipelines.benchmark import benchmark
 from pipelines.stack import (
@@ -100,6 +101,7 @@ def run_benchmark(
     check_secrets(config)
     ensure_experiment(config)
     import_sdks(config.models)
+    import_metric_stack(config.tasks)
     pipeline = benchmark.with_options(
         run_name=run_name,
         enable_cache=use_cache,

@@ -20,6 +20,7 @@ from llmbench.scoring import bfcl
 if TYPE_CHECKING:
     import evaluate
 
+    from llmbench.schema import TaskSpec
     from llmbench.types import Completion, Sample
 
 METRICS_DIR = Path(__file__).resolve().parents[2] / "metrics"
@@ -80,6 +81,15 @@ class MetricResult:
 
 _PER_THREAD = threading.local()
 _LOAD_LOCK = threading.Lock()
+
+
+def import_metric_stack(tasks: Sequence[TaskSpec]) -> None:
+    """Import ``evaluate`` in this thread, before steps start, when a task has a metric
+    module to load. Steps are threads: ``evaluate`` imports transformers (where installed)
+    for a second or so, and datasets' pickler in another step's thread, finding it in
+    ``sys.modules`` half initialised, failed on ``transformers.PreTrainedTokenizerBase``."""
+    if any(not METRICS[m.name].structured for task in tasks for m in task.metrics):
+        import evaluate  # noqa: F401
 
 
 def load_module(name: str) -> evaluate.EvaluationModule:
