@@ -14,7 +14,7 @@ from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens, max_cost
 from llmbench.runtime.runner import request_params
 from llmbench.schema import BenchConfig, ModelSpec
 from llmbench.tasks.build import build_samples
-from llmbench.types import Sample
+from llmbench.types import Message, Sample
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,30 @@ def estimate(config: BenchConfig) -> list[Estimate]:
         for task in config.tasks:
             params = request_params(model, task, config.execution.seed)
             for sample in samples[task.name]:
-                if vocab is None:
-                    prompt += estimated_prompt_tokens(sample.messages())
-                else:
-                    text = "\n".join(m.content for m in sample.messages())
-                    prompt += len(vocab.tokenize(text.encode(), add_bos=True))  # type: ignore[attr-defined]
-                output += params.max_tokens
+                # A conversation sends each turn with the turns before it and their answers
+                # (each at most max_tokens).
+                for turn, shown in enumerate(turn_messages(sample)):
+                    if vocab is None:
+                        prompt += estimated_prompt_tokens(shown)
+                    else:
+                        text = "\n".join(m.content for m in shown)
+                        prompt += len(vocab.tokenize(text.encode(), add_bos=True))  # type: ignore[attr-defined]
+                    prompt += turn * params.max_tokens
+                    output += params.max_tokens
                 count += 1
         cost = max_cost(model.price, prompt, output)
         rows.append(Estimate(model.name, model.provider, count, prompt, counted_by, output, cost))
     return rows + strategy_estimates(config, rows) + judge_estimates(config, samples)
+
+
+def turn_messages(sample: Sample) -> list[list[Message]]:
+    """The messages each turn of ``sample`` sends besides the entrant's earlier answers:
+    its first request's, then each follow-up added to those before it."""
+    first = sample.messages()
+    return [
+        [*first, *(Message(role="user", content=q) for q in sample.follow_ups[:turn])]
+        for turn in range(1 + len(sample.follow_ups))
+    ]
 
 
 def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Estimate]:
@@ -108,7 +122,7 @@ def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Esti
 def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> list[Estimate]:
     """A row per judge: its calls, and prompt tokens with every answer at max_tokens (judge
     prompts hold the answers, which do not exist yet), so again an upper bound."""
-    from llmbench.scoring.judge import model_pairs, template_text
+    from llmbench.scoring.judge import model_pairs, task_template
 
     totals: dict[str, list[int]] = {}  # judge -> [calls, prompt tokens, output tokens]
     names = [m.name for m in config.entrants]
@@ -116,7 +130,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         judge = task.judge
         if judge is None:
             continue
-        template = math.ceil(len(template_text(judge)) / CHARS_PER_TOKEN)
+        template = math.ceil(len(task_template(task)) / CHARS_PER_TOKEN)
         answer = max(request_params(m, task, 0).max_tokens for m in config.models)
         per_call_answers = 2 if judge.mode == "pairwise" else 1
         calls_per_sample = (
@@ -127,12 +141,15 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         for name in judge.panel:
             total = totals.setdefault(name, [0, 0, 0])
             for sample in samples[task.name]:
-                question = estimated_prompt_tokens(sample.messages())
-                reference = math.ceil(sum(len(r) for r in sample.references[:1]) / CHARS_PER_TOKEN)
-                prompt = template + question + reference + per_call_answers * answer
-                total[0] += calls_per_sample
-                total[1] += calls_per_sample * prompt
-                total[2] += calls_per_sample * judge.max_tokens
+                # A conversation's turn k is graded with the k turns up to it.
+                for turn, shown in enumerate(turn_messages(sample), start=1):
+                    question = estimated_prompt_tokens(shown)
+                    refs = sample.references[:turn] if sample.follow_ups else sample.references[:1]
+                    reference = math.ceil(sum(len(r) for r in refs) / CHARS_PER_TOKEN)
+                    prompt = template + question + reference + per_call_answers * answer * turn
+                    total[0] += calls_per_sample
+                    total[1] += calls_per_sample * prompt
+                    total[2] += calls_per_sample * judge.max_tokens
     rows = []
     for name, (calls, prompt, output) in totals.items():
         grader = config.grader(name)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from llmbench.report.same_spend import SUFFIX, needs_baseline
 from llmbench.runtime.runner import request_params
 from llmbench.schema import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
-from llmbench.scoring.judge import model_pairs, template_text
+from llmbench.scoring.judge import model_pairs, task_template
 from llmbench.scoring.verdict import PARSER_VERSION
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
@@ -150,7 +150,7 @@ def _generations(bench: BenchConfig, fingerprints: dict[str, str]) -> list[Gener
 def _judgings(bench: BenchConfig, task: TaskSpec) -> list[Judging]:
     if task.judge is None:
         return []
-    spec, template = verdict_identity(task), template_text(task.judge)
+    spec, template = verdict_identity(task), task_template(task)
     names = [e.name for e in bench.entrants]
     seed = bench.execution.seed
     out = []

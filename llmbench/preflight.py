@@ -11,7 +11,7 @@ from llmbench.errors import MissingKeyError
 from llmbench.providers.recorded import RecordedProvider
 from llmbench.providers.registry import provider_class
 from llmbench.schema import BenchConfig
-from llmbench.scoring.judge import template_text
+from llmbench.scoring.judge import task_template
 from llmbench.scoring.judged import read_human_labels
 from llmbench.tasks.build import build_samples, data_fingerprint
 from llmbench.tools.toolset import check_servers
@@ -30,7 +30,7 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
         if task.tools is not None:
             check_servers(task.tools, source=f"task {task.name}", field="tools")
         if task.judge is not None:
-            template_text(task.judge)
+            task_template(task)
             if task.judge.human_labels is not None:
                 read_human_labels(task.judge.human_labels, task.name, task.judge.bounds)
     judges = {name for task in config.tasks if task.judge for name in task.judge.panel}

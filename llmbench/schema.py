@@ -241,12 +241,26 @@ class RetrievalSpec(_Strict):
     )
 
 
+class ReferenceSource(_Strict):
+    """Reference answers kept in a file of their own (MT-Bench's
+    reference_answer/gpt-4.jsonl), matched to the task's rows by a column both share. A row
+    without a match has no reference: a judge grades it without one."""
+
+    source: SourceSpec
+    key: str = Field(description="the column both files hold, e.g. question_id")
+    target: str = Field(
+        description="Jinja2 expression over a reference row: its answer, or one per turn"
+    )
+
+
 class SampleSpec(_Strict):
     """The part of a task that decides what each model is asked: data and prompt.
 
     ``target``, ``sample_id`` and ``choices`` are Jinja2 *expressions* over a row
     (``answer``, ``'ABCD'[answer]``, ``[choice0, choice1]``); ``template`` and ``system`` are
     Jinja2 *templates* that can use the row's columns plus ``choices`` and ``letters``.
+    ``turns``, an expression giving a list of texts, makes each row a conversation: its user
+    turns asked one after another, each after the entrant's answer to the one before.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -259,7 +273,17 @@ class SampleSpec(_Strict):
     sample_id: str | None = Field(default=None, description="Jinja2 expression; default: row index")
     choices: str | None = Field(default=None, description="Jinja2 expression giving a list")
     system: str | None = None
-    template: str | None = Field(default=None, description="required unless the task is 'bfcl'")
+    template: str | None = Field(
+        default=None, description="required unless the task is 'bfcl' or has 'turns'"
+    )
+    turns: str | None = Field(
+        default=None,
+        description="Jinja2 expression giving a conversation's user turns (a list of texts), "
+        "asked in order, each after the entrant's own answer to the turn before",
+    )
+    references_from: ReferenceSource | None = Field(
+        default=None, description="reference answers from another file, instead of 'target'"
+    )
     fewshot: FewShotSpec | None = None
     subset: SubsetSpec | None = Field(
         default=None, description="keep one part of a seeded train/test split of the items"
@@ -280,9 +304,22 @@ class SampleSpec(_Strict):
     def _fewshot_needs_target(self) -> SampleSpec:
         if self.fewshot is not None and self.target is None:
             raise ValueError("fewshot needs 'target': the answers shown after each example")
-        if self.bfcl is None and self.template is None:
-            raise ValueError("a task needs a 'template' (or 'bfcl': the data's own questions)")
-        rendered = ("template", "system", "target", "choices", "fewshot")
+        if self.bfcl is None and self.template is None and self.turns is None:
+            raise ValueError(
+                "a task needs a 'template', 'turns' (a conversation's user turns) or 'bfcl' "
+                "(the data's own questions)"
+            )
+        if self.target is not None and self.references_from is not None:
+            raise ValueError("references come from 'target' or 'references_from', not both")
+        rendered = (
+            "template",
+            "system",
+            "target",
+            "choices",
+            "fewshot",
+            "turns",
+            "references_from",
+        )
         if self.bfcl is not None and (extra := [f for f in rendered if getattr(self, f)]):
             raise ValueError(f"a bfcl task asks the data's own conversations: remove {extra[0]!r}")
         if self.bfcl is not None and self.retrieval is not None:
@@ -293,6 +330,12 @@ class SampleSpec(_Strict):
             raise ValueError("retrieval and tools in one task are not supported yet: remove one")
         if self.bfcl is not None and self.tools is not None:
             raise ValueError("a bfcl task scores calls to its data's own functions: remove 'tools'")
+        if self.turns is not None and (
+            extra := [f for f in ("template", "fewshot", "choices") if getattr(self, f)]
+        ):
+            raise ValueError(
+                f"a conversation task asks the user turns 'turns' gives: remove {extra[0]!r}"
+            )
         return self
 
 
@@ -411,8 +454,18 @@ class TaskSpec(SampleSpec):
         needs_reference = [m.name for m in self.metrics if m.name not in structured] or (
             ["judge mode 'reference'"] if self.judge and self.judge.mode == "reference" else []
         )
-        if needs_reference and self.target is None and not structured:
+        referenced = self.target is not None or self.references_from is not None
+        if needs_reference and not referenced and not structured:
             raise ValueError(f"{needs_reference[0]} compares with a reference answer: set 'target'")
+        if self.turns is not None and self.metrics:
+            raise ValueError(
+                "a conversation task ('turns') is judged turn by turn: remove 'metrics' "
+                "(they score one answer against one reference)"
+            )
+        if self.turns is not None and self.judge is not None and self.judge.mode == "pairwise":
+            raise ValueError(
+                "a conversation task ('turns') is judged with mode 'rubric' or 'reference'"
+            )
         return self
 
     def sample_spec(self) -> SampleSpec:

@@ -233,17 +233,28 @@ def score(
             zero = task.failed_requests == "zero"
             judgments = [judge.score_failures(frame, zero) for frame in judgments]
             columns, row = judged.pairwise_columns(entrant, ids, judgments)
+            rows = [row]
         else:
             columns, row = judged.graded_columns(task, ids, judgments, failed)
+            rows = [row]
+            if any(s.follow_ups for s in items):  # MT-Bench's turn 1, turn 2 beside the mean
+                turns, turn_rows = judged.turn_columns(task, ids, judgments, failed)
+                columns = columns.merge(turns, on="sample_id", validate="1:1")
+                rows.extend(turn_rows)
         if human_labels is not None:
             columns["human_label"] = columns["sample_id"].map(
                 lambda s: human_labels.get(s)  # type: ignore[union-attr]
             )
         scores = scores.merge(columns, on="sample_id", validate="1:1")
-        aggregates = pd.concat([aggregates, pd.DataFrame([row])], ignore_index=True)
+        aggregates = pd.concat([aggregates, pd.DataFrame(rows)], ignore_index=True)
     generated = completions_to_frame([s.sample_id for s in items], priced)
     generated["spend_usd"] = [runner.spend_usd(c) for c in priced]
-    results = samples.drop(columns=["choices"]).merge(generated, on="sample_id", validate="1:1")
+    # The samples re-framed: a load step cached before a sample field existed lacks its column.
+    results = (
+        samples_to_frame(items)
+        .drop(columns=["choices"])
+        .merge(generated, on="sample_id", validate="1:1")
+    )
     results = results.rename(columns={"text": "output"}).merge(
         scores, on="sample_id", validate="1:1"
     )

@@ -64,11 +64,12 @@ def completions_to_frame(sample_ids: list[str], completions: list[Completion]) -
     shape do not survive every artifact store's parquet round trip)."""
     rows = []
     for completion in completions:
-        row = completion.model_dump(exclude={"trace", "tool_calls"})
+        row = completion.model_dump(exclude={"trace", "tool_calls", "turn_answers"})
         row["trace"] = json.dumps([c.model_dump() for c in completion.trace], ensure_ascii=False)
         row["tool_calls"] = json.dumps(
             [c.model_dump() for c in completion.tool_calls], ensure_ascii=False
         )
+        row["turn_answers"] = json.dumps(list(completion.turn_answers), ensure_ascii=False)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=COMPLETION_COLUMNS)
     frame.insert(0, "sample_id", sample_ids)
@@ -90,7 +91,8 @@ def frame_to_completions(frame: pd.DataFrame) -> list[Completion]:
             if key in values and values[key] is not None and pd.isna(values[key]):
                 values[key] = None
         values["trace"] = trace_of(values.get("trace"))
-        calls = values.get("tool_calls")
-        values["tool_calls"] = json.loads(calls) if isinstance(calls, str) and calls else ()
+        for column in ("tool_calls", "turn_answers"):  # JSON text; absent in older frames
+            stored = values.get(column)
+            values[column] = json.loads(stored) if isinstance(stored, str) and stored else ()
         out.append(Completion.model_validate(values))
     return out

@@ -189,7 +189,12 @@ class Sample(BaseModel):
     given, is the tool set and step limit of the agent loop that answers the sample
     (:mod:`llmbench.tools.agent`): its tools are offered and run until a final answer.
     ``retrieval`` is what a retrieval-augmented task retrieved for the prompt (the passages
-    in it) and which passages were the right ones."""
+    in it) and which passages were the right ones.
+
+    ``follow_ups`` are the user turns asked after the first (MT-Bench's second turn), each
+    after the entrant's own answer to the turn before (:mod:`llmbench.runtime.conversation`);
+    ``prompt`` is the first user turn. With follow-ups, ``references`` line up with the user
+    turns: the reference answer of each turn, for a reference-guided judge."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -203,8 +208,10 @@ class Sample(BaseModel):
     expected: list[dict[str, Any]] | None = Field(default=None, json_schema_extra=EXPECTATION)
     agent: ToolsSpec | None = None
     retrieval: Retrieval | None = None
+    follow_ups: tuple[str, ...] = ()
 
     def messages(self) -> list[Message]:
+        """The conversation of the first request (the follow-ups come after its answer)."""
         if self.conversation:
             return list(self.conversation)
         head = [Message(role="system", content=self.system)] if self.system else []
@@ -218,6 +225,10 @@ class Sample(BaseModel):
         """The whole request as one text, system prompt first: what a judge, a classifier or
         a verifier is shown of it (the system prompt can say what a right answer is)."""
         return f"{self.system}\n\n{self.prompt}" if self.system else self.prompt
+
+    def user_turns(self) -> tuple[str, ...]:
+        """Every user turn asked, in order: the prompt, then the follow-ups."""
+        return (self.prompt, *self.follow_ups)
 
 
 class Ask(BaseModel):
@@ -372,3 +383,6 @@ class Completion(BaseModel):
     answered_by: str | None = None  # the model whose answer this is
     trace: list[Call] = Field(default_factory=list)
     tool_calls: tuple[ToolCall, ...] = ()  # the functions the answer calls, in its order
+    # A conversation's answer to each user turn, in order (``text`` is the last); empty for
+    # a single request.
+    turn_answers: tuple[str, ...] = ()

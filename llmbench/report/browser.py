@@ -7,6 +7,7 @@ A run can hold thousands of items; the browser keeps the flagged ones first and 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ import pandas as pd
 
 from llmbench.report.statistics import headline, score_keys
 from llmbench.schema import BenchConfig
+from llmbench.scoring.judged import JUDGE_KEY
 
 BROWSER_LIMIT = 400
 OUTPUT_MAX_CHARS = 4000
@@ -39,6 +41,19 @@ def _as_list(value: Any) -> list[Any]:
     if hasattr(value, "tolist"):
         return list(value.tolist())
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _turns(texts: list[Any], value: Any) -> str:
+    """A conversation's turns as one text, each marked ``[turn k]``; ``value`` when the row
+    is not a conversation (``texts`` one long at most)."""
+    if len(texts) < 2:
+        return str(value) if _present(value) else ""
+    return "\n\n".join(f"[turn {n}] {text}" for n, text in enumerate(texts, start=1))
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A JSON list cell (``follow_ups``, ``turn_answers``) as a list."""
+    return json.loads(value) if isinstance(value, str) and value.startswith("[") else []
 
 
 def _clip(text: Any) -> str:
@@ -162,7 +177,7 @@ def sample_browser(
     ``limit``."""
     names = [e.name for e in config.entrants]
     wanted = ["model", "task", "sample_id", "prompt", "system", "references", "answer"]
-    wanted += ["output", "error", "judgments", "answered_by"]
+    wanted += ["output", "error", "judgments", "answered_by", "follow_ups", "turn_answers"]
     wanted += [c for c in results.columns if c.startswith("score.")]
     records = results[[c for c in wanted if c in results.columns]].to_dict("records")
     # (task, sample id) -> entrant -> row, in the run's order (one pass: no per-item pandas)
@@ -187,9 +202,18 @@ def sample_browser(
                     Answer(
                         entrant=name,
                         answer=str(row["answer"]) if _present(row.get("answer")) else "",
-                        output=_clip(row.get("output")),
+                        output=_clip(
+                            _turns(_json_list(row.get("turn_answers")), row.get("output"))
+                        ),
                         error=str(row["error"]) if _present(row.get("error")) else "",
-                        scores={k: _score(row.get(f"score.{k}")) for k in keys},
+                        scores={
+                            **{k: _score(row.get(f"score.{k}")) for k in keys},
+                            **{  # a conversation's per-turn grades
+                                c.removeprefix("score."): _score(v)
+                                for c, v in row.items()
+                                if c.startswith(f"score.{JUDGE_KEY}_turn") and _present(v)
+                            },
+                        },
                         headline=None if value is None else float(line.normalise(value)),
                         judgments=_judgments(row.get("judgments")),
                         answered_by=str(row["answered_by"])
@@ -202,7 +226,12 @@ def sample_browser(
                 Item(
                     task=task.name,
                     sample_id=sample_id,
-                    prompt=_clip(first.get("prompt")),
+                    prompt=_clip(
+                        _turns(
+                            [first.get("prompt"), *_json_list(first.get("follow_ups"))],
+                            first.get("prompt"),
+                        )
+                    ),
                     system=_clip(first.get("system")),
                     references=[str(r) for r in _as_list(first.get("references"))],
                     answers=answers,

@@ -24,7 +24,9 @@ RESULT_COLUMNS = [
     "prompt",
     "system",
     "references",
+    "follow_ups",  # JSON: a conversation's user turns after the prompt
     "output",
+    "turn_answers",  # JSON: a conversation's answer to each user turn (output is the last)
     "tool_calls",  # JSON: the functions the answer calls
     "reasoning",
     "answer",

@@ -29,12 +29,15 @@ from llmbench.tracking.mlflow_log import price_snapshot
 
 
 def _jsonable(value: Any) -> Any:
+    """A cell as JSON: arrays (a parquet round trip's lists, nested ones too) as lists."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
     return value
 
 
@@ -67,11 +70,18 @@ def write_outputs(
     output_dir.mkdir(parents=True, exist_ok=True)
     leaderboard.to_csv(output_dir / "leaderboard.csv", index=False)
     keys = task_score_keys(config)
+    # Scores a task has beyond its fixed keys (a conversation's per-turn grades): every row
+    # of the task lists them, null where unscored.
+    for task, rows in results.groupby("task") if "task" in results else ():
+        found = [c.removeprefix("score.") for c in rows if c.startswith("score.")]
+        extra = [k for k in found if k not in keys[str(task)] and rows[f"score.{k}"].notna().any()]
+        keys[str(task)] = [*keys[str(task)], *extra]
     with (output_dir / "samples.jsonl").open("w", encoding="utf-8") as handle:
         for record in results.to_dict("records"):
             row = {k: _jsonable(v) for k, v in record.items() if not k.startswith("score.")}
             row["scores"] = {k: _jsonable(record.get(f"score.{k}")) for k in keys[record["task"]]}
-            for column in ("trace", "tool_calls"):  # JSON text between steps, lists here
+            # JSON text between steps, lists here
+            for column in ("trace", "tool_calls", "follow_ups", "turn_answers"):
                 if isinstance(row.get(column), str):
                     row[column] = json.loads(row[column])
             for column in JSON_SAMPLE_COLUMNS:  # the sample's structured fields, where set

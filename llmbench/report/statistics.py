@@ -400,12 +400,18 @@ def _judgment_rows(results: pd.DataFrame, task: str) -> pd.DataFrame:
         if not isinstance(entries, (list, np.ndarray)):
             continue
         for entry in entries:
+            grade = math.nan if entry.get("grade") is None else float(entry["grade"])
+            # A conversation's turns are graded one reply each: count replies, not answers.
+            turns = entry.get("turn_grades")
+            turns = list(turns) if isinstance(turns, (list, np.ndarray)) else [grade]
             rows.append(
                 {
                     "model": record["model"],
                     "sample_id": record["sample_id"],
                     "judge": entry["judge"],
-                    "grade": math.nan if entry.get("grade") is None else float(entry["grade"]),
+                    "grade": grade,
+                    "replies": len(turns),
+                    "unscored": sum(t is None or math.isnan(float(t)) for t in turns),
                     "error": entry.get("error"),
                     "cost_usd": entry.get("cost_usd") or 0.0,
                     "latency_s": entry.get("latency_s"),
@@ -504,14 +510,15 @@ def judge_report(
                 if len(labelled)
                 else None
             )
-            latencies = own["latency_s"].dropna()
+            seconds = pd.to_numeric(own["latency_s"], errors="coerce")
+            latencies = (seconds / own["replies"]).dropna()  # per call
             rows.append(
                 {
                     "task": task.name,
                     "judge": name,
                     "mode": judge.mode,
-                    "judged": len(own),
-                    "unscored": int(own["grade"].isna().sum()),
+                    "judged": int(own["replies"].sum()),
+                    "unscored": int(own["unscored"].sum()),
                     "errors": int(own["error"].map(_is_label).sum()),
                     "cost_usd": float(own["cost_usd"].sum()),
                     "latency_p50_s": float(latencies.median()) if len(latencies) else math.nan,

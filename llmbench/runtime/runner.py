@@ -14,6 +14,7 @@ from typing import Protocol
 from llmbench.providers.base import Provider
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import ModelClient, RunSettings
+from llmbench.runtime.conversation import answer_conversation
 from llmbench.runtime.driver import Driver, Entrant
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.offload import generate_in_workers
@@ -64,13 +65,17 @@ Answerer = Entrant  # what the runner fans out over: a model, or a strategy
 
 
 class ModelAnswerer:
-    """A plain model as an entrant: one call per ask, on its own settings."""
+    """A plain model as an entrant: one call per ask, on its own settings; asked a sample
+    of several user turns (a conversation), one call per turn."""
 
     def __init__(self, client: ModelClient, params: GenerationParams) -> None:
         self.client, self.params = client, params
 
     async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
-        request = (ask or Ask.of(sample)).request(self.params)
+        asked = ask or Ask.of(sample)
+        if sample.follow_ups and asked == Ask.of(sample):  # the conversation, turn by turn
+            return await answer_conversation(self.client, sample, self.params, index=index)
+        request = asked.request(self.params)
         return await self.client.generate(
             request, index=index, record_input=request.messages != tuple(sample.messages())
         )
@@ -162,7 +167,10 @@ def generate(
                     settings=settings,
                 )
             )
-        wanted = worker_count(model, len(samples), settings.concurrency)
+        # A conversation's turns wait for each other's answers: asked in process, as a
+        # strategy's calls are.
+        talks = any(sample.follow_ups for sample in samples)
+        wanted = 0 if talks else worker_count(model, len(samples), settings.concurrency)
         if wanted:
             with claimed_slots(wanted) as workers:  # the cores, shared with other steps
                 return generate_in_workers(

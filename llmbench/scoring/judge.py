@@ -7,10 +7,15 @@ under test (response cache, retries, rate limits, budget), so re-scoring is chea
 costs what its provider charges. Pairwise comparisons are judged in both orders: a verdict
 counts only when the two orders agree, otherwise it is a tie, and how often they agree is the
 judge's *position consistency*. A reply without a valid grade is unscored (NaN), never 0.
+
+A conversation is graded turn by turn, as MT-Bench does: one judge request per user turn,
+turn k shown with the dialogue up to it (``turns``) and graded on its last answer; the
+sample's grade is the mean of its scored turns, each turn's grade kept (``turn_grades``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +25,7 @@ import pandas as pd
 from llmbench import pricing, prompts
 from llmbench.errors import ConfigError
 from llmbench.providers.registry import provider_class
-from llmbench.schema import JudgeSpec, ModelSpec, PriceEntry
+from llmbench.schema import JudgeSpec, ModelSpec, PriceEntry, TaskSpec
 from llmbench.scoring.verdict import Preference, parse_grade, parse_preference
 from llmbench.types import Completion, GenerationParams, Sample
 
@@ -39,6 +44,7 @@ GRADE_COLUMNS = [
     "judge_cached_tokens",  # prompt tokens the provider served from its prompt cache
     "judge_cache_write_tokens",  # prompt tokens it wrote to that cache
     "judge_cached",
+    "turn_grades",  # JSON: a conversation's grade per user turn (null: unscored); else None
 ]
 # One judge's verdicts on one pair of models on one task: a row per sample, both orders.
 PAIR_COLUMNS = [
@@ -115,23 +121,41 @@ def judge_params(judge: ModelSpec, spec: JudgeSpec, seed: int) -> GenerationPara
 
 
 def judge_sees(spec: JudgeSpec) -> tuple[str, ...]:
-    """What a judge template is rendered with, in its mode (faithfulness: the retrieved
-    passages too, as ``passages``)."""
-    answers = ("answer_a", "answer_b") if spec.mode == "pairwise" else ("answer",)
+    """What a judge template is rendered with, in its mode. Rubric and reference templates
+    also see ``turn`` (the user turn graded, from 1) and ``turns`` (the dialogue up to it:
+    question, answer and reference of each turn; one turn outside conversations);
+    faithfulness templates the retrieved passages too, as ``passages``."""
+    if spec.mode == "pairwise":
+        answers: tuple[str, ...] = ("answer_a", "answer_b")
+    else:
+        answers = ("answer", "turn", "turns")
     passages = ("passages",) if spec.mode == "faithfulness" else ()
     return ("question", *answers, "reference", "criteria", "low", "high", "pass_fail", *passages)
 
 
-def template_text(spec: JudgeSpec) -> str:
-    """The judge prompt: the task's own template file, else configs/prompts/<mode>.j2."""
+def default_template(spec: JudgeSpec, conversation: bool = False) -> str:
+    """configs/prompts/<mode>.j2; for a conversation task multi_turn.j2, in both rubric and
+    reference mode (reference-guided wherever a turn has a reference, as MT-Bench grades)."""
+    return "multi_turn.j2" if conversation else f"{spec.mode}.j2"
+
+
+def template_text(spec: JudgeSpec, conversation: bool = False) -> str:
+    """The judge prompt: the task's own template file, else the mode's default."""
+    default = default_template(spec, conversation)
     try:
-        return prompts.read(spec.prompt or f"{spec.mode}.j2", judge_sees(spec))
+        return prompts.read(spec.prompt or default, judge_sees(spec))
     except prompts.PromptError as exc:
         raise exc.config_error(
             "judge.prompt",
             hint=f"point judge.prompt at a Jinja2 file, or remove it to use "
-            f"{prompts.PROMPTS_DIR / spec.mode}.j2",
+            f"{prompts.PROMPTS_DIR / default}",
         ) from None
+
+
+def task_template(task: TaskSpec) -> str:
+    """The judge prompt of a judged task (a conversation task's grades each turn)."""
+    assert task.judge is not None
+    return template_text(task.judge, conversation=task.turns is not None)
 
 
 def _render(template: str, context: dict[str, Any], task: str, spec: JudgeSpec) -> str:
@@ -165,6 +189,29 @@ def _base_context(spec: JudgeSpec, sample: Sample) -> dict[str, Any]:
     }
 
 
+def turn_contexts(spec: JudgeSpec, sample: Sample, answer: Completion) -> list[dict[str, Any]]:
+    """What the judge is shown for each user turn of ``answer``: the turn's question, answer
+    and reference, and the dialogue up to it. A single answer is one turn; a conversation
+    has as many as it answered (a failed turn's and later ones are not judged). With
+    follow-ups the references line up with the user turns."""
+    base = _base_context(spec, sample)
+    if not sample.follow_ups:
+        shown = {
+            "question": base["question"],
+            "answer": answer.text,
+            "reference": base["reference"],
+        }
+        return [{**base, **shown, "turn": 1, "turns": [shown]}]
+    questions = (base["question"], *sample.follow_ups)
+    dialogue: list[dict[str, str]] = []
+    contexts = []
+    for n, (question, text) in enumerate(zip(questions, answer.turn_answers, strict=False)):
+        reference = sample.references[n] if n < len(sample.references) else ""
+        dialogue.append({"question": question, "answer": text, "reference": reference})
+        contexts.append({**base, **dialogue[-1], "turn": n + 1, "turns": list(dialogue)})
+    return contexts
+
+
 def grade_answers(
     task: str,
     spec: JudgeSpec,
@@ -175,38 +222,70 @@ def grade_answers(
     params: GenerationParams,
     template: str,
 ) -> pd.DataFrame:
-    """One judge's grades (rubric or reference-guided) for one model's answers.
+    """One judge's grades (rubric or reference-guided) for one model's answers; a
+    conversation's turns each graded (``turn_grades``), the sample's grade their mean.
 
     Failed requests of the model under test are not sent to the judge: they stay unscored."""
-    todo = [i for i, c in enumerate(completions) if c.error is None]
-    requests = [
-        Sample(
-            sample_id=samples[i].sample_id,
-            prompt=_render(
-                template,
-                {**_base_context(spec, samples[i]), "answer": completions[i].text},
-                task,
-                spec,
-            ),
-            references=(),
-        )
-        for i in todo
-    ]
+    asked: list[int] = []  # the sample of each judge request, turns in order
+    requests = []
+    for i, answer in enumerate(completions):
+        if answer.error is not None:
+            continue
+        for context in turn_contexts(spec, samples[i], answer):
+            prompt = _render(template, context, task, spec)
+            requests.append(Sample(sample_id=samples[i].sample_id, prompt=prompt, references=()))
+            asked.append(i)
     replies = run(judge, requests, params) if requests else []
-    low, high = spec.bounds
+    by_sample: dict[int, list[Completion]] = {}
+    for i, reply in zip(asked, replies, strict=True):
+        by_sample.setdefault(i, []).append(reply)
     rows: list[dict[str, Any]] = [
         {"sample_id": s.sample_id, "judge": judge.name, "grade": math.nan} for s in samples
     ]
-    for i, reply in zip(todo, replies, strict=True):
-        grade = parse_grade(reply.text, low=low, high=high, pass_fail=spec.pass_fail)
-        rows[i].update(
-            {
-                "grade": grade.value if reply.error is None else math.nan,
-                "explanation": grade.explanation if reply.error is None else None,
-                **_reply_fields(reply),
-            }
-        )
+    for i, turns in by_sample.items():
+        rows[i].update(_graded(spec, turns, conversation=bool(samples[i].follow_ups)))
     return pd.DataFrame(rows, columns=GRADE_COLUMNS)
+
+
+def _graded(spec: JudgeSpec, replies: list[Completion], *, conversation: bool) -> dict[str, Any]:
+    """One answer's grade row from its judge replies (one per turn graded)."""
+    low, high = spec.bounds
+    grades = [parse_grade(r.text, low=low, high=high, pass_fail=spec.pass_fail) for r in replies]
+    values = [
+        g.value if r.error is None else math.nan for g, r in zip(grades, replies, strict=True)
+    ]
+    notes = [
+        g.explanation if r.error is None else None for g, r in zip(grades, replies, strict=True)
+    ]
+    if not conversation:
+        return {"grade": values[0], "explanation": notes[0], **_reply_fields(replies[0])}
+    scored = [v for v in values if not math.isnan(v)]
+
+    def by_turn(texts: Sequence[str | None]) -> str | None:
+        kept = [f"[turn {n}] {t}" for n, t in enumerate(texts, start=1) if t]
+        return "\n\n".join(kept) if kept else None
+
+    return {
+        "grade": math.fsum(scored) / len(scored) if scored else math.nan,
+        "explanation": by_turn(notes),
+        "judge_output": by_turn([r.text for r in replies]),
+        "judge_error": by_turn([r.error for r in replies]),
+        "judge_cost_usd": math.fsum(r.cost_usd for r in replies),
+        "judge_latency_s": math.fsum(r.latency_s for r in replies),
+        "judge_input_tokens": sum(r.input_tokens for r in replies),
+        "judge_output_tokens": sum(r.output_tokens for r in replies),
+        "judge_cached_tokens": sum(r.cached_tokens for r in replies),
+        "judge_cache_write_tokens": sum(r.cache_write_tokens for r in replies),
+        "judge_cached": all(r.cached for r in replies),
+        "turn_grades": json.dumps([None if math.isnan(v) else v for v in values]),
+    }
+
+
+def turn_grades_of(value: Any) -> list[float]:
+    """A ``turn_grades`` cell as grades per turn (NaN: unscored); [] outside conversations."""
+    if not isinstance(value, str) or not value:
+        return []
+    return [math.nan if v is None else float(v) for v in json.loads(value)]
 
 
 def _reply_fields(reply: Completion) -> dict[str, Any]:

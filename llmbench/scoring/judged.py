@@ -1,6 +1,7 @@
 """Judge results joined onto one model's per-sample scores.
 
-Rubric and reference grades become ``score.judge`` (the panel's grade, in the task's scale);
+Rubric and reference grades become ``score.judge`` (the panel's grade, in the task's scale;
+a conversation's, the mean of its turns', each turn's also ``score.judge_turn<k>``);
 pairwise verdicts become ``score.win_rate`` (this model's mean outcome per sample: 1 win,
 0.5 tie, 0 loss). Each sample also keeps every judge's verdict (``judgments``), what judging
 it cost, and the human label when the task has one, so calibration is computed later from
@@ -18,11 +19,21 @@ import pandas as pd
 
 from llmbench.errors import DatasetError
 from llmbench.schema import HumanLabelsSpec, TaskSpec
-from llmbench.scoring.judge import combine_grades, combine_verdicts, outcomes_for
+from llmbench.scoring.judge import (
+    combine_grades,
+    combine_verdicts,
+    outcomes_for,
+    turn_grades_of,
+)
 
 JUDGE_KEY = "judge"
 WIN_RATE_KEY = "win_rate"
 JUDGE_COST_COLUMNS = ["judge_cost_usd", "judge_latency_s"]
+
+
+def turn_key(turn: int) -> str:
+    """The score of a conversation's user turn ``turn`` (from 1): MT-Bench's turn 1, turn 2."""
+    return f"{JUDGE_KEY}_turn{turn}"
 
 
 def judged_key(task: TaskSpec) -> str | None:
@@ -71,10 +82,47 @@ def graded_columns(
                 "error": _clean(record["judge_error"]),
                 "cost_usd": _clean(record["judge_cost_usd"]),
                 "latency_s": _clean(record["judge_latency_s"]),
+                **(
+                    {"turn_grades": [_clean(g) for g in turns]}
+                    if (turns := turn_grades_of(record.get("turn_grades")))
+                    else {}
+                ),
             }
         )
     costs = frame.groupby("sample_id")[JUDGE_COST_COLUMNS].sum(min_count=1)
     return _sample_columns(JUDGE_KEY, sample_ids, combined, by_sample, costs)
+
+
+def turn_columns(
+    task: TaskSpec,
+    sample_ids: Sequence[str],
+    grades: Sequence[pd.DataFrame],
+    failed: Sequence[bool] = (),
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """A conversation task's per-turn scores (``score.judge_turn<k>``: the panel's grade of
+    each sample's turn k) and an aggregate row per turn, as MT-Bench reports turn 1 and
+    turn 2 beside their average. Failed requests follow the task's ``failed_requests``."""
+    assert task.judge is not None
+    long = [
+        {"sample_id": str(record["sample_id"]), "judge": record["judge"], "turn": n, "grade": g}
+        for frame in grades
+        for record in frame.to_dict("records")
+        for n, g in enumerate(turn_grades_of(record.get("turn_grades")), start=1)
+    ]
+    table = pd.DataFrame(long, columns=["sample_id", "judge", "turn", "grade"])
+    columns = pd.DataFrame({"sample_id": list(sample_ids)})
+    rows = []
+    for turn in sorted(table["turn"].unique()):
+        one = table[table["turn"] == turn].drop(columns="turn")
+        combined = combine_grades(one, task.judge.aggregate)
+        if task.failed_requests == "zero":
+            for sample_id, is_failed in zip(sample_ids, failed, strict=True):
+                if is_failed:
+                    combined[sample_id] = task.judge.bounds[0]
+        key = turn_key(int(turn))
+        columns[f"score.{key}"] = columns["sample_id"].map(combined).astype(float)
+        rows.append(_aggregate(key, columns[f"score.{key}"], len(sample_ids)))
+    return columns, rows
 
 
 def _sample_columns(

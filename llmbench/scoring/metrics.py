@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmbench.hf_imports import HF_LOCK
+from llmbench.hf_imports import HF_LOCK, import_evaluate
 from llmbench.scoring import bfcl, retrieval
 
 if TYPE_CHECKING:
@@ -101,13 +101,11 @@ def load_module(name: str) -> evaluate.EvaluationModule:
     instance and, by default, in an Arrow cache file named after the metric, so a shared
     instance or file would mix or corrupt the inputs of concurrent steps. Loading (which
     copies and imports the module) is serialised."""
-    with HF_LOCK:  # importing evaluate imports transformers: see llmbench.hf_imports
-        import evaluate
-
+    hf_evaluate = import_evaluate()
     modules: dict[str, evaluate.EvaluationModule] = _PER_THREAD.__dict__.setdefault("modules", {})
     if name not in modules:
         with HF_LOCK:
-            modules[name] = evaluate.load(
+            modules[name] = hf_evaluate.load(
                 str(METRICS_DIR / name), keep_in_memory=True, experiment_id=uuid.uuid4().hex
             )
     return modules[name]
@@ -124,11 +122,13 @@ def compute_metric(
     keys = definition.output_keys(options)
     if not predictions:
         return MetricResult({k: math.nan for k in keys}, {k: [] for k in keys})
-    raw = load_module(name).compute(
-        predictions=list(predictions),
-        references=[list(r) for r in references],
-        **dict(options),
-    )
+    module = load_module(name)
+    with HF_LOCK:  # its Arrow buffers go through datasets' pickler: see llmbench.hf_imports
+        raw = module.compute(
+            predictions=list(predictions),
+            references=[list(r) for r in references],
+            **dict(options),
+        )
     assert raw is not None
     per_sample = {k: [float(v) for v in raw["per_sample"][k]] for k in keys}
     return MetricResult({k: float(raw[k]) for k in keys}, per_sample)

@@ -16,7 +16,8 @@ from llmbench.types import Retrieval, Sample
 def _rendered(task: SampleSpec, limit: int | None) -> list[Sample]:
     if task.bfcl is not None:
         return load_bfcl(task.source, task.bfcl, limit)
-    renderer = TaskRenderer(task)
+    given = task.references_from
+    renderer = TaskRenderer(task, load_rows(given.source) if given is not None else None)
     fewshot = ""
     if task.fewshot is not None:
         shots = load_rows(task.fewshot.source, limit=task.fewshot.n)
@@ -49,6 +50,8 @@ def data_fingerprint(task: SampleSpec) -> str:
         extra += "+tools:" + tools_fingerprint(task.tools)
     if task.retrieval is not None:  # the passages' content, wherever the file is
         extra += "+corpus:" + load_corpus(task.retrieval.corpus).fingerprint
+    if task.references_from is not None:
+        extra += "+" + source_fingerprint(task.references_from.source)
     return source_fingerprint(task.source) + extra
 
 

@@ -1,8 +1,9 @@
 """Render a task's rows into samples with Jinja2 (the sandbox of :mod:`llmbench.prompts`).
 
-``target``, ``choices`` and ``sample_id`` are expressions evaluated against a row;
+``target``, ``choices``, ``sample_id`` and ``turns`` are expressions evaluated against a row;
 ``template`` and ``system`` are templates that also see ``choices`` and ``letters``.
-A missing variable is an error naming the task, the row and the columns the data has.
+A missing variable is an error naming the task, the row and the columns the data has; a
+conversation without a user turn is a :class:`ConfigError` naming the data file and field.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from jinja2 import Undefined, UndefinedError
 
 from llmbench import prompts
-from llmbench.errors import DatasetError
+from llmbench.errors import ConfigError, DatasetError
 from llmbench.schema import SampleSpec
 from llmbench.types import Retrieval, Sample
 
@@ -28,10 +29,14 @@ def _as_strings(value: Any) -> tuple[str, ...]:
 class TaskRenderer:
     """Compiled templates of one task; turns raw rows into :class:`Sample` objects."""
 
-    def __init__(self, task: SampleSpec) -> None:
+    def __init__(
+        self, task: SampleSpec, reference_rows: Sequence[Mapping[str, Any]] | None = None
+    ) -> None:
+        """``reference_rows``: the rows of the task's ``references_from`` file."""
         self.task = task
-        assert task.template is not None, "the schema requires a template outside bfcl tasks"
-        self.template = self._compile("template", task.template)
+        self.template = self._compile("template", task.template) if task.template else None
+        self.turns = self._expression("turns", task.turns) if task.turns else None
+        assert self.template or self.turns, "the schema requires a template or turns"
         self.system = self._compile("system", task.system) if task.system else None
         self.target = self._expression("target", task.target) if task.target else None
         self.choices = self._expression("choices", task.choices) if task.choices else None
@@ -43,6 +48,7 @@ class TaskRenderer:
             if retrieval is not None and retrieval.gold is not None
             else None
         )
+        self.referenced = self._reference_table(reference_rows or [])
 
     def _compile(self, field: str, text: str) -> str:
         try:
@@ -99,7 +105,27 @@ class TaskRenderer:
         except prompts.PromptError as exc:  # a missing variable is the data's: a DatasetError
             raise self._fail(field, context, index, exc) from None
 
+    def _reference_table(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, tuple[str, ...]]:
+        """Key -> reference answers, from the ``references_from`` file's rows."""
+        given = self.task.references_from
+        if given is None:
+            return {}
+        field = "references_from.target"
+        expression = self._expression(field, given.target)
+        table = {}
+        for index, row in enumerate(rows):
+            if given.key not in row:
+                raise self._fail("references_from.key", row, index, KeyError(given.key))
+            value = self._evaluate(field, expression, row, index)
+            table[str(row[given.key])] = tuple(s.strip() for s in _as_strings(value))
+        return table
+
     def references(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        given = self.task.references_from
+        if given is not None:  # matched by key; a row without a match has none
+            if given.key not in row:
+                raise self._fail("references_from.key", row, index, KeyError(given.key))
+            return self.referenced.get(str(row[given.key]), ())
         if self.target is None:  # judged tasks without a reference answer
             return ()
         return tuple(
@@ -117,10 +143,33 @@ class TaskRenderer:
             return ()
         return _as_strings(self._evaluate("retrieval.gold", self.gold, row, index))
 
+    def user_turns(self, row: Mapping[str, Any], index: int) -> tuple[str, ...]:
+        """A conversation row's user turns: a non-empty list of non-blank texts."""
+        assert self.turns is not None
+        value = self._evaluate("turns", self.turns, row, index)
+        texts = isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value)
+        problem = (
+            None
+            if texts and value and all(t.strip() for t in value)
+            else "has no user turn"
+            if texts
+            else f"is not a list of texts (got {type(value).__name__})"
+        )
+        if problem is not None:
+            raise ConfigError(
+                f"row {index}: the conversation {problem}",
+                source=f"task {self.task.name} ({self.task.source.describe()})",
+                field="turns",
+                hint="point 'turns' at a column holding a non-empty list of user messages "
+                "(MT-Bench's: turns), or fix the row",
+            )
+        return tuple(t.strip() for t in value)
+
     def fewshot_block(self, rows: Sequence[Mapping[str, Any]]) -> str:
         spec = self.task.fewshot
         if spec is None or not rows:
             return ""
+        assert self.template is not None, "the schema refuses fewshot with turns"
         shots = []
         for index, row in enumerate(rows[: spec.n]):
             question = self.render(
@@ -144,9 +193,15 @@ class TaskRenderer:
             if self.sample_id is not None
             else str(index)
         )
+        follow_ups: list[str] = []
+        if self.template is not None:
+            prompt = self.render(self.template, "template", context, index)
+        else:
+            prompt, *follow_ups = self.user_turns(row, index)
         return Sample(
             sample_id=sample_id,
-            prompt=fewshot + self.render(self.template, "template", context, index),
+            prompt=fewshot + prompt,
+            follow_ups=tuple(follow_ups),
             system=self.render(self.system, "system", context, index) if self.system else None,
             references=self.references(row, index),
             choices=tuple(context["choices"]),

@@ -76,7 +76,7 @@ def assessments_for(record: Mapping[str, Any], at_ms: int) -> list[FeedbackRecor
         if not str(column).startswith("score.") or (value := _finite(cell)) is None:
             continue
         metric = str(column).removeprefix("score.")
-        if metric in (JUDGE_KEY, WIN_RATE_KEY):
+        if metric in (JUDGE_KEY, WIN_RATE_KEY) or metric.startswith(f"{JUDGE_KEY}_turn"):
             rationales = [
                 f"{j.get('judge')}: {j['explanation']}" for j in judgments if j.get("explanation")
             ]

@@ -38,9 +38,15 @@ def task_datasets(results: pd.DataFrame) -> list[Any]:
 
     out = []
     for task, rows in results.groupby("task", sort=True):
-        items = rows.drop_duplicates("sample_id")[["sample_id", "prompt"]].copy()
+        first = rows.drop_duplicates("sample_id")
+        items = first[["sample_id", "prompt"]].copy()
+        # A conversation's later user turns are part of its item (other tasks' digests stay).
+        if "follow_ups" in first:
+            turns = first["follow_ups"].map(lambda v: json.loads(v) if isinstance(v, str) else [])
+            if turns.map(bool).any():
+                items["follow_ups"] = turns.map(lambda t: json.dumps(t, ensure_ascii=False))
         if "references" in rows:
-            items["references"] = rows.drop_duplicates("sample_id")["references"].map(_references)
+            items["references"] = first["references"].map(_references)
         items = items.astype(str).reset_index(drop=True)
         out.append(from_pandas(items, name=str(task)))
     return out

@@ -170,13 +170,18 @@ def _model_metrics(board_row: pd.Series) -> dict[str, float]:
     return _finite({k: v for k, v in board_row.items() if k not in skip})
 
 
+def _listed(value: Any) -> Any:
+    """A nested array (a judgment's turn grades after parquet) as a list, else its text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
 def _loggable(frame: pd.DataFrame) -> pd.DataFrame:
     """Nested and mixed-type columns as JSON text, which MLflow tables can hold."""
     table = frame.dropna(axis=1, how="all").copy()
     for column in ("references", "judgments", "human_label"):
         if column in table:
             table[column] = table[column].map(
-                lambda v: json.dumps(v.tolist() if hasattr(v, "tolist") else v, default=str)
+                lambda v: json.dumps(v.tolist() if hasattr(v, "tolist") else v, default=_listed)
             )
     return table
 

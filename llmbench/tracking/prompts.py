@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from llmbench.schema import BenchConfig, TaskSpec
-from llmbench.scoring.judge import template_text
+from llmbench.scoring.judge import default_template, task_template
 from llmbench.strategies.registry import strategy_class
 
 PREFIX = "llmbench"
@@ -23,6 +23,8 @@ Template = str | list[dict[str, str]]
 def _task_template(task: TaskSpec) -> Template:
     """What a model is asked: its template, as a chat prompt when the task has a system one
     (a BFCL task asks its data's own conversations: it has no template)."""
+    if task.turns is not None:
+        return f"the user turns {{{{ {task.turns} }}}} of {task.source.describe()}, one by one"
     if task.template is None:
         return f"the conversations of {task.source.describe()}"
     if task.system:
@@ -40,13 +42,14 @@ def templates_of(config: BenchConfig) -> dict[str, tuple[Template, dict[str, str
         tags = {"llmbench.kind": "task", "llmbench.task": task.name}
         out[f"{PREFIX}.task.{task.name}"] = (_task_template(task), tags)
         if task.judge is not None:
+            default = default_template(task.judge, task.turns is not None)
             name = (
                 f"{PREFIX}.judge.{task.name}"
                 if task.judge.prompt
-                else (f"{PREFIX}.judge.{task.judge.mode}")
+                else (f"{PREFIX}.judge.{default.removesuffix('.j2')}")
             )
             tags = {"llmbench.kind": "judge", "llmbench.mode": task.judge.mode}
-            out[name] = (template_text(task.judge), tags)
+            out[name] = (task_template(task), tags)
     for strategy in config.strategies:
         for option, text in strategy_class(strategy.kind).prompts(strategy).items():
             tags = {

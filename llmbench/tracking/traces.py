@@ -23,6 +23,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -30,12 +31,16 @@ import pandas as pd
 from llmbench import pricing
 from llmbench.retrieval.trace import query_of
 from llmbench.schema import PriceEntry
+from llmbench.scoring.judged import JUDGE_KEY, turn_key
 from llmbench.tables import trace_of
 from llmbench.tracking.assessments import assessments_for
 from llmbench.tracking.trace_writer import FeedbackRecord, SpanRecord, write_traces
 from llmbench.types import Call
 
 PREVIEW_CHARS = 1000
+# MLflow's session metadata key (mlflow.tracing.constant.TraceMetadataKey.TRACE_SESSION):
+# the traces sharing it are one conversation in the Sessions view.
+TRACE_SESSION = "mlflow.trace.session"
 
 
 def _attributes(trace_id: str, span_type: str, **values: Any) -> dict[str, str]:
@@ -199,6 +204,67 @@ def _call_spans(
     return found
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """What one trace shows: the whole row, or one turn of a conversation's row."""
+
+    prompt: str
+    output: str
+    calls: list[Call]
+    begin_ms: int
+    total_s: float
+    error: str | None
+    metadata: dict[str, str]
+    feedback: list[FeedbackRecord]
+
+
+def _texts(value: object) -> list[str]:
+    """A JSON list-of-texts cell (``follow_ups``, ``turn_answers``) as a list."""
+    if isinstance(value, str):
+        value = json.loads(value) if value else []
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _turns(record: Mapping[str, Any], whole: _Answer, session: str) -> list[_Answer]:
+    """A conversation's row as one trace per user turn, one after another, each holding that
+    turn's call (``Call.round``), question and answer, all of one MLflow session: the
+    Sessions view then shows the conversation turn by turn. The turn's own judge grade is on
+    its trace; the row's other scores on the last turn's (the conversation's answer)."""
+    questions = [str(record["prompt"]), *_texts(record.get("follow_ups"))]
+    answers = _texts(record.get("turn_answers"))
+    asked = max((c.round for c in whole.calls), default=0) + 1
+    out = []
+    for turn in range(min(asked, len(questions))):
+        calls = [c for c in whole.calls if c.round == turn]
+        offset = min((c.start_s for c in calls), default=0.0)
+        length = max((c.start_s + c.latency_s for c in calls), default=offset) - offset
+        last = turn == asked - 1
+        out.append(
+            _Answer(
+                prompt=questions[turn],
+                output=answers[turn] if turn < len(answers) else "",
+                calls=[c.model_copy(update={"start_s": c.start_s - offset}) for c in calls],
+                begin_ms=whole.begin_ms + int(offset * 1000),
+                total_s=length,
+                error=whole.error if last else None,
+                metadata={
+                    **whole.metadata,
+                    TRACE_SESSION: session,
+                    "llmbench.turn": str(turn + 1),
+                },
+                feedback=[
+                    f
+                    for f in whole.feedback
+                    if f.name == turn_key(turn + 1)
+                    or (last and not f.name.startswith(f"{JUDGE_KEY}_turn"))
+                ],
+            )
+        )
+    return out
+
+
 def log_traces(
     results: pd.DataFrame,
     experiment_id: str,
@@ -210,10 +276,10 @@ def log_traces(
     run_name: str = "",
     model_started_ms: Mapping[str, int] | None = None,
 ) -> list[str]:
-    """A trace per result row, linked to its entrant's MLflow run and carrying its scores
-    as assessments; returns the trace ids in row order. A trace starts at its model's
-    ``model_started_ms`` (its first generation step's start) where known, else at
-    ``started_ms``."""
+    """A trace per result row (a conversation's: one per user turn, of one MLflow session),
+    linked to its entrant's MLflow run and carrying its scores as assessments; returns the
+    trace ids in row order. A trace starts at its model's ``model_started_ms`` (its first
+    generation step's start) where known, else at ``started_ms``."""
     from mlflow.entities import TraceInfo, TraceLocation, TraceState
 
     infos: list[Any] = []
@@ -223,72 +289,104 @@ def log_traces(
     for record in results.to_dict("records"):
         model, task = str(record["model"]), str(record["task"])
         begin_ms = starts.get(model, started_ms)
-        start_ns = begin_ms * 1_000_000
         calls, timed = _placed(trace_of(record.get("trace")))
         total_s = _duration(calls, record.get("latency_s"), timed)
-        end_ns = start_ns + int(total_s * 1e9)
-        hex_id = uuid.uuid4().hex
-        trace_id, otel_id = f"tr-{hex_id}", int(hex_id, 16)
-        error = record.get("error") if isinstance(record.get("error"), str) else None
-        output = str(record.get("output") or "")
         labels = {"llmbench.model": model, "llmbench.task": task, "llmbench.run": run_name}
-        mine: list[SpanRecord] = []
-        spans.append(mine)
-        feedback.append(assessments_for(record, begin_ms + int(total_s * 1000)))
-        infos.append(
-            TraceInfo(
-                trace_id=trace_id,
-                trace_location=TraceLocation.from_experiment_id(experiment_id),
-                request_time=begin_ms,
-                state=TraceState.ERROR if error else TraceState.OK,
-                request_preview=str(record["prompt"])[:PREVIEW_CHARS],
-                response_preview=output[:PREVIEW_CHARS],
-                execution_duration=int(total_s * 1000),
-                trace_metadata={
-                    "mlflow.sourceRun": run_ids.get(model, ""),
-                    "llmbench.sample_id": str(record["sample_id"]),
-                    **labels,
-                    **_totals(calls, prices),
-                },
-                tags={"mlflow.traceName": f"{model} / {task}", **labels},
+        whole = _Answer(
+            prompt=str(record["prompt"]),
+            output=str(record.get("output") or ""),
+            calls=calls,
+            begin_ms=begin_ms,
+            total_s=total_s,
+            error=record.get("error") if isinstance(record.get("error"), str) else None,
+            metadata={
+                "mlflow.sourceRun": run_ids.get(model, ""),
+                "llmbench.sample_id": str(record["sample_id"]),
+                **labels,
+            },
+            feedback=assessments_for(record, begin_ms + int(total_s * 1000)),
+        )
+        answers = [whole]
+        if _texts(record.get("follow_ups")) and calls:
+            run = run_ids.get(model) or run_name or uuid.uuid4().hex
+            answers = _turns(record, whole, f"{run}/{model}/{task}/{record['sample_id']}")
+        for answer in answers:
+            hex_id = uuid.uuid4().hex
+            trace_id, otel_id = f"tr-{hex_id}", int(hex_id, 16)
+            start_ns = answer.begin_ms * 1_000_000
+            end_ns = start_ns + int(answer.total_s * 1e9)
+            feedback.append(answer.feedback)
+            infos.append(
+                TraceInfo(
+                    trace_id=trace_id,
+                    trace_location=TraceLocation.from_experiment_id(experiment_id),
+                    request_time=answer.begin_ms,
+                    state=TraceState.ERROR if answer.error else TraceState.OK,
+                    request_preview=answer.prompt[:PREVIEW_CHARS],
+                    response_preview=answer.output[:PREVIEW_CHARS],
+                    execution_duration=int(answer.total_s * 1000),
+                    trace_metadata={**answer.metadata, **_totals(answer.calls, prices)},
+                    tags={"mlflow.traceName": f"{model} / {task}", **labels},
+                )
             )
-        )
-        root = 1
-        agent = any(c.kind == "tool" for c in calls)
-        root_type = (
-            "CHAIN"
-            if not agent and (len(calls) > 1 or providers.get(model, "").startswith("strategy"))
-            else "AGENT"
-        )
-        mine.append(
-            SpanRecord(
-                trace_id,
-                otel_id,
-                root,
-                None,
-                model,
-                root_type,
-                start_ns,
-                end_ns,
-                _attributes(
-                    trace_id,
-                    root_type,
-                    **{
-                        "mlflow.spanInputs": {"prompt": record["prompt"], "task": task},
-                        "mlflow.spanOutputs": {
-                            "answer": output,
-                            "answered_by": record.get("answered_by"),
-                        },
-                    },
-                ),
-                error,
+            spans.append(
+                _answer_spans(
+                    record, answer, trace_id, otel_id, start_ns, end_ns, prices, providers
+                )
             )
-        )
-        conversation = [{"role": "user", "content": str(record["prompt"])}]
-        if isinstance(record.get("system"), str):
-            conversation.insert(0, {"role": "system", "content": record["system"]})
-        mine.extend(
-            _call_spans(calls, trace_id, otel_id, root, start_ns, conversation, prices, providers)
-        )
     write_traces(experiment_id, infos, feedback, spans)
     return [info.trace_id for info in infos]
+
+
+def _answer_spans(
+    record: Mapping[str, Any],
+    answer: _Answer,
+    trace_id: str,
+    otel_id: int,
+    start_ns: int,
+    end_ns: int,
+    prices: Mapping[str, PriceEntry],
+    providers: Mapping[str, str],
+) -> list[SpanRecord]:
+    """The root span of one answer (or turn) and a span per call under it."""
+    model, task = str(record["model"]), str(record["task"])
+    root = 1
+    agent = any(c.kind == "tool" for c in answer.calls)
+    root_type = (
+        "CHAIN"
+        if not agent and (len(answer.calls) > 1 or providers.get(model, "").startswith("strategy"))
+        else "AGENT"
+    )
+    spans = [
+        SpanRecord(
+            trace_id,
+            otel_id,
+            root,
+            None,
+            model,
+            root_type,
+            start_ns,
+            end_ns,
+            _attributes(
+                trace_id,
+                root_type,
+                **{
+                    "mlflow.spanInputs": {"prompt": answer.prompt, "task": task},
+                    "mlflow.spanOutputs": {
+                        "answer": answer.output,
+                        "answered_by": record.get("answered_by"),
+                    },
+                },
+            ),
+            answer.error,
+        )
+    ]
+    conversation = [{"role": "user", "content": str(record["prompt"])}]
+    if isinstance(record.get("system"), str):
+        conversation.insert(0, {"role": "system", "content": record["system"]})
+    spans.extend(
+        _call_spans(
+            answer.calls, trace_id, otel_id, root, start_ns, conversation, prices, providers
+        )
+    )
+    return spans

@@ -53,9 +53,21 @@ def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
     )
     samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").open()]
     assert len(samples) == 2 * LIMIT
+    unscored = 0
     for row in samples:
-        grade = row["scores"]["judge"]  # the grammar makes the local judge's grade parseable
-        assert grade is not None and 1 <= grade <= 10
+        # Both turns asked: turn 2 after the model's own turn-1 answer, each turn graded.
+        assert len(row["follow_ups"]) == 1 and len(row["turn_answers"]) == 2
+        assert row["output"] == row["turn_answers"][1]
+        assert [c["round"] for c in row["trace"]] == [0, 1]
+        assert row["trace"][1]["input"][1]["content"] == row["turn_answers"][0]
+        # The grammar keeps the local judge's reply JSON, but a 135M judge can ramble past
+        # max_tokens before its score: that turn is unscored, and counted as such.
+        turns = [row["scores"]["judge_turn1"], row["scores"]["judge_turn2"]]
+        assert row["judgments"][0]["turn_grades"] == turns
+        scored = [g for g in turns if g is not None]
+        assert scored and all(1 <= g <= 10 for g in scored)
+        assert row["scores"]["judge"] == pytest.approx(sum(scored) / len(scored))
+        unscored += len(turns) - len(scored)
         assert row["judgments"][0]["judge"] == "judge"
         assert row["judge_cost_usd"] > 0
     runs = runs_of(tmp_path, "llmbench-mt-bench")
@@ -63,8 +75,17 @@ def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
     low = child.data.metrics["mt_bench/judge_ci_low"]
     high = child.data.metrics["mt_bench/judge_ci_high"]
     assert 1 <= low <= child.data.metrics["mt_bench/judge"] <= high <= 10
+    assert {"mt_bench/judge_turn1", "mt_bench/judge_turn2"} <= set(child.data.metrics)
+    # Each conversation is one MLflow session of two traces, one per turn.
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    traces = client.search_traces(locations=[child.info.experiment_id], max_results=100)
+    sessions: dict[str, list[str]] = {}
+    for trace in traces:
+        key = trace.info.trace_metadata["mlflow.trace.session"]
+        sessions.setdefault(key, []).append(trace.info.trace_metadata["llmbench.turn"])
+    assert len(sessions) == 2 * LIMIT and all(sorted(t) == ["1", "2"] for t in sessions.values())
     parent = next(r for r in runs if r.data.tags.get("llmbench.kind") == "benchmark")
-    assert parent.data.metrics["judge/mt_bench/judge/unscored"] == 0
+    assert parent.data.metrics["judge/mt_bench/judge/unscored"] == unscored
 
 
 def test_alpaca_eval_recorded_outputs_judged_pairwise(tmp_path: Path) -> None:
