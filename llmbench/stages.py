@@ -264,7 +264,9 @@ def score(
     extra = [c for c in JUDGE_RESULT_COLUMNS if c in results.columns]
     # The sample's structured fields (its conversation, tools, expected calls, retrieval)
     # travel with its rows, as JSON text, to samples.jsonl and MLflow's evaluation datasets.
-    structured = [c for c in JSON_SAMPLE_COLUMNS if c in results.columns]
+    structured = [
+        c for c in JSON_SAMPLE_COLUMNS if c in results.columns and c not in RESULT_COLUMNS
+    ]
     aggregates.insert(0, "task", task.name)
     aggregates.insert(0, "model", entrant)
     return results[RESULT_COLUMNS + structured + extra + score_columns], aggregates

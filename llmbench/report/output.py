@@ -18,7 +18,7 @@ from rich.table import Table
 from llmbench.estimate import Estimate
 from llmbench.report.agents import agent_table
 from llmbench.report.html import dollars, write_report
-from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
+from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
@@ -26,6 +26,9 @@ from llmbench.report.strategies import strategy_table
 from llmbench.schema import BenchConfig
 from llmbench.tables import JSON_SAMPLE_COLUMNS
 from llmbench.tracking.mlflow_log import price_snapshot
+
+# The sample's structured fields that are not result columns of their own (follow_ups is).
+STRUCTURED = [c for c in JSON_SAMPLE_COLUMNS if c not in RESULT_COLUMNS]
 
 
 def _jsonable(value: Any) -> Any:
@@ -84,7 +87,7 @@ def write_outputs(
             for column in ("trace", "tool_calls", "follow_ups", "turn_answers"):
                 if isinstance(row.get(column), str):
                     row[column] = json.loads(row[column])
-            for column in JSON_SAMPLE_COLUMNS:  # the sample's structured fields, where set
+            for column in STRUCTURED:  # the sample's other structured fields, where set
                 value = row.pop(column, None)
                 decoded = json.loads(value) if isinstance(value, str) else value
                 if decoded not in (None, [], {}):
