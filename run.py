@@ -37,6 +37,7 @@ from llmbench.report.gates_report import failure_table
 from llmbench.report.output import (
     print_estimates,
     print_leaderboard,
+    print_orchestration,
     print_statistics,
     print_strategies,
     write_outputs,
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     print_leaderboard(config, outcome.leaderboard, f"llmbench leaderboard — {run_name}", console)
     print_statistics(config, outcome.report, console)
     print_strategies(config, outcome.leaderboard, outcome.results, console)
+    print_orchestration(outcome.report, console)
     if outcome.generations_cached == outcome.generations:
         console.print(
             f"All {outcome.generations} generation steps were cached: no model was called."

@@ -124,7 +124,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
-    """Make a task's file paths absolute: data sources, the judge's prompt and human labels."""
+    """Make a task's file paths absolute: data sources, the judge's prompt and human labels,
+    a Python tool's file."""
     judge: dict[str, Any] = task["judge"] if isinstance(task.get("judge"), dict) else {}
     for holder in (
         task.get("source"),
@@ -135,6 +136,12 @@ def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
     if isinstance(judge.get("prompt"), str):
         judge["prompt"] = prompts.resolve(os.path.expandvars(judge["prompt"]), base_dir)
+    tools = task.get("tools")
+    for python in (tools.get("python") if isinstance(tools, dict) else None) or []:
+        function = python.get("function") if isinstance(python, dict) else None
+        file, colon, name = function.rpartition(":") if isinstance(function, str) else ("", "", "")
+        if colon and file.endswith(".py"):  # a tool module's file, beside the task's YAML
+            python["function"] = f"{(base_dir / os.path.expandvars(file)).resolve()}:{name}"
     bfcl = task.get("bfcl")
     if isinstance(bfcl, dict) and isinstance(bfcl.get("possible_answer"), str):
         path = base_dir / os.path.expandvars(bfcl["possible_answer"])
@@ -176,7 +183,17 @@ def load_task_file(path: Path) -> TaskSpec:
     task: TaskSpec = _validate(
         TaskSpec, data, path, "see the task reference in README.md (Config reference)"
     )
+    _check_tools(task, str(path), "tools")
     return task
+
+
+def _check_tools(task: TaskSpec, source: str, field: str) -> None:
+    """A tool-using task's local and Python tools exist, import and have valid schemas
+    (its MCP servers are started by the preflight)."""
+    if task.tools is not None:
+        from llmbench.tools.toolset import local_tools
+
+        local_tools(task.tools, source=source, field=field)
 
 
 def load_prices(path: Path) -> PriceTable:
@@ -313,9 +330,11 @@ def load(path: str | Path) -> BenchConfig:
         elif isinstance(entry, dict):
             entry = dict(entry)
             _resolve_source_paths(entry, base_dir)
-            tasks.append(
-                _validate(TaskSpec, entry, config_path, f"fix the inline task at tasks.{index}")
+            inline: TaskSpec = _validate(
+                TaskSpec, entry, config_path, f"fix the inline task at tasks.{index}"
             )
+            _check_tools(inline, str(config_path), f"tasks.{index}.tools")
+            tasks.append(inline)
         else:
             raise ConfigError(
                 "each task must be a path to a task YAML file or an inline task mapping",

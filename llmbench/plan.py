@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from llmbench.report.same_spend import SUFFIX, needs_baseline
 from llmbench.runtime.runner import request_params
 from llmbench.schema import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
 from llmbench.scoring.judge import model_pairs, template_text
@@ -54,12 +55,30 @@ class Scoring:
     judge_prices: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class SameSpend:
+    """A multi-step strategy's same-spend baseline on one task
+    (:mod:`llmbench.report.same_spend`): drawn after the strategy's and its model
+    members' rows are scored (``members``, whose scored rows choose it), then scored as
+    ``entrant``."""
+
+    id: str
+    strategy: str
+    task: str
+    entrant: str
+    members: tuple[str, ...]
+    params: dict[str, Any]
+    score_id: str
+    prices: dict[str, Any]
+
+
 @dataclass
 class Plan:
     tasks: list[str] = field(default_factory=list)
     generations: list[Generation] = field(default_factory=list)
     judgings: list[Judging] = field(default_factory=list)
     scorings: list[Scoring] = field(default_factory=list)
+    same_spend: list[SameSpend] = field(default_factory=list)
 
 
 def _priced(models: list[ModelSpec]) -> dict[str, Any]:
@@ -185,6 +204,39 @@ def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
     return _priced([found])
 
 
+def _same_spend(bench: BenchConfig) -> list[SameSpend]:
+    """A baseline per multi-step strategy and task scored by metrics alone (a judged task
+    would need its baseline judged too: not drawn)."""
+    out = []
+    for task in bench.tasks:
+        if not task.metrics or task.judge is not None:
+            continue
+        for strategy in bench.strategies:
+            if not needs_baseline(strategy):
+                continue
+            members = bench.members_of(strategy)
+            entrant = strategy.name + SUFFIX
+            out.append(
+                SameSpend(
+                    id=f"same_spend__{strategy.name}__{task.name}",
+                    strategy=strategy.name,
+                    task=task.name,
+                    entrant=entrant,
+                    members=tuple(m.name for m in members),
+                    params={
+                        "strategy": strategy.name,
+                        "members": [m.generation_identity() for m in members],
+                        "task": task.model_dump(mode="json"),
+                        "seed": bench.execution.seed,
+                        "label": f"{entrant} / {task.name}",
+                    },
+                    score_id=f"score__{entrant}__{task.name}",
+                    prices=_priced(members),
+                )
+            )
+    return out
+
+
 def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
     """Every step of a run, in an order that respects their dependencies."""
     result = Plan(tasks=[t.name for t in bench.tasks])
@@ -206,4 +258,5 @@ def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
                     judge_prices=judge_prices,
                 )
             )
+    result.same_spend = _same_spend(bench)
     return result

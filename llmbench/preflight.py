@@ -14,6 +14,7 @@ from llmbench.schema import BenchConfig
 from llmbench.scoring.judge import template_text
 from llmbench.scoring.judged import read_human_labels
 from llmbench.tasks.build import build_samples, data_fingerprint
+from llmbench.tools.toolset import check_servers
 
 
 def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> dict[str, str]:
@@ -26,6 +27,8 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
     for task in config.tasks:
         fingerprints[task.name] = data_fingerprint(task)
         build_samples(task, config.execution.limit)
+        if task.tools is not None:
+            check_servers(task.tools, source=f"task {task.name}", field="tools")
         if task.judge is not None:
             template_text(task.judge)
             if task.judge.human_labels is not None:

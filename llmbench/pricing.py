@@ -71,7 +71,10 @@ def price_completion(
         if price is None:
             return completion
         return completion.model_copy(update={"cost_usd": call_cost(completion, price)})
-    trace = [price_call(c, prices[c.model]) if c.model in prices else c for c in completion.trace]
+    trace = [
+        price_call(c, prices[c.model]) if c.kind == "model" and c.model in prices else c
+        for c in completion.trace
+    ]
     return completion.model_copy(
         update={"trace": trace, "cost_usd": math.fsum(c.cost_usd for c in trace)}
     )

@@ -29,6 +29,7 @@ from llmbench.runtime.retry import RetryPolicy
 from llmbench.scoring.extract import EXTRACTOR_TYPES, ExtractorSpec
 from llmbench.scoring.metrics import METRICS
 from llmbench.suggest import did_you_mean
+from llmbench.tools.spec import ToolsSpec
 from llmbench.types import GenerationParams
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -219,6 +220,11 @@ class SampleSpec(_Strict):
     bfcl: BfclSpec | None = Field(
         default=None, description="the rows are a BFCL category: its questions, tools, answers"
     )
+    tools: ToolsSpec | None = Field(
+        default=None,
+        description="answer each item through an agent loop with these tools (local, Python, "
+        "MCP) until a final answer, scored by the task's metrics",
+    )
 
     @model_validator(mode="after")
     def _fewshot_needs_target(self) -> SampleSpec:
@@ -229,6 +235,8 @@ class SampleSpec(_Strict):
         rendered = ("template", "system", "target", "choices", "fewshot")
         if self.bfcl is not None and (extra := [f for f in rendered if getattr(self, f)]):
             raise ValueError(f"a bfcl task asks the data's own conversations: remove {extra[0]!r}")
+        if self.bfcl is not None and self.tools is not None:
+            raise ValueError("a bfcl task scores calls to its data's own functions: remove 'tools'")
         return self
 
 

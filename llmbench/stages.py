@@ -73,6 +73,58 @@ def answer(
     return completions_to_frame([s.sample_id for s in items], completions)
 
 
+def same_spend(
+    strategy: str,
+    task: TaskSpec,
+    samples: pd.DataFrame,
+    strategy_results: pd.DataFrame,
+    member_results: Mapping[str, pd.DataFrame],
+    models: Mapping[str, ModelSpec],
+    *,
+    seed: int,
+    settings: runner.RunSettings,
+    label: str,
+) -> pd.DataFrame:
+    """A strategy's same-spend baseline on one task (:mod:`llmbench.report.same_spend`):
+    chosen from the scored rows of the strategy and of its model members (``models``, by
+    name, priced), then drawn: one answer of the member (its own row's requests, from the
+    response cache), or a vote of n draws of it. No member scored: a failed row per
+    sample, saying so."""
+    from llmbench.report.same_spend import choose, member_temperatures, replayed
+
+    items = frame_to_samples(samples)
+    ids = [s.sample_id for s in items]
+    temperatures = member_temperatures(list(models.values()), task, seed)
+    chosen = choose(
+        strategy,
+        task,
+        strategy_results,
+        member_results,
+        temperatures,
+        replayed(models.values()),
+    )
+    if chosen is None:
+        failed = Completion(error=f"no same-spend baseline for {strategy}: no member was scored")
+        return completions_to_frame(ids, [failed] * len(items))
+    model = models[chosen.member]
+    if chosen.draws == 1:
+        params = runner.request_params(model, task, seed)
+        return completions_to_frame(
+            ids, runner.generate(model, items, params, settings=settings, label=label)
+        )
+    progress = GenerationProgress(label, len(items))
+    try:
+        built = build_strategy(
+            chosen.spec(), {model.name: model}, {}, TaskView.of(task), seed=seed, settings=settings
+        )
+        completions = asyncio.run(
+            runner.run_answers(built, items, progress=progress, settings=settings)
+        )
+    finally:
+        progress.close()
+    return completions_to_frame(ids, completions)
+
+
 def _judge_runner(settings: runner.RunSettings, label: str) -> judge.Runner:
     def run(model: ModelSpec, requests: list[Sample], params: GenerationParams) -> list[Completion]:
         return runner.generate(model, requests, params, settings=settings, label=label)

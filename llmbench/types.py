@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
+
+from llmbench.scoring.extract import ExtractorSpec
+from llmbench.tools.spec import ToolsSpec
 
 Role = Literal["system", "user", "assistant", "tool"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "other"]
@@ -16,13 +26,26 @@ FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"
 
 class ToolCall(BaseModel):
     """A function call an assistant message asked for; ``arguments`` is the JSON text the
-    model wrote (kept as written: whether it parses is part of what is scored)."""
+    model wrote (kept as written: whether it parses is part of what is scored).
+
+    ``signature`` is an opaque token the vendor attached to the call and wants back with it
+    when the conversation goes on (Gemini 3's thought signature, base64): without it such a
+    model refuses the next turn. It is dumped only when there is one, so every other call
+    dumps (and keys the cache) as before."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     id: str
     name: str
     arguments: str = "{}"
+    signature: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_an_empty_signature(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("signature") is None:
+            dumped.pop("signature", None)
+        return dumped
 
 
 class Message(BaseModel):
@@ -123,6 +146,11 @@ class Request(BaseModel):
         return identity
 
 
+# Marks a Sample field that says what a right answer is (an evaluation dataset's
+# "expectations"); every other field is part of what the entrant was asked ("inputs").
+EXPECTATION: dict[str, Any] = {"expectation": True}
+
+
 class Sample(BaseModel):
     """One prompt of a task, rendered and ready to send, with what counts as a right answer.
 
@@ -130,18 +158,21 @@ class Sample(BaseModel):
     user and assistant turns, in order); ``prompt`` is then its last user turn, what a judge
     is shown and a recorded output is found by. ``tools`` are the functions the model may
     call; ``expected`` is a structured right answer a metric reads (BFCL's possible answers:
-    ``[{function: {param: [allowed values]}}]``, empty: no call is right)."""
+    ``[{function: {param: [allowed values]}}]``, empty: no call is right). ``agent``, when
+    given, is the tool set and step limit of the agent loop that answers the sample
+    (:mod:`llmbench.tools.agent`): its tools are offered and run until a final answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     sample_id: str
     prompt: str
     system: str | None = None
-    references: tuple[str, ...]
+    references: tuple[str, ...] = Field(json_schema_extra=EXPECTATION)
     choices: tuple[str, ...] = ()
     conversation: tuple[Message, ...] = ()
     tools: tuple[Tool, ...] = ()
-    expected: list[dict[str, Any]] | None = None
+    expected: list[dict[str, Any]] | None = Field(default=None, json_schema_extra=EXPECTATION)
+    agent: ToolsSpec | None = None
 
     def messages(self) -> list[Message]:
         if self.conversation:
@@ -157,6 +188,69 @@ class Sample(BaseModel):
         """The whole request as one text, system prompt first: what a judge, a classifier or
         a verifier is shown of it (the system prompt can say what a right answer is)."""
         return f"{self.system}\n\n{self.prompt}" if self.system else self.prompt
+
+
+class Ask(BaseModel):
+    """What an entrant (a model or a strategy) is asked about one sample, without any model's
+    own settings: the conversation so far, the tools it may call and the JSON schema its
+    answer must follow; the per-call settings its asker decides (a verifier's answer length,
+    no stop sequences for a judging call, a vote's temperature; None keeps each model's own);
+    and how the asker reads the answer (``extract``; None: the task's extractors).
+
+    A model sends it as a request on its own settings (:meth:`request`); a strategy hands it
+    to its members, so a strategy asked a prompt built for it (a verifier's, a revision)
+    answers that prompt and compares its members' answers the way its asker reads them.
+    ``Ask.of(sample)`` sends exactly the sample's own request (:meth:`Sample.request`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    messages: tuple[Message, ...] = Field(min_length=1)
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | None = None
+    response_schema: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=131072)
+    stop: tuple[str, ...] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    extract: tuple[ExtractorSpec, ...] | None = None
+
+    @classmethod
+    def of(cls, sample: Sample) -> Ask:
+        """The sample's own question: its conversation and its tools."""
+        return cls(messages=tuple(sample.messages()), tools=sample.tools)
+
+    @property
+    def prompt(self) -> str:
+        """Its last user turn: what is being asked now (a rule's regex reads it)."""
+        return next((m.content for m in reversed(self.messages) if m.role == "user"), "")
+
+    def question(self) -> str:
+        """The system prompt, then :attr:`prompt`: what a verifier or a critic is shown of
+        the question (the system prompt can say what a right answer is)."""
+        system = next((m.content for m in self.messages if m.role == "system"), None)
+        return f"{system}\n\n{self.prompt}" if system else self.prompt
+
+    def instead(self, text: str, **settings: Any) -> Ask:
+        """This ask with ``text`` as its user turn in place of its last one (a revision, a
+        later layer's prompt): earlier turns, the system prompt and the tools stay."""
+        head = self.messages[:-1] if self.messages[-1].role == "user" else self.messages
+        update = {"messages": (*head, Message(role="user", content=text)), **settings}
+        return self.model_copy(update=update)
+
+    def request(self, params: GenerationParams, *, draw: int = 0) -> Request:
+        """What a model with ``params`` (its own and the task's) sends for it."""
+        overrides = {
+            name: value
+            for name in ("max_tokens", "stop", "temperature")
+            if (value := getattr(self, name)) is not None
+        }
+        return Request(
+            messages=self.messages,
+            params=params.model_copy(update=overrides) if overrides else params,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            response_schema=self.response_schema,
+            draw=draw,
+        )
 
 
 CallKind = Literal["model", "strategy", "tool", "retriever"]
@@ -180,7 +274,9 @@ class Call(BaseModel):
 
     ``start_s`` is when the call starts, in seconds from the start of the answer, on the
     clock the answer's ``latency_s`` is measured on: rounds one after another, the calls of
-    a round side by side, each taking its own latency. So a trace spans exactly the row's
+    a round side by side, each taking its own latency, except calls to local models
+    (``local``): they share this machine's cores one request at a time (``LocalTurn``), so a
+    round's local calls run one after another. So a trace spans exactly the row's
     latency, and a call served by the response cache sits where it was asked, as it did when
     it was sent (a wall clock would put a cached first stage and the escalation after it at
     the same instant, and lay a rerun out unlike the run it repeats).
@@ -209,6 +305,7 @@ class Call(BaseModel):
     latency_s: float = 0.0
     cost_usd: float = 0.0
     cached: bool = False  # a response-cache hit, or shared with an identical request in flight
+    local: bool = False  # a local model's: local requests run one at a time (see start_s)
     attempts: int = 0
     error: str | None = None
     note: str | None = None  # the strategy's reason: "routed: prompt under 400 chars", ...

@@ -1,6 +1,9 @@
 """The benchmark pipeline: load -> generate per (entrant, task) -> judge -> score ->
 leaderboard -> report and MLflow, as planned by :func:`llmbench.plan.plan`.
 
+Each multi-step strategy then gets a same-spend baseline (``same_spend__<strategy>__<task>``,
+scored as ``<strategy>.same-spend``), chosen from the scored rows, for the report only.
+
 A dynamic pipeline: every generation is submitted at once and runs in its own thread, so
 models on different backends run concurrently; a strategy's step waits for its members'
 steps, so the calls their rows already made are response-cache hits. Step ids are stable
@@ -24,6 +27,7 @@ from steps.judge import compare, grade
 from steps.leaderboard import leaderboard
 from steps.load_task import load_task
 from steps.report import report
+from steps.same_spend import same_spend
 from steps.score import score
 from steps.settings import request_extra, strategy_extra
 from steps.strategy import answer
@@ -106,6 +110,7 @@ def benchmark(
                 task.judge.human_labels, task.name, task.judge.bounds
             )
     results, aggregates = [], []
+    scored_results: dict[tuple[str, str], Any] = {}
     for scoring in steps.scorings:
         task_labels = labels.get(scoring.task)
         scored = score.submit(
@@ -121,10 +126,41 @@ def benchmark(
             task=tasks[scoring.task].model_dump(mode="json"),
             id=scoring.id,
         )
-        results.append(scored.get_artifact("results"))
+        scored_results[scoring.entrant, scoring.task] = rows = scored.get_artifact("results")
+        results.append(rows)
         aggregates.append(scored.get_artifact("aggregates"))
+    # Each multi-step strategy's same-spend baseline, chosen from the scored rows.
+    baselines = []
+    for baseline in steps.same_spend:
+        members = [bench.grader(m) for m in baseline.members]
+        extra = strategy_extra(members, execution, refresh=refresh, run_name=run_name)
+        drawn = sending(same_spend, baseline.members, extra).submit(
+            samples=samples[baseline.task],
+            strategy_results=scored_results[baseline.strategy, baseline.task],
+            member_results=[scored_results[m, baseline.task] for m in baseline.members],
+            id=baseline.id,
+            **baseline.params,
+        )
+        baselines.append(
+            score.submit(
+                samples=samples[baseline.task],
+                completions=drawn,
+                judgments=[],
+                human_labels=None,
+                judge_prices={},
+                model=baseline.entrant,
+                prices=baseline.prices,
+                task=tasks[baseline.task].model_dump(mode="json"),
+                id=baseline.score_id,
+            ).get_artifact("results")
+        )
     board = leaderboard.submit(
-        config=config, results=results, aggregates=aggregates, verdicts=verdicts, id="leaderboard"
+        config=config,
+        results=results,
+        aggregates=aggregates,
+        verdicts=verdicts,
+        baselines=baselines,
+        id="leaderboard",
     )
     rendered = report.submit(
         config=config,

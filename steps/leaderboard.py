@@ -1,5 +1,6 @@
 """Step: gather every (model, task) result into the leaderboard, its statistics and one
-results table."""
+results table. ``baselines``: the same-spend baselines' scored rows, read by the statistics
+only (they are not entrants)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def leaderboard(
     results: list[pd.DataFrame],
     aggregates: list[pd.DataFrame],
     verdicts: list[pd.DataFrame],
+    baselines: list[pd.DataFrame],
 ) -> tuple[
     Annotated[pd.DataFrame, "leaderboard"],
     Annotated[pd.DataFrame, "all_results"],
@@ -27,6 +29,9 @@ def leaderboard(
     bench = BenchConfig.model_validate(config)
     all_results = pd.concat(results, ignore_index=True)
     all_aggregates = pd.concat(aggregates, ignore_index=True)
-    report = statistics.build_report(bench, all_results, statistics.concat_verdicts(verdicts))
+    same_spend = pd.concat(baselines, ignore_index=True) if baselines else all_results.iloc[:0]
+    report = statistics.build_report(
+        bench, all_results, statistics.concat_verdicts(verdicts), same_spend
+    )
     board = build_leaderboard(bench, all_results, all_aggregates, report.intervals)
     return board, all_results, report.to_frame()

@@ -27,14 +27,10 @@ def report(
     run_name: str,
 ) -> tuple[Annotated[HTMLString, "report"], Annotated[dict[str, bytes], "figures"]]:
     bench = BenchConfig.model_validate(config)
-    figures = report_figures(bench, leaderboard, all_results)
+    tables = Report.from_frame(statistics)
+    figures = report_figures(bench, leaderboard, all_results, tables)
     page = render_report(
-        bench,
-        leaderboard,
-        all_results,
-        Report.from_frame(statistics),
-        run_name=run_name,
-        figures=figures,
+        bench, leaderboard, all_results, tables, run_name=run_name, figures=figures
     )
     # ZenML reads the output count from a literal tuple in the return statement.
     return HTMLString(page), figures

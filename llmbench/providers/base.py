@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from llmbench.providers.tool_wire import uses_tools
 from llmbench.types import Completion, Message, Request
 
 if TYPE_CHECKING:
@@ -38,11 +39,14 @@ class Provider(abc.ABC):
 
     name: ClassVar[str]
     options_model: ClassVar[type[BaseModel]] = NoOptions
-    # What of a Request this backend can honour besides a text conversation (the vendors'
-    # tool formats are wired one provider at a time; until then a request that needs them is
-    # refused with a clear error, never sent without them).
+    # What of a Request this backend can honour besides a text conversation (a backend
+    # without a tool format refuses a request that needs one with a clear error, never
+    # sends it without them).
     honours_tools: ClassVar[bool] = False
     honours_response_schema: ClassVar[bool] = False
+    # Runs on this machine's cores, one local request at a time process-wide (LocalTurn):
+    # a strategy's calls to local models in one round take the sum of their times, not the max.
+    local: ClassVar[bool] = False
     remote: ClassVar[bool] = True  # talks to a server: base_url, keys and streaming apply
     # Its bill for a prompt-cache write over the input rate, where the price table gives none.
     cache_write_markup: ClassVar[float | None] = None
@@ -62,10 +66,7 @@ class Provider(abc.ABC):
     def unsupported(self, request: Request) -> str | None:
         """Why this backend cannot honour ``request`` (None: it can). Checked before sending:
         the answer would not be the one asked for, so it is an error row, not a retry."""
-        uses_tools = bool(request.tools) or any(
-            m.role == "tool" or m.tool_calls for m in request.messages
-        )
-        if uses_tools and not self.honours_tools:
+        if uses_tools(request) and not self.honours_tools:
             return f"{self.spec.name} ({self.name}) cannot take tool definitions or tool turns yet"
         if request.response_schema is not None and not self.honours_response_schema:
             return (

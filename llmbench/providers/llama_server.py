@@ -19,6 +19,7 @@ import importlib.metadata
 import logging
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -176,8 +177,8 @@ class LlamaServer:
         self.settings = settings
         self.arguments = list(arguments if arguments is not None else settings.arguments())
         self.binary = server_binary()
-        folder = Path(tempfile.mkdtemp(prefix="llmbench-llama-server-"))
-        self.log_path = folder / f"{settings.model.stem}.log"
+        self.folder = Path(tempfile.mkdtemp(prefix="llmbench-llama-server-"))
+        self.log_path = self.folder / f"{settings.model.stem}.log"
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._log: BinaryIO | None = None
@@ -258,6 +259,11 @@ class LlamaServer:
             self._log.close()
             self._log = None
 
+    def discard_log(self) -> None:
+        """Remove its log folder: a server that ran to a normal stop leaves nothing behind
+        (one that failed to start or died keeps its log, which the error names)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
 
 _SERVERS: dict[ServerSettings, LlamaServer] = {}
 _SERVERS_LOCK = threading.Lock()
@@ -288,12 +294,16 @@ def running_pids() -> list[int]:
 
 @atexit.register
 def stop_servers() -> None:
-    """Stop every server this process started (a normal exit; the kernel does it otherwise)."""
+    """Stop every server this process started (a normal exit; the kernel does it otherwise),
+    removing the logs of those still running: they ran as they should."""
     with _SERVERS_LOCK:
         servers = list(_SERVERS.values())
         _SERVERS.clear()
     for server in servers:
+        healthy = server.running()
         server.stop()
+        if healthy:
+            server.discard_log()
 
 
 class LocalTurn:

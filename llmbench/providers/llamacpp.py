@@ -467,6 +467,7 @@ class LlamaCppProvider(Provider):
     name: ClassVar[str] = "llamacpp"
     remote: ClassVar[bool] = False
     honours_response_schema = True  # a JSON-schema grammar
+    local = True  # one request at a time process-wide: _CPU_LOCK, or LOCAL_TURN for servers
     options_model: ClassVar[type[BaseModel]] = LlamaCppOptions
 
     def __init__(self, spec: ModelSpec) -> None:

@@ -30,7 +30,8 @@ from llmbench.providers.remote import (
     sampling,
     sdk_http_client,
 )
-from llmbench.types import Completion, FinishReason, Request
+from llmbench.providers.tool_wire import arguments_text, call_id, uses_tools, with_calls
+from llmbench.types import Completion, FinishReason, Message, Request, Tool, ToolCall
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream
@@ -68,6 +69,73 @@ def is_reasoning_model(model: str) -> bool:
 _POST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 
 
+def _message(message: Message) -> dict[str, Any]:
+    """One turn in Chat Completions' shape: a plain turn as role and content; an assistant
+    turn's calls as ``tool_calls`` (arguments as the JSON text they were), a result as a
+    ``tool`` turn naming its call."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["content"] = message.content or None  # content is optional beside tool_calls
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    return out
+
+
+def _function(tool: Tool) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": tool.name}
+    if tool.description:
+        function["description"] = tool.description
+    function["parameters"] = tool.parameters
+    return function
+
+
+def _tool_choice(choice: str) -> str | dict[str, Any]:
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def _calls(raw: Any) -> tuple[ToolCall, ...]:
+    """A reply's ``tool_calls`` (the whole ones, or those a stream put together), in order;
+    arguments kept as the model wrote them, JSON or not."""
+    calls = []
+    for index, call in enumerate(raw or ()):
+        function = call.get("function") or {}
+        name = function.get("name") or ""
+        arguments = function.get("arguments") or "{}"  # no arguments: an empty object
+        if not isinstance(arguments, str):  # a compatible server that sends an object
+            arguments = arguments_text(arguments)
+        calls.append(
+            ToolCall(
+                id=call.get("id") or call_id(index, name, arguments),
+                name=name,
+                arguments=arguments,
+            )
+        )
+    return tuple(calls)
+
+
+def _add_call_delta(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """One streamed piece of a call, joined to the call of its ``index`` as the SDK's own
+    stream accumulator joins them (text fields concatenated)."""
+    call = calls.setdefault(delta.get("index", len(calls)), {"function": {}})
+    if delta.get("id"):
+        call["id"] = call.get("id", "") + delta["id"]
+    function = call["function"]
+    for field in ("name", "arguments"):
+        piece = (delta.get("function") or {}).get(field)
+        if piece:
+            function[field] = function.get(field, "") + piece
+
+
 def _payload(body: dict[str, Any]) -> bytes:
     """The request's JSON, serialised once, as the SDK would (``extra_body`` merged last)."""
     extra = body.pop("extra_body", None)
@@ -83,6 +151,7 @@ class OpenAIProvider(RemoteProvider):
     )
     options_model = OpenAIOptions
     honours_response_schema = True  # response_format json_schema (Structured Outputs)
+    honours_tools = True  # tools / tool_choice / tool_calls / tool turns (chat mode)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -114,7 +183,13 @@ class OpenAIProvider(RemoteProvider):
         if self.completion_mode:
             body["prompt"] = completion_prompt(request.messages)
         else:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body["messages"] = [_message(m) for m in request.messages]
+            if request.tools:
+                body["tools"] = [
+                    {"type": "function", "function": _function(t)} for t in request.tools
+                ]
+                if request.tool_choice is not None:
+                    body["tool_choice"] = _tool_choice(request.tool_choice)
         if self.reasoning:
             body["max_completion_tokens"] = params.max_tokens
             if options.reasoning_effort:
@@ -136,6 +211,14 @@ class OpenAIProvider(RemoteProvider):
         if options.extra_body:
             body["extra_body"] = dict(options.extra_body)
         return body
+
+    def unsupported(self, request: Request) -> str | None:
+        if self.completion_mode and uses_tools(request):
+            return (
+                f"{self.spec.name} ({self.name}) is in completion mode: a plain prompt "
+                "cannot carry tools or tool turns (use mode: chat)"
+            )
+        return super().unsupported(request)
 
     async def generate(self, request: Request) -> Completion:
         try:
@@ -166,6 +249,7 @@ class OpenAIProvider(RemoteProvider):
             return self._completion(
                 text=message.get("text" if self.completion_mode else "content") or "",
                 reasoning=message.get("reasoning_content"),
+                calls=_calls(message.get("tool_calls")),
                 finish=choice.get("finish_reason"),
                 usage=response.get("usage"),
                 model=response.get("model") or self.spec.model,
@@ -188,6 +272,7 @@ class OpenAIProvider(RemoteProvider):
         )
         text: list[str] = []
         reasoning: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
         finish: str | None = None
         usage: Any = None
         model = self.spec.model
@@ -200,7 +285,10 @@ class OpenAIProvider(RemoteProvider):
                     delta = choice if self.completion_mode else (choice.get("delta") or {})
                     piece = delta.get("text" if self.completion_mode else "content") or ""
                     thought = delta.get("reasoning_content") or ""
-                    if piece or thought:
+                    called = delta.get("tool_calls") or ()
+                    for call in called:
+                        _add_call_delta(calls, call)
+                    if piece or thought or called:
                         clock.token()
                     text.append(piece)
                     reasoning.append(thought)
@@ -210,6 +298,7 @@ class OpenAIProvider(RemoteProvider):
             return self._completion(
                 text="".join(text),
                 reasoning="".join(reasoning) or None,
+                calls=_calls(calls[index] for index in sorted(calls)),
                 finish=finish,
                 usage=usage,
                 model=model,
@@ -222,6 +311,7 @@ class OpenAIProvider(RemoteProvider):
         *,
         text: str,
         reasoning: str | None,
+        calls: tuple[ToolCall, ...],
         finish: str | None,
         usage: dict[str, Any] | None,
         model: str,
@@ -243,8 +333,9 @@ class OpenAIProvider(RemoteProvider):
             reasoning_tokens=int(details.get("reasoning_tokens") or 0),
             latency_s=latency,
             ttft_s=ttft,
-            finish_reason=finish_reason(finish, FINISH),
+            finish_reason=with_calls(finish_reason(finish, FINISH), calls),
             model_version=model,
+            tool_calls=calls,
         )
 
     def retryable(self, error: BaseException) -> bool:

@@ -17,10 +17,12 @@ from llmbench.report.browser import FILTERS, Browser, sample_browser
 from llmbench.report.leaderboard import answer_speeds
 from llmbench.report.plots import (
     data_uri,
+    draws_figure,
     latency_figure,
     pareto_figure,
     pareto_points,
     png_bytes,
+    rounds_figure,
 )
 from llmbench.report.statistics import OVERALL, Report, headline, score_keys
 from llmbench.schema import BenchConfig, StrategySpec
@@ -28,6 +30,10 @@ from llmbench.schema import BenchConfig, StrategySpec
 REPORT_FILE = "report.html"
 PARETO_PNG = "pareto.png"
 LATENCY_PNG = "latency.png"
+ROUNDS_PNG = "rounds.png"
+DRAWS_PNG = "draws.png"
+# Counts that are blank where they do not apply (a score that is not right or wrong).
+COUNTS = {"wrong_to_right": "Int64", "right_to_wrong": "Int64"}
 MISSING = "—"
 # Pipeline steps are threads of one process and matplotlib promises no thread safety: the
 # report and track steps draw one at a time.
@@ -256,16 +262,69 @@ def frame_view(table_id: str, frame: pd.DataFrame) -> HtmlTable:
     return HtmlTable(table_id, [str(c) for c in frame.columns], numeric, rows)
 
 
+def same_spend_view(report: Report) -> HtmlTable:
+    """What each multi-step strategy buys: against its best member, and against that member
+    given the same money per item (its n votes), each with its paired test."""
+    headers = [
+        "strategy",
+        "task",
+        "score",
+        "best member",
+        "its score",
+        "vs member",
+        "p",
+        "cost ×",
+        "same-spend baseline",
+        "its score",
+        "vs baseline",
+        "p",
+        "$ / item",
+        "baseline $ / item",
+    ]
+    rows = []
+    for r in report.same_spend.to_dict("records"):
+        rows.append(
+            [
+                Cell(str(r["model"])),
+                Cell(str(r["task"])),
+                formatted(r["score"], "score"),
+                Cell(str(r["best_member"])),
+                formatted(r["member_score"], "score"),
+                formatted(r["vs_member"], "score"),
+                formatted(r["vs_member_p"], "p"),
+                formatted(r["cost_ratio"], "rate"),
+                Cell(r["baseline"] if isinstance(r["baseline"], str) else MISSING),
+                formatted(r["baseline_score"], "score"),
+                formatted(r["vs_baseline"], "score"),
+                formatted(r["vs_baseline_p"], "p"),
+                formatted(r["cost_per_item_usd"], "usd"),
+                formatted(r["baseline_cost_per_item_usd"], "usd"),
+            ]
+        )
+    numeric = [h not in ("strategy", "task", "best member", "same-spend baseline") for h in headers]
+    return HtmlTable("same-spend", headers, numeric, rows)
+
+
 def report_figures(
-    config: BenchConfig, leaderboard: pd.DataFrame, results: pd.DataFrame
+    config: BenchConfig,
+    leaderboard: pd.DataFrame,
+    results: pd.DataFrame,
+    report: Report | None = None,
 ) -> dict[str, bytes]:
-    """The report's plots as PNG files by name: what is inlined and what MLflow gets."""
+    """The report's plots as PNG files by name: what is inlined and what MLflow gets (the
+    strategies' by-round and by-draw plots where the run has them)."""
     points = pareto_points(config, leaderboard)
+    confidence = config.stats.confidence
     with _DRAWING:
-        return {
-            PARETO_PNG: png_bytes(pareto_figure(points, config.stats.confidence)),
+        figures = {
+            PARETO_PNG: png_bytes(pareto_figure(points, confidence)),
             LATENCY_PNG: png_bytes(latency_figure(config, results)),
         }
+        if report is not None and not report.rounds.empty:
+            figures[ROUNDS_PNG] = png_bytes(rounds_figure(report.rounds, confidence))
+        if report is not None and not report.draws.empty:
+            figures[DRAWS_PNG] = png_bytes(draws_figure(report.draws, confidence))
+        return figures
 
 
 def _environment() -> jinja2.Environment:
@@ -288,7 +347,9 @@ def render_report(
     figures: dict[str, bytes] | None = None,
 ) -> str:
     """The page's HTML. ``figures`` (from :func:`report_figures`) when already drawn."""
-    figures = figures if figures is not None else report_figures(config, leaderboard, results)
+    figures = (
+        figures if figures is not None else report_figures(config, leaderboard, results, report)
+    )
     browser: Browser = sample_browser(config, results)
     points = pareto_points(config, leaderboard)
     context = {
@@ -309,6 +370,20 @@ def render_report(
         "judges": frame_view("judges", report.judges.dropna(axis=1, how="all"))
         if report is not None and not report.judges.empty
         else None,
+        "same_spend": same_spend_view(report)
+        if report is not None and not report.same_spend.empty
+        else None,
+        "same_spend_lines": [str(x) for x in report.same_spend["summary"]]
+        if report is not None
+        else [],
+        "rounds": frame_view("rounds", report.rounds.astype(COUNTS))
+        if report is not None and not report.rounds.empty
+        else None,
+        "rounds_png": data_uri(figures[ROUNDS_PNG]) if ROUNDS_PNG in figures else None,
+        "draws": frame_view("draws", report.draws)
+        if report is not None and not report.draws.empty
+        else None,
+        "draws_png": data_uri(figures[DRAWS_PNG]) if DRAWS_PNG in figures else None,
         "browser": browser,
         "counts": browser.counts(),
         "filters": FILTERS,

@@ -16,6 +16,7 @@ from rich.measure import Measurement
 from rich.table import Table
 
 from llmbench.estimate import Estimate
+from llmbench.report.agents import agent_table
 from llmbench.report.html import dollars, write_report
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS
 from llmbench.report.routing import routing_table, sweep_curves
@@ -89,6 +90,11 @@ def write_outputs(
         if not routing.empty:
             routing.to_csv(folder / "routing.csv", index=False)
             sweep_curves(config, results).to_csv(folder / "sweeps.csv", index=False)
+    agents = agent_table(config, results)
+    if not agents.empty:
+        folder = output_dir / "statistics"
+        folder.mkdir(exist_ok=True)
+        agents.to_csv(folder / "agents.csv", index=False)
     write_report(config, leaderboard, results, report, output_dir, run_name=run_name, page=page)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
@@ -340,6 +346,56 @@ def print_strategies(
             f"{row['weak_score']:.2%}, strong {row['strong_score']:.2%}, oracle "
             f"{row['oracle_score']:.2%}"
         )
+
+
+def print_orchestration(report: Report, console: Console) -> None:
+    """What each multi-step strategy buys against its best member and at the same spend,
+    its quality and cost by round, and a vote's pass@k / maj@k."""
+    for line in report.same_spend["summary"]:
+        if line:
+            console.print(line)
+    if not report.rounds.empty:
+        table = Table(title="strategies by round (the answer had it stopped there)")
+        headers = ("strategy", "task", "round", "step", "n", "quality", "CI", "$/item", "s/item")
+        for header in (*headers, "wrong->right", "right->wrong"):
+            table.add_column(header, justify="left" if header in headers[:4] else "right")
+        for r in report.rounds.to_dict("records"):
+            table.add_row(
+                str(r["model"]),
+                str(r["task"]),
+                str(r["round"]),
+                str(r["step"]),
+                str(r["n"]),
+                _fmt(r["quality"], ""),
+                f"{_fmt(r['low'], '')} .. {_fmt(r['high'], '')}",
+                _short(r["mean_cost_usd"], "usd"),
+                _short(r["mean_latency_s"], "s"),
+                _count(r["wrong_to_right"]),
+                _count(r["right_to_wrong"]),
+            )
+        console.print(table)
+    if not report.draws.empty:
+        table = Table(title="votes: pass@k and maj@k from the same draws")
+        for header in ("strategy", "task", "k", "pass@k", "CI", "maj@k", "CI", "agreement"):
+            table.add_column(header, justify="left" if header in ("strategy", "task") else "right")
+        for r in report.draws.to_dict("records"):
+            table.add_row(
+                str(r["model"]),
+                str(r["task"]),
+                str(r["k"]),
+                _fmt(r["pass_at_k"], ""),
+                f"{_fmt(r['pass_low'], '')} .. {_fmt(r['pass_high'], '')}",
+                _fmt(r["maj_at_k"], ""),
+                f"{_fmt(r['maj_low'], '')} .. {_fmt(r['maj_high'], '')}",
+                _fmt(r["agreement"], ""),
+            )
+        console.print(table)
+
+
+def _count(value: Any) -> str:
+    return (
+        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.0f}"
+    )
 
 
 def print_estimates(estimates: list[Estimate], console: Console) -> None:

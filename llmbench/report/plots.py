@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from llmbench.report.leaderboard import answer_speeds
 from llmbench.report.strategies import pareto
@@ -149,3 +150,65 @@ def png_bytes(figure: Figure, dpi: int = 110) -> bytes:
 def data_uri(png: bytes) -> str:
     """A PNG as a data: URI, so the report needs no file or server beside it."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def rounds_figure(rounds: pd.DataFrame, confidence: float) -> Figure:
+    """Per strategy and task, by round: the quality of the answer it would give had it
+    stopped there, with its CI (left), and what the rounds so far cost per item (right)."""
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    quality, cost = figure.subplots(1, 2)
+    for (model, task), line in rounds.groupby(["model", "task"], sort=False):
+        label = f"{model} / {task}"
+        below = (line["quality"] - line["low"]).clip(lower=0).fillna(0)
+        above = (line["high"] - line["quality"]).clip(lower=0).fillna(0)
+        quality.errorbar(
+            line["round"],
+            line["quality"],
+            yerr=np.vstack([below.to_numpy(), above.to_numpy()]),
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+        cost.plot(line["round"], line["mean_cost_usd"], marker="o", label=label)
+    quality.set_xlabel("round (stopped after it)")
+    quality.set_ylabel(f"headline (0-1), {confidence:.0%} CI")
+    quality.set_title("quality by round")
+    cost.set_xlabel("round")
+    cost.set_ylabel("mean cost per item so far (USD)")
+    cost.set_title("cost by round")
+    for axes in (quality, cost):
+        axes.grid(True, alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(rounds):
+        quality.legend(loc="best", fontsize=8)
+    return figure
+
+
+def draws_figure(draws: pd.DataFrame, confidence: float) -> Figure:
+    """Per vote and task, pass@k and maj@k against k with their CIs, from the same draws."""
+    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
+    axes = figure.subplots()
+    for (model, task), line in draws.groupby(["model", "task"], sort=False):
+        for column, low, high, style in (
+            ("pass_at_k", "pass_low", "pass_high", "--"),
+            ("maj_at_k", "maj_low", "maj_high", "-"),
+        ):
+            name = column.replace("_at_", "@")
+            drawn = axes.plot(
+                line["k"], line[column], style, marker="o", label=f"{model} / {task} {name}"
+            )
+            axes.fill_between(
+                line["k"].to_numpy(float),
+                line[low].to_numpy(float),
+                line[high].to_numpy(float),
+                alpha=0.15,
+                color=drawn[0].get_color(),
+            )
+    axes.set_xlabel("k draws")
+    axes.set_ylabel(f"share of items (0-1), {confidence:.0%} CI")
+    axes.set_title("pass@k (one of k right) and maj@k (majority of k right)")
+    axes.grid(True, alpha=0.3)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(draws):
+        axes.legend(loc="best", fontsize=8)
+    return figure

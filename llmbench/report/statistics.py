@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,19 @@ COMPARISON_COLUMNS = [
 # task can have (task names start with a letter or digit).
 OVERALL = "_overall"
 RATING_COLUMNS = ["task", "model", "rating", "low", "high", "win_rate", "comparisons"]
-INTEGER_COLUMNS = {"n", "comparisons", "judged", "unscored", "errors", "human_n"}
+INTEGER_COLUMNS = {
+    "n",
+    "comparisons",
+    "judged",
+    "unscored",
+    "errors",
+    "human_n",
+    "k",
+    "items",
+    "round",
+    "reached",
+    "draws",
+}
 JUDGE_COLUMNS = [
     "task",
     "judge",
@@ -522,17 +534,44 @@ def concat_verdicts(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAIR_COLUMNS)
 
 
+def _orchestration_columns() -> dict[str, list[str]]:
+    """The strategy tables' columns (their modules read this one's helpers)."""
+    from llmbench.report.draws import DRAW_COLUMNS
+    from llmbench.report.rounds import ROUND_COLUMNS
+    from llmbench.report.same_spend import SAME_SPEND_COLUMNS
+
+    return {"draws": DRAW_COLUMNS, "rounds": ROUND_COLUMNS, "same_spend": SAME_SPEND_COLUMNS}
+
+
+def _empty(name: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=_orchestration_columns()[name])
+
+
 @dataclass(frozen=True)
 class Report:
-    """Every statistics table of a run."""
+    """Every statistics table of a run; for strategies, a vote's pass@k / maj@k curves
+    (``draws``), quality and cost by round (``rounds``) and the same-spend comparisons
+    (``same_spend``)."""
 
     intervals: pd.DataFrame
     comparisons: pd.DataFrame
     ratings: pd.DataFrame
     judges: pd.DataFrame
     verdicts: pd.DataFrame
+    draws: pd.DataFrame = field(default_factory=lambda: _empty("draws"))
+    rounds: pd.DataFrame = field(default_factory=lambda: _empty("rounds"))
+    same_spend: pd.DataFrame = field(default_factory=lambda: _empty("same_spend"))
 
-    TABLES = ("intervals", "comparisons", "ratings", "judges", "verdicts")
+    TABLES = (
+        "intervals",
+        "comparisons",
+        "ratings",
+        "judges",
+        "verdicts",
+        "draws",
+        "rounds",
+        "same_spend",
+    )
 
     def to_frame(self) -> pd.DataFrame:
         """One artifact: the tables stacked, each row tagged with its table's name."""
@@ -547,6 +586,7 @@ class Report:
             "ratings": RATING_COLUMNS,
             "judges": JUDGE_COLUMNS,
             "verdicts": PAIR_COLUMNS,
+            **_orchestration_columns(),
         }
         tables = {
             name: frame.loc[frame["table"] == name]
@@ -561,9 +601,19 @@ class Report:
         return cls(**tables)
 
 
-def build_report(config: BenchConfig, results: pd.DataFrame, verdicts: pd.DataFrame) -> Report:
+def build_report(
+    config: BenchConfig,
+    results: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    baselines: pd.DataFrame | None = None,
+) -> Report:
     """Every statistics table; pairwise verdicts at the judges' current prices, with failed
-    answers scored as each task says."""
+    answers scored as each task says. ``baselines``: the same-spend baselines' scored rows
+    (:mod:`llmbench.report.same_spend`), where the pipeline ran them."""
+    from llmbench.report.draws import draw_curves
+    from llmbench.report.rounds import round_table
+    from llmbench.report.same_spend import same_spend_table
+
     prices = {m.name: m.price for m in (*config.judges, *config.models) if m.price}
     if not verdicts.empty:
         verdicts = reprice(verdicts, prices)
@@ -578,4 +628,9 @@ def build_report(config: BenchConfig, results: pd.DataFrame, verdicts: pd.DataFr
         ratings=ratings(config, verdicts),
         judges=judge_report(config, results, verdicts),
         verdicts=verdicts,
+        draws=draw_curves(config, results),
+        rounds=round_table(config, results),
+        same_spend=same_spend_table(
+            config, results, baselines if baselines is not None else results.iloc[:0]
+        ),
     )

@@ -157,6 +157,7 @@ class ModelClient:
             latency_s=completion.latency_s,
             cost_usd=cost,
             cached=completion.cached,
+            local=self.provider.local,
             attempts=completion.attempts,
             error=completion.error,
             note=note,

@@ -1,6 +1,7 @@
-"""Run one entrant (a model or a strategy) over one task's samples: bounded async fan-out,
-progress, and the error-rate guard. Everything a single call needs (cache, budget, limits,
-retries, price) is the model client's (:mod:`llmbench.runtime.client`)."""
+"""Run one entrant (a model or a strategy) over one task's samples: bounded async fan-out of
+the per-sample driver (:mod:`llmbench.runtime.driver`), progress, and the error-rate guard.
+Everything a single call needs (cache, budget, limits, retries, price) is the model
+client's (:mod:`llmbench.runtime.client`)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import Protocol
 from llmbench.providers.base import Provider
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import ModelClient, RunSettings
+from llmbench.runtime.driver import Driver, Entrant
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.offload import generate_in_workers
 from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.tally import ErrorRateExceeded, Tally, aborted, spend_usd
 from llmbench.runtime.workers import claimed_slots, run_coroutine, worker_count
 from llmbench.schema import ModelSpec, PriceEntry
-from llmbench.types import Completion, GenerationParams, Sample
+from llmbench.types import Ask, Completion, GenerationParams, Sample
 
 __all__ = [
     "Answerer",
@@ -58,22 +60,20 @@ def request_params(model: ModelSpec, task: AnswerLimits, seed: int) -> Generatio
     )
 
 
-class Answerer(Protocol):
-    """What the runner fans out over: a model, or a strategy built from model clients."""
-
-    async def answer(self, sample: Sample, index: int) -> Completion: ...
-
-    async def aclose(self) -> None: ...
+Answerer = Entrant  # what the runner fans out over: a model, or a strategy
 
 
 class ModelAnswerer:
-    """A plain model: one call per sample."""
+    """A plain model as an entrant: one call per ask, on its own settings."""
 
     def __init__(self, client: ModelClient, params: GenerationParams) -> None:
         self.client, self.params = client, params
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
-        return await self.client.generate(sample.request(self.params), index=index)
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        request = (ask or Ask.of(sample)).request(self.params)
+        return await self.client.generate(
+            request, index=index, record_input=request.messages != tuple(sample.messages())
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -87,23 +87,25 @@ async def run_answers(
     settings: RunSettings,
     concurrency: int | None = None,
 ) -> list[Completion]:
-    """Every sample's answer, in sample order; at most ``concurrency`` in progress."""
+    """Every sample's answer from ``answerer`` through the per-sample driver, in sample
+    order; at most ``concurrency`` in progress."""
     gate = asyncio.Semaphore(concurrency or settings.concurrency)
     tally = Tally(progress, settings.max_error_rate)
+    driver = Driver(answerer)
 
     async def one(index: int, sample: Sample) -> Completion:
         async with gate:
             if tally.abort is not None:
                 completion = aborted()
             else:
-                completion = await answerer.answer(sample, index)
+                completion = await driver.answer(sample, index)
         tally.record(completion)
         return completion
 
     try:
         completions = list(await asyncio.gather(*(one(i, s) for i, s in enumerate(samples))))
     finally:
-        await answerer.aclose()
+        await driver.aclose()
     tally.raise_if_aborted()
     return completions
 
@@ -142,10 +144,24 @@ def generate(
     settings: RunSettings,
     label: str,
 ) -> list[Completion]:
-    """A plain model's completions for every sample, in sample order."""
+    """A plain model's completions for every sample, in sample order. A tool-using task's
+    samples are answered through the agent loop, in this process (each step's request
+    depends on the step before, as a strategy's calls do)."""
     progress = GenerationProgress(label, len(samples))
+    agent = samples[0].agent if samples else None
     try:
         client = ModelClient(model, settings)
+        if agent is not None:
+            from llmbench.tools.agent import AgentAnswerer
+
+            return run_coroutine(
+                run_answers(
+                    AgentAnswerer(client, params, agent),
+                    samples,
+                    progress=progress,
+                    settings=settings,
+                )
+            )
         wanted = worker_count(model, len(samples), settings.concurrency)
         if wanted:
             with claimed_slots(wanted) as workers:  # the cores, shared with other steps

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmbench.hf_imports import HF_LOCK
 from llmbench.scoring import bfcl
 
 if TYPE_CHECKING:
@@ -79,7 +80,6 @@ class MetricResult:
 
 
 _PER_THREAD = threading.local()
-_LOAD_LOCK = threading.Lock()
 
 
 def load_module(name: str) -> evaluate.EvaluationModule:
@@ -89,11 +89,12 @@ def load_module(name: str) -> evaluate.EvaluationModule:
     instance and, by default, in an Arrow cache file named after the metric, so a shared
     instance or file would mix or corrupt the inputs of concurrent steps. Loading (which
     copies and imports the module) is serialised."""
-    import evaluate
+    with HF_LOCK:  # importing evaluate imports transformers: see llmbench.hf_imports
+        import evaluate
 
     modules: dict[str, evaluate.EvaluationModule] = _PER_THREAD.__dict__.setdefault("modules", {})
     if name not in modules:
-        with _LOAD_LOCK:
+        with HF_LOCK:
             modules[name] = evaluate.load(
                 str(METRICS_DIR / name), keep_in_memory=True, experiment_id=uuid.uuid4().hex
             )

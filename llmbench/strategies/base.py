@@ -1,4 +1,4 @@
-"""The strategy contract: ``answer(sample, index)`` from member calls, each through a model
+"""The strategy contract: ``answer(sample, index, ask)`` from member calls, each through a model
 client, returning one completion whose trace holds every call and the reason for it."""
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from llmbench.errors import ConfigError
 from llmbench.prompts import PromptError, prompt_texts
 from llmbench.prompts import render as render_prompt
 from llmbench.runtime.client import ModelClient
-from llmbench.schema import ModelSpec
 from llmbench.scoring.extract import ExtractorSpec, extract
-from llmbench.types import Call, Completion, GenerationParams, Message, Request, Sample
+from llmbench.types import Ask, Call, Completion, GenerationParams, Message, Sample
 
 if TYPE_CHECKING:
     from llmbench.schema import BenchConfig, StrategySpec, TaskSpec
@@ -33,6 +32,18 @@ JUDGING = {"classify": 16, "verify": 512, "critique": 512}
 def judging_length(purpose: str, why: str) -> Any:
     """The option for a judging call's own answer length, defaulting to ``JUDGING``'s."""
     return Field(default=JUDGING[purpose], ge=8, le=32768, description=why)
+
+
+def judging(text: str, max_tokens: int, reads: Sequence[ExtractorSpec]) -> Ask:
+    """A prompt that judges (a label, a grade, a verdict): asked alone, without the task's
+    stop sequences, at its own answer length, its answer read by the extractors ``reads``,
+    so a strategy asked it compares its members' labels or grades, not the task's answers."""
+    return Ask(
+        messages=(Message(role="user", content=text),),
+        max_tokens=max_tokens,
+        stop=(),
+        extract=tuple(reads),
+    )
 
 
 class Options(BaseModel):
@@ -53,14 +64,16 @@ class TaskView(Options):
     def of(cls, task: TaskSpec) -> TaskView:
         return cls.model_validate(task.model_dump(mode="json", include=set(cls.model_fields)))
 
-    def answer_of(self, completion: Completion) -> str | None:
-        """The answer the task's extractors find in ``completion`` (its stripped text when
-        the task has none); None for a failed request or no answer found."""
+    def answer_of(self, completion: Completion, ask: Ask | None = None) -> str | None:
+        """The answer the task's extractors (or those of ``ask``, the prompt it answers: a
+        grade, a label) find in ``completion`` (its stripped text when there are none);
+        None for a failed request or no answer found."""
         if completion.error is not None:
             return None
-        if not self.extract:
+        extractors = self.extract if ask is None or ask.extract is None else ask.extract
+        if not extractors:
             return completion.text.strip() or None
-        return extract(completion.text, self.extract)
+        return extract(completion.text, extractors)
 
 
 class Member:
@@ -87,42 +100,31 @@ class Member:
         self,
         sample: Sample,
         index: int,
+        ask: Ask | None = None,
         *,
-        messages: Sequence[Message] | None = None,
         draw: int = 0,
         purpose: str = "answer",
         note: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
     ) -> Completion:
-        """The member's answer to ``sample`` (or to ``messages``, e.g. a classifier prompt).
-        Asked the sample itself with draw 0, a model member sends exactly the request its own
-        leaderboard row sent, so that answer comes from the response cache. A call that
-        judges (a label, a grade) is sent without the task's stop sequences and with its own
-        answer length (``max_tokens``, the strategy's option for it). ``temperature``: the
-        strategy's own for this call (a vote's draws); at the member's own it changes
-        nothing, so draw 0 is still the member's row."""
+        """The member's answer to ``ask`` (None: the sample's own question). A model member
+        sends it on its own settings with the ask's per-call ones; asked the sample itself
+        with draw 0, that is exactly the request its own leaderboard row sent, so the answer
+        comes from the response cache. A strategy member is handed the ask and answers it
+        (a verifier's prompt, a revision), its calls nested under this role."""
         if self.strategy is not None:
-            if messages is not None:  # refused at config load: see check_model_member
-                raise ValueError(f"{self.role}: a strategy member answers samples, not prompts")
-            done = await self.strategy.answer(sample, index)
+            if draw:  # refused at config load: see vote.check_draws
+                raise ValueError(f"{self.role}: a strategy answers once; draws need a model")
+            done = await self.strategy.answer(sample, index, ask)
             return nested(done, self.role, self.name, purpose=purpose, note=note)
         assert self.client is not None and self.params is not None
-        conversation = tuple(messages) if messages is not None else tuple(sample.messages())
-        request = Request(messages=conversation, params=self.params, draw=draw)
-        if purpose in JUDGING:
-            request = request.with_params(max_tokens=max_tokens or JUDGING[purpose], stop=())
-        elif max_tokens is not None:
-            request = request.with_params(max_tokens=max_tokens)
-        if temperature is not None:
-            request = request.with_params(temperature=temperature)
+        request = (ask or Ask.of(sample)).request(self.params, draw=draw)
         return await self.client.generate(
             request,
             index=index,
             role=self.role,
             purpose=purpose,
             note=note,
-            record_input=messages is not None,
+            record_input=request.messages != tuple(sample.messages()),
         )
 
     async def aclose(self) -> None:
@@ -194,24 +196,40 @@ class Sweep:
     escalates: bool = False
 
 
-def combine(chosen: Completion, rounds: Sequence[Sequence[Completion]]) -> Completion:
+def combine(
+    chosen: Completion,
+    rounds: Sequence[Sequence[Completion]],
+    numbers: Sequence[int] | None = None,
+) -> Completion:
     """The strategy's answer: ``chosen``'s text, every call of every round in its trace.
 
     Tokens and cost are sums over the calls. Latency is what a caller would wait: rounds run
     one after another, the calls of one round side by side (the slowest counts), from each
     call's own latency, so an answer rebuilt from the response cache reports the same time.
-    Each call is placed on that clock (``Call.start_s``) and its own calls numbered by round.
+    Answers made only of local calls (``Call.local``) are the exception: local requests run
+    one at a time, so a round's local answers follow one another (a local vote's draws take
+    their sum), beside its remote ones. Each call is placed on that clock
+    (``Call.start_s``) and its own calls numbered by round: its position, or
+    ``numbers[position]`` where the strategy counts its own (a chain's step, however often it
+    was asked).
     """
     calls: list[Call] = []
     begin = 0.0
     for n, round_ in enumerate(rounds):
+        queued = 0.0  # the local answers of this round so far, one after another
+        slowest = 0.0
         for done in round_:
+            local = bool(done.trace) and all(c.local for c in done.trace)
+            start = begin + (queued if local else 0.0)
             for call in done.trace:
-                update: dict[str, Any] = {"start_s": begin + call.start_s}
+                update: dict[str, Any] = {"start_s": start + call.start_s}
                 if call.parent is None:  # a nested strategy's calls keep their own rounds
-                    update["round"] = n
+                    update["round"] = n if numbers is None else numbers[n]
                 calls.append(call.model_copy(update=update))
-        begin += max((d.latency_s for d in round_), default=0.0)
+            if local:
+                queued += done.latency_s
+            slowest = max(slowest, queued if local else done.latency_s)
+        begin += slowest
     answered = [done for round_ in rounds for done in round_]
     return chosen.model_copy(
         update={
@@ -325,8 +343,11 @@ class Strategy(abc.ABC):
         }
 
     @abc.abstractmethod
-    async def answer(self, sample: Sample, index: int) -> Completion:
-        """The strategy's answer to one sample, with every member call in its trace."""
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        """The strategy's answer to ``ask`` about one sample (None: the sample's own
+        question), with every member call in its trace. Its members are asked ``ask``
+        where they answer the question, and prompts built from ``ask`` (its
+        :meth:`~llmbench.types.Ask.question`) where they judge or revise."""
 
     async def aclose(self) -> None:
         closed: set[int] = set()  # two roles played by one model share one client
@@ -337,21 +358,8 @@ class Strategy(abc.ABC):
                 await member.aclose()
 
 
-def check_model_member(spec: StrategySpec, config: BenchConfig, field: str, role: str) -> None:
-    """A member asked a prompt the strategy built (a classifier's label, a verifier's grade)
-    must be a model. A strategy member answers the task's sample by its own signals (the
-    task's extractors, stop sequences and answer length, rules on the prompt), so it would
-    answer the question, not the prompt, and its answer be read as a label or a grade.
-    ``field``: where the config names the role (``options.verifier``, ``members.evaluator``)."""
-    name = spec.members[role]
-    if not isinstance(config.entrant(name), ModelSpec):
-        raise ValueError(
-            f"{field}: role {role!r} is played by the strategy {name!r}, but it is "
-            "asked a prompt built for it, which a strategy does not answer; name a model"
-        )
-
-
 def check_role(spec: StrategySpec, field: str, role: str) -> None:
+    """Raise naming ``options.<field>`` unless ``role`` is one of the members'."""
     if role not in spec.members:
         raise ValueError(
             f"options.{field}: no member with role {role!r}; "

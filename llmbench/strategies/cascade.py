@@ -18,26 +18,32 @@ from pydantic import Field, model_validator
 from llmbench import prompts
 from llmbench.pricing import estimated_tokens
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
+from llmbench.scoring.extract import ExtractorSpec, RegexExtractor
 from llmbench.scoring.verdict import parse_grade
 from llmbench.strategies.base import (
     Options,
     Strategy,
     Sweep,
     annotate,
-    check_model_member,
     check_role,
     combine,
+    judging,
     judging_length,
     with_score,
 )
 from llmbench.strategies.vote import majority
-from llmbench.types import Completion, Message, Sample
+from llmbench.types import Ask, Completion, Sample
 
 # What the verifier's prompt is rendered with: the question (the task's system prompt with
 # it) and the stage's answer.
 VERIFIER_SEES = ("prompt", "answer")
 CONFIDENCE = re.compile(r"confidence\W{0,3}(\d+(?:\.\d+)?)\s*(%?)", re.IGNORECASE)
 Signal = Literal["no_answer", "disagreement", "low_grade", "low_confidence"]
+# How a verifier's reply is read where a strategy answers it (a vote of verifiers votes on
+# grades): the last [[n]], as the verifier prompt asks for it.
+GRADE: list[ExtractorSpec] = [
+    RegexExtractor(type="regex", pattern=r"\[\[\s*(\d+(?:\.\d+)?)", select="last")
+]
 
 
 class CascadeOptions(Options):
@@ -92,7 +98,7 @@ class Cascade(Strategy):
         for n, role in enumerate(options.order or []):
             check_role(spec, f"order.{n}", role)
         if options.verifier is not None:
-            check_role(spec, "options.verifier", options.verifier)
+            check_role(spec, "verifier", options.verifier)
         if len(cls.stages(spec, options)) < 2:
             raise ValueError("members: a cascade needs two or more stages to escalate between")
         if options.verifier in cls.stages(spec, options):
@@ -101,8 +107,6 @@ class Cascade(Strategy):
     @classmethod
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
         options = CascadeOptions.model_validate(spec.options)
-        if options.verifier is not None:
-            check_model_member(spec, config, "options.verifier", options.verifier)
         if "disagreement" not in options.escalate_on:
             return
         for role in cls.stages(spec, options)[:-1]:
@@ -170,17 +174,19 @@ class Cascade(Strategy):
             )
         return worst
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        """Each stage answers ``ask``; its signals read the answers as ``ask``'s asker does
+        (a grade, a label) and the verifier is shown ``ask``'s question."""
         options: CascadeOptions = self.options
         stages = self.stages(self.spec, options)
         rounds: list[list[Completion]] = []
         answer = Completion(finish_reason="error", error="cascade: no stage answered")
         for n, role in enumerate(stages):
             if n == len(stages) - 1:  # the last stage answers; nothing to escalate to
-                answer = await self.members[role].ask(sample, index)
+                answer = await self.members[role].ask(sample, index, ask)
                 rounds.append([answer])
                 break
-            answer, why = await self._stage(sample, index, role, rounds)
+            answer, why = await self._stage(sample, index, ask, role, rounds)
             if why is None:
                 rounds[-1][-1] = annotate(rounds[-1][-1], "accepted")
                 break
@@ -188,7 +194,12 @@ class Cascade(Strategy):
         return combine(answer, rounds)
 
     async def _stage(
-        self, sample: Sample, index: int, role: str, rounds: list[list[Completion]]
+        self,
+        sample: Sample,
+        index: int,
+        ask: Ask | None,
+        role: str,
+        rounds: list[list[Completion]],
     ) -> tuple[Completion, str | None]:
         """One stage's answer and the reason to escalate from it (None: accept it)."""
         options: CascadeOptions = self.options
@@ -197,12 +208,15 @@ class Cascade(Strategy):
         if "disagreement" in signals and member.sampled:
             draws = await asyncio.gather(
                 *(
-                    member.ask(sample, index, draw=d, purpose="answer" if d == 0 else f"draw {d}")
+                    member.ask(
+                        sample, index, ask, draw=d, purpose="answer" if d == 0 else f"draw {d}"
+                    )
                     for d in range(options.samples)
                 )
             )
             rounds.append(list(draws))
-            tally = majority([self.task.answer_of(d) for d in draws], [d.text for d in draws])
+            answers = [self.task.answer_of(d, ask) for d in draws]
+            tally = majority(answers, [d.text for d in draws])
             chosen = draws[tally.chosen]
             if tally.agreement < options.min_agreement:
                 return chosen, (
@@ -210,11 +224,11 @@ class Cascade(Strategy):
                     f"{options.min_agreement:.2f})"
                 )
         else:
-            chosen = await member.ask(sample, index)
+            chosen = await member.ask(sample, index, ask)
             rounds.append([chosen])
         if chosen.error is not None:
             return chosen, "the request failed"
-        extracted = self.task.answer_of(chosen)
+        extracted = self.task.answer_of(chosen, ask)
         if "no_answer" in signals and extracted is None:
             return chosen, "no answer extracted"
         if "low_confidence" in signals:
@@ -229,14 +243,13 @@ class Cascade(Strategy):
             prompt = self.render(
                 "verifier_prompt",
                 options.verifier_prompt,
-                {"prompt": sample.question(), "answer": chosen.text},
+                {"prompt": (ask or Ask.of(sample)).question(), "answer": chosen.text},
             )
             verdict = await self.members[options.verifier].ask(
                 sample,
                 index,
-                messages=[Message(role="user", content=prompt)],
+                judging(prompt, options.verifier_max_tokens, GRADE),
                 purpose="verify",
-                max_tokens=options.verifier_max_tokens,
             )
             grade = parse_grade(verdict.text, low=1, high=10) if verdict.error is None else None
             if grade is not None and grade.scored:

@@ -18,22 +18,28 @@ from pydantic import Field
 
 from llmbench import prompts
 from llmbench.pricing import estimated_tokens
-from llmbench.schema import BenchConfig, StrategySpec
+from llmbench.schema import StrategySpec
+from llmbench.scoring.extract import ExtractorSpec, NormalizeExtractor, RegexExtractor
 from llmbench.strategies.base import (
     Options,
     Strategy,
     annotate,
-    check_model_member,
     combine,
+    judging,
     judging_length,
 )
-from llmbench.types import Completion, Message, Sample
+from llmbench.types import Ask, Completion, Sample
 
 # What the prompts are rendered with. The critique's ``reference`` is empty unless the
 # evaluator is an oracle; ``round`` counts critiques from 1.
 CRITIQUE_SEES = ("prompt", "answer", "round", "reference")
 REVISE_SEES = ("prompt", "answer", "critique")
 VERDICT = re.compile(r"\[\[\s*(PASS|REVISE)\s*\]\]", re.IGNORECASE)
+# How a critique is read where a strategy answers it (a vote of critics votes on verdicts).
+VERDICT_READER: list[ExtractorSpec] = [
+    RegexExtractor(type="regex", pattern=VERDICT.pattern, select="last", ignore_case=True),
+    NormalizeExtractor(type="normalize"),
+]
 
 
 class EvaluatorOptimizerOptions(Options):
@@ -72,13 +78,6 @@ class EvaluatorOptimizer(Strategy):
     required = roles
 
     @classmethod
-    def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
-        # Both are asked prompts built for them: the evaluator a critique, the generator a
-        # revision.
-        for role in ("generator", "evaluator"):
-            check_model_member(spec, config, f"members.{role}", role)
-
-    @classmethod
     def describe(cls, spec: StrategySpec) -> str:
         if EvaluatorOptimizerOptions.model_validate(spec.options).oracle:
             return f"{cls.kind} (oracle: its evaluator sees the reference; not deployable)"
@@ -107,11 +106,14 @@ class EvaluatorOptimizer(Strategy):
             "evaluator": (rounds * critique_prompt, rounds * critique),
         }
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        """The generator answers ``ask``; the critique and the revisions are built from
+        it (its question; its conversation with the revision request as its last turn)."""
         options: EvaluatorOptimizerOptions = self.options
         generator, evaluator = self.members["generator"], self.members["evaluator"]
         oracle = " (oracle)" if options.oracle else ""
-        first = answer = await generator.ask(sample, index)
+        asked = ask or Ask.of(sample)
+        first = answer = await generator.ask(sample, index, ask)
         rounds: list[list[Completion]] = [[first]]
         for n in range(1, options.max_rounds + 1):
             if answer.error is not None:
@@ -119,9 +121,12 @@ class EvaluatorOptimizer(Strategy):
             critique = await evaluator.ask(
                 sample,
                 index,
-                messages=[Message(role="user", content=self._critique(sample, answer, n))],
+                judging(
+                    self._critique(sample, asked, answer, n),
+                    options.evaluator_max_tokens,
+                    VERDICT_READER,
+                ),
                 purpose="critique",
-                max_tokens=options.evaluator_max_tokens,
             )
             if critique.error is not None:
                 rounds.append([annotate(critique, f"round {n}{oracle}: failed; answer kept")])
@@ -132,38 +137,41 @@ class EvaluatorOptimizer(Strategy):
             if verdict == "pass":
                 break
             revision = await generator.ask(
-                sample, index, messages=self._revise(sample, answer, critique), purpose="revise"
+                sample, index, self._revise(asked, answer, critique), purpose="revise"
             )
             if revision.error is not None:
                 rounds.append([annotate(revision, f"round {n}: failed; previous answer kept")])
                 break
             answer = revision
             rounds.append([answer])
-        return self._final(first, answer, rounds)
+        return self._final(first, answer, rounds, ask)
 
-    def _critique(self, sample: Sample, answer: Completion, n: int) -> str:
+    def _critique(self, sample: Sample, asked: Ask, answer: Completion, n: int) -> str:
         options: EvaluatorOptimizerOptions = self.options
         reference = sample.references[0] if options.oracle and sample.references else ""
-        context = {"prompt": sample.question(), "answer": answer.text, "round": n}
+        context = {"prompt": asked.question(), "answer": answer.text, "round": n}
         return self.render(
             "critique_prompt", options.critique_prompt, context | {"reference": reference}
         )
 
-    def _revise(self, sample: Sample, answer: Completion, critique: Completion) -> list[Message]:
-        """The sample's system prompt as it was, then the revision request: the question,
-        the answer and the critique, verbatim."""
+    def _revise(self, asked: Ask, answer: Completion, critique: Completion) -> Ask:
+        """The system prompt and earlier turns as they were, then the revision request:
+        the question, the answer and the critique, verbatim."""
         options: EvaluatorOptimizerOptions = self.options
-        context = {"prompt": sample.prompt, "answer": answer.text, "critique": critique.text}
-        text = self.render("revise_prompt", options.revise_prompt, context)
-        return [*sample.messages()[:-1], Message(role="user", content=text)]
+        context = {"prompt": asked.prompt, "answer": answer.text, "critique": critique.text}
+        return asked.instead(self.render("revise_prompt", options.revise_prompt, context))
 
     def _final(
-        self, first: Completion, final: Completion, rounds: list[list[Completion]]
+        self,
+        first: Completion,
+        final: Completion,
+        rounds: list[list[Completion]],
+        ask: Ask | None,
     ) -> Completion:
         """The answer, its call noting whether it differs from the first (by the task's
         extractors), so the share of changed answers is read from the trace."""
         at = next(r for r, round_ in enumerate(rounds) if round_[-1] is final)
-        before, after = self.task.answer_of(first), self.task.answer_of(final)
+        before, after = self.task.answer_of(first, ask), self.task.answer_of(final, ask)
         if final is first:
             note = "final: the first answer"
         elif before == after:

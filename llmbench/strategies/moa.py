@@ -21,10 +21,10 @@ from pydantic import Field
 
 from llmbench import prompts
 from llmbench.pricing import estimated_tokens
-from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
-from llmbench.strategies.base import Options, Strategy, annotate, check_model_member, combine
+from llmbench.schema import BenchConfig, StrategySpec
+from llmbench.strategies.base import Options, Strategy, annotate, combine
 from llmbench.strategies.vote import ask_draws, check_draws
-from llmbench.types import Completion, Message, Sample
+from llmbench.types import Ask, Completion, Sample
 
 # What the prompts are rendered with: the question, the previous layer's answers (a list,
 # failures left out) and, for a proposer, the layer it answers in (2 and up).
@@ -84,15 +84,10 @@ class MixtureOfAgents(Strategy):
 
     @classmethod
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
-        # Proposers in later layers and the aggregator are asked prompts built for them.
         options = MixtureOfAgentsOptions.model_validate(spec.options)
         for role, name in spec.members.items():
-            check_model_member(spec, config, f"members.{role}", role)
-            member = config.entrant(name)
-            if role == AGGREGATOR or options.samples is None:
-                continue
-            assert isinstance(member, ModelSpec)
-            check_draws(member, options.samples, options.temperature)
+            if role != AGGREGATOR:
+                check_draws(role, config.entrant(name), options.samples, options.temperature)
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
@@ -124,40 +119,49 @@ class MixtureOfAgents(Strategy):
         worst[AGGREGATOR] = (prompt, float(aggregated))
         return worst
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        """Layer 1 answers ``ask``; later layers and the aggregator are asked its
+        conversation with their own prompt, over its question, as its last turn."""
         options: MixtureOfAgentsOptions = self.options
+        asked = ask or Ask.of(sample)
         proposers = [m for role, m in self.members.items() if role != AGGREGATOR]
         layer = await ask_draws(
-            proposers, sample, index, samples=options.samples, temperature=options.temperature
+            proposers,
+            sample,
+            index,
+            ask,
+            samples=options.samples,
+            temperature=options.temperature,
         )
         rounds: list[list[Completion]] = [layer]
         for n in range(2, options.layers + 1):
             answers = self._answered(layer)
             if not answers:
                 return self._failed(rounds, n - 1)
-            context = {"prompt": sample.prompt, "answers": answers, "layer": n}
+            context = {"prompt": asked.prompt, "answers": answers, "layer": n}
             text = self.render("propose_prompt", options.propose_prompt, context)
             layer = await ask_draws(
                 proposers,
                 sample,
                 index,
+                asked.instead(text),
                 samples=options.samples,
                 temperature=options.temperature,
-                messages=self._asking(sample, text),
                 purpose=f"layer {n}",
             )
             rounds.append(layer)
         answers = self._answered(layer)
         if not answers:
             return self._failed(rounds, options.layers)
-        context = {"prompt": sample.prompt, "answers": answers}
+        context = {"prompt": asked.prompt, "answers": answers}
         text = self.render("aggregate_prompt", options.aggregate_prompt, context)
+        aggregating = asked.instead(text)
+        if options.aggregator_max_tokens is not None:
+            aggregating = aggregating.model_copy(
+                update={"max_tokens": options.aggregator_max_tokens}
+            )
         aggregated = await self.members[AGGREGATOR].ask(
-            sample,
-            index,
-            messages=self._asking(sample, text),
-            purpose="aggregate",
-            max_tokens=options.aggregator_max_tokens,
+            sample, index, aggregating, purpose="aggregate"
         )
         left_out = len(layer) - len(answers)
         note = f"aggregated {len(answers)} answer{'s' if len(answers) != 1 else ''}"
@@ -172,11 +176,6 @@ class MixtureOfAgents(Strategy):
     @staticmethod
     def _answered(layer: list[Completion]) -> list[str]:
         return [done.text for done in layer if done.error is None]
-
-    @staticmethod
-    def _asking(sample: Sample, text: str) -> list[Message]:
-        """The sample's system prompt as it was, then the prompt built for the member."""
-        return [*sample.messages()[:-1], Message(role="user", content=text)]
 
     @staticmethod
     def _failed(rounds: list[list[Completion]], n: int) -> Completion:

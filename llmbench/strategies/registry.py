@@ -15,6 +15,8 @@ STRATEGIES: dict[str, str] = {
     "vote": "llmbench.strategies.vote:Vote",
     "evaluator_optimizer": "llmbench.strategies.evaluator_optimizer:EvaluatorOptimizer",
     "mixture_of_agents": "llmbench.strategies.moa:MixtureOfAgents",
+    "supervisor": "llmbench.strategies.supervisor:Supervisor",
+    "chain": "llmbench.strategies.chain:Chain",
 }
 
 

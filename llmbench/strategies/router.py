@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from llmbench import prompts
-from llmbench.schema import BenchConfig, StrategySpec
+from llmbench.schema import StrategySpec
+from llmbench.scoring.extract import ExtractorSpec, NormalizeExtractor, RegexExtractor
 from llmbench.strategies import learned
 from llmbench.strategies.base import (
     JUDGING,
     Options,
     Strategy,
     Sweep,
-    check_model_member,
     check_role,
     combine,
+    judging,
     with_score,
 )
-from llmbench.types import Completion, Message, Sample
+from llmbench.types import Ask, Completion, Sample
 
 # What the classifier's prompt is rendered with: the question (the task's system prompt
 # with it) and the labels it may answer.
@@ -63,9 +65,9 @@ class Rule(Options):
             raise ValueError("a rule needs a condition: task, regex, min_chars or max_chars")
         return self
 
-    def reason(self, sample: Sample, task: str) -> str | None:
-        """Why this rule matches (None: it does not)."""
-        text, why = sample.prompt, []
+    def reason(self, text: str, task: str) -> str | None:
+        """Why this rule matches the prompt ``text`` (None: it does not)."""
+        why: list[str] = []
         if self.task is not None:
             if task not in self.task:
                 return None
@@ -117,9 +119,10 @@ class Threshold(Options):
             raise ValueError("'path' (the trained router file) goes with score: learned only")
         return self
 
-    def of(self, sample: Sample) -> float:
+    def of(self, sample: Sample, prompt: str) -> float:
+        """The score of ``prompt``, asked about ``sample`` (a random score is the item's)."""
         if self.path is not None:
-            return learned.load(self.path).score(sample.prompt)
+            return learned.load(self.path).score(prompt)
         digest = hashlib.sha256(f"{self.seed}:{sample.sample_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2.0**64
 
@@ -142,6 +145,14 @@ class RouterOptions(Options):
         if self.threshold is not None and self.classifier is not None:
             raise ValueError("use 'threshold' or 'classifier' after the rules, not both")
         return self
+
+
+def label_reader(labels: Iterable[str]) -> list[ExtractorSpec]:
+    """How a classifier's reply is read when a strategy answers it: its first label, in
+    lower case (a vote of classifiers then votes on labels)."""
+    names = "|".join(re.escape(label) for label in labels)
+    first = RegexExtractor(type="regex", pattern=rf"\b({names})\b", ignore_case=True)
+    return [first, NormalizeExtractor(type="normalize")]
 
 
 def label_of(reply: str, labels: dict[str, str]) -> str | None:
@@ -174,12 +185,6 @@ class Router(Strategy):
         return {"router_file": learned.file_digest(threshold.path)}
 
     @classmethod
-    def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
-        classifier = RouterOptions.model_validate(spec.options).classifier
-        if classifier is not None:
-            check_model_member(spec, config, "options.classifier.member", classifier.member)
-
-    @classmethod
     def check_options(cls, spec: StrategySpec, options: Any) -> None:
         assert isinstance(options, RouterOptions)
         for n, rule in enumerate(options.rules):
@@ -194,13 +199,18 @@ class Router(Strategy):
             for label, role in options.classifier.labels.items():
                 check_role(spec, f"classifier.labels.{label}", role)
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        """Rules and scores read the prompt asked (``ask``'s, else the sample's); the chosen
+        member answers ``ask``."""
         options: RouterOptions = self.options
+        asked = ask or Ask.of(sample)
         rounds: list[list[Completion]] = []
         for n, rule in enumerate(options.rules):
-            why = rule.reason(sample, self.task.name)
+            why = rule.reason(asked.prompt, self.task.name)
             if why is not None:
-                return await self._route(sample, index, rule.use, f"rule {n + 1}: {why}", rounds)
+                return await self._route(
+                    sample, index, ask, rule.use, f"rule {n + 1}: {why}", rounds
+                )
         if options.threshold is not None:
             cut = options.threshold
             if cut.trained_on(sample):
@@ -209,29 +219,28 @@ class Router(Strategy):
                     error="not scored: the learned router was trained on this item "
                     "(score it on the task's subset part: test)",
                 )
-            score = cut.of(sample)
+            score = cut.of(sample, asked.prompt)
             role, sign = (cut.strong, ">=") if score >= cut.at else (cut.weak, "<")
             why = f"{cut.score} score {score:.3f} {sign} {cut.at:g}"
-            return await self._route(sample, index, role, why, rounds, score=score)
+            return await self._route(sample, index, ask, role, why, rounds, score=score)
         if options.classifier is not None:
             spec = options.classifier
             prompt = self.render(
                 "classifier.prompt",
                 spec.prompt,
-                {"prompt": sample.question(), "labels": list(spec.labels)},
+                {"prompt": asked.question(), "labels": list(spec.labels)},
             )
             reply = await self.members[spec.member].ask(
                 sample,
                 index,
-                messages=[Message(role="user", content=prompt)],
+                judging(prompt, spec.max_tokens, label_reader(spec.labels)),
                 purpose="classify",
-                max_tokens=spec.max_tokens,
             )
             rounds.append([reply])
             label = None if reply.error else label_of(reply.text, spec.labels)
             if label is not None:
                 return await self._route(
-                    sample, index, spec.labels[label], f"classifier said {label!r}", rounds
+                    sample, index, ask, spec.labels[label], f"classifier said {label!r}", rounds
                 )
             if options.default is None:
                 return combine(
@@ -241,15 +250,17 @@ class Router(Strategy):
                     rounds,
                 )
             return await self._route(
-                sample, index, options.default, "classifier named no label: default", rounds
+                sample, index, ask, options.default, "classifier named no label: default", rounds
             )
         assert options.default is not None
-        return await self._route(sample, index, options.default, "no rule matched: default", rounds)
+        why = "no rule matched: default"
+        return await self._route(sample, index, ask, options.default, why, rounds)
 
     async def _route(
         self,
         sample: Sample,
         index: int,
+        ask: Ask | None,
         role: str,
         why: str,
         rounds: list[list[Completion]],
@@ -257,7 +268,7 @@ class Router(Strategy):
         score: float | None = None,
     ) -> Completion:
         member = self.members[role]
-        answer = await member.ask(sample, index, note=f"routed to {role}: {why}")
+        answer = await member.ask(sample, index, ask, note=f"routed to {role}: {why}")
         if score is not None:
             answer = with_score(answer, score)
         rounds.append([answer])

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from llmbench.schema import BenchConfig, ModelSpec, StrategySpec
 from llmbench.strategies.base import Member, Options, Strategy, annotate, combine, with_score
-from llmbench.types import Completion, Message, Sample
+from llmbench.types import Ask, Completion, Sample
 
 TieRule = Literal["first", "shortest"]
 
@@ -80,16 +80,18 @@ async def ask_draws(
     members: Sequence[Member],
     sample: Sample,
     index: int,
+    ask: Ask | None = None,
     *,
     samples: int | None,
     temperature: float | None,
-    messages: Sequence[Message] | None = None,
     purpose: str = "answer",
 ) -> list[Completion]:
-    """Each member's ``samples`` draws (one when None) of ``sample`` (or of ``messages``),
-    side by side, in member then draw order. Draw 0 of the sample itself at the member's own
-    temperature is its own row's request; draw d is a distinct request (a seeded one gets
-    seed + d)."""
+    """Each member's ``samples`` draws (one when None) of ``ask`` (None: the sample's own
+    question), side by side, in member then draw order. Draw 0 of the sample itself at the
+    member's own temperature is its own row's request; draw d is a distinct request (a
+    seeded one gets seed + d)."""
+    if temperature is not None:
+        ask = (ask or Ask.of(sample)).model_copy(update={"temperature": temperature})
 
     def called(d: int) -> str:
         if d == 0:
@@ -99,24 +101,27 @@ async def ask_draws(
     asked = [(member, d) for member in members for d in range(samples or 1)]
     return list(
         await asyncio.gather(
-            *(
-                member.ask(
-                    sample,
-                    index,
-                    messages=messages,
-                    draw=d,
-                    purpose=called(d),
-                    temperature=temperature,
-                )
-                for member, d in asked
-            )
+            *(member.ask(sample, index, ask, draw=d, purpose=called(d)) for member, d in asked)
         )
     )
 
 
-def check_draws(member: ModelSpec, samples: int, temperature: float | None) -> None:
-    """Refuse ``samples`` draws of ``member`` that would all be one answer: greedy ones (at
-    the strategy's ``temperature``, else the member's own)."""
+def check_draws(
+    role: str, member: ModelSpec | StrategySpec, samples: int | None, temperature: float | None
+) -> None:
+    """Refuse draws that cannot differ: draws (``samples``) or a ``temperature`` of a
+    strategy, which answers once at its own members' temperatures (it has no draw to vary),
+    and ``samples`` draws of a model that would all be one answer: greedy ones (at the
+    strategy's ``temperature``, else the member's own)."""
+    if isinstance(member, StrategySpec):
+        if samples is not None or temperature is not None:
+            raise ValueError(
+                f"members.{role}: {member.name!r} is a strategy, which answers once and at "
+                "its members' own temperatures; draws and a temperature need a model"
+            )
+        return
+    if samples is None:
+        return
     if (temperature if temperature is not None else member.params.temperature) == 0:
         raise ValueError(
             f"options.temperature: {samples} draws of {member.name} at temperature 0 "
@@ -141,32 +146,26 @@ class Vote(Strategy):
     def check_config(cls, spec: StrategySpec, config: BenchConfig) -> None:
         options = VoteOptions.model_validate(spec.options)
         for role, name in spec.members.items():
-            member = config.entrant(name)
-            if not isinstance(member, ModelSpec):
-                if options.samples is not None or options.temperature is not None:
-                    raise ValueError(
-                        f"members.{role}: {name!r} is a strategy, which answers once and at "
-                        "its members' own temperatures; draws and a temperature need a model"
-                    )
-                continue
-            if options.samples is not None:
-                check_draws(member, options.samples, options.temperature)
+            check_draws(role, config.entrant(name), options.samples, options.temperature)
 
     @classmethod
     def max_calls(cls, spec: StrategySpec) -> dict[str, int]:
         samples = VoteOptions.model_validate(spec.options).samples or 1
         return dict.fromkeys(spec.members, samples)
 
-    async def answer(self, sample: Sample, index: int) -> Completion:
+    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
+        """Every member's draws answer ``ask``; they vote on what its asker reads in
+        them (a grade, a label; the task's answer for the sample's own question)."""
         options: VoteOptions = self.options
         draws = await ask_draws(
             list(self.members.values()),
             sample,
             index,
+            ask,
             samples=options.samples,
             temperature=options.temperature,
         )
-        answers = [self.task.answer_of(d) for d in draws]
+        answers = [self.task.answer_of(d, ask) for d in draws]
         tally = majority(answers, [d.text for d in draws], options.tie)
         if tally.answer is None:
             why = f"voted: none of {tally.voters} answers had an answer; the first's text"

@@ -24,9 +24,14 @@ def _rendered(task: SampleSpec, limit: int | None) -> list[Sample]:
 
 
 def data_fingerprint(task: SampleSpec) -> str:
-    """Changes whenever the task's data may have changed (a BFCL task's answers too)."""
+    """Changes whenever the task's data may have changed (a BFCL task's answers too, a tool
+    task's tools)."""
     answers = task.bfcl.possible_answer if task.bfcl is not None else None
     extra = "" if answers is None else "+" + source_fingerprint(SourceSpec(path=answers))
+    if task.tools is not None:
+        from llmbench.tools.toolset import tools_fingerprint
+
+        extra += "+tools:" + tools_fingerprint(task.tools)
     return source_fingerprint(task.source) + extra
 
 
@@ -37,6 +42,8 @@ def build_samples(task: SampleSpec, limit: int | None = None) -> list[Sample]:
         train = subset.part == "train"
         samples = [s for s in samples if in_train(s.sample_id, subset.share, subset.seed) == train]
         samples = samples[:limit] if limit is not None else samples
+    if task.tools is not None:
+        samples = [s.model_copy(update={"agent": task.tools}) for s in samples]
     seen: set[str] = set()
     for sample in samples:
         if sample.sample_id in seen:

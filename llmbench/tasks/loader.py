@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from llmbench.errors import DatasetError
+from llmbench.hf_imports import HF_LOCK
 from llmbench.schema import DATA_FORMATS, SourceSpec
 
 
@@ -47,6 +48,11 @@ def data_files(pattern: str) -> list[Path]:
 
 def load_rows(source: SourceSpec, limit: int | None = None) -> list[dict[str, Any]]:
     """The rows of a source, in file order, the first ``limit`` only when given."""
+    with HF_LOCK:  # see llmbench.hf_imports
+        return _load_rows(source, limit)
+
+
+def _load_rows(source: SourceSpec, limit: int | None) -> list[dict[str, Any]]:
     import datasets
 
     datasets.disable_progress_bars()

@@ -28,7 +28,7 @@ from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
 from llmbench.schema import PROJECT_ROOT, BenchConfig, Entrant, StrategySpec
-from llmbench.tracking.datasets import log_datasets, task_datasets
+from llmbench.tracking.datasets import log_datasets, register_evaluation_datasets, task_datasets
 from llmbench.tracking.mlflow_report import log_report_page
 from llmbench.tracking.prompts import register_prompts
 from llmbench.tracking.traces import log_traces
@@ -184,7 +184,7 @@ def _loggable(frame: pd.DataFrame) -> pd.DataFrame:
 def _log_report(report: Report) -> None:
     import mlflow
 
-    for name in ("intervals", "comparisons", "ratings", "judges"):
+    for name in ("intervals", "comparisons", "ratings", "judges", "draws", "rounds", "same_spend"):
         table = getattr(report, name)
         if not table.empty:
             mlflow.log_table(_loggable(table), artifact_file=f"statistics/{name}.json")
@@ -205,7 +205,35 @@ def _log_report(report: Report) -> None:
         prefix = f"paired/{row['task']}/{row['model_a']}_vs_{row['model_b']}"
         metrics[f"{prefix}/difference"] = row["difference"]
         metrics[f"{prefix}/p_value"] = row["p_value"]
+    for row in report.same_spend.to_dict("records"):
+        prefix = f"same_spend/{row['task']}/{row['model']}"
+        for key in (
+            "vs_member",
+            "vs_member_p",
+            "cost_ratio",
+            "draws",
+            "vs_baseline",
+            "vs_baseline_p",
+        ):
+            metrics[f"{prefix}/{key}"] = row[key]
     mlflow.log_metrics(_finite(metrics))
+
+
+def _log_strategy(report: Report, model: str) -> None:
+    """On a strategy's own run: the line saying what it buys (a tag), and its quality, cost
+    and latency by round as metrics whose step is the round (MLflow draws them as curves)."""
+    import mlflow
+
+    lines = [str(x) for x in report.same_spend.loc[report.same_spend["model"] == model, "summary"]]
+    if lines:
+        mlflow.set_tag("llmbench.same_spend", "; ".join(lines)[:5000])
+    for row in report.rounds[report.rounds["model"] == model].to_dict("records"):
+        for key in ("quality", "low", "high", "mean_cost_usd", "mean_latency_s"):
+            value = row[key]
+            if value is not None and not math.isnan(float(value)):
+                mlflow.log_metric(
+                    f"rounds/{row['task']}/{key}", float(value), step=int(row["round"])
+                )
 
 
 def _report_metrics(report: Report, model: str) -> dict[str, float]:
@@ -367,6 +395,8 @@ def log_benchmark(
                 mlflow.log_metrics(_model_metrics(board_row))
                 if report is not None:
                     mlflow.log_metrics(_report_metrics(report, model.name))
+                    if isinstance(model, StrategySpec):
+                        _log_strategy(report, model.name)
                 mlflow.log_table(_loggable(mine), artifact_file="samples.json")
             if window:  # the run ended when its generation did, not when it was logged
                 client.set_terminated(child.info.run_id, end_time=window[1])
@@ -392,6 +422,14 @@ def _log_genai_inputs(config: BenchConfig, results: pd.DataFrame, run_ids: list[
         log_datasets(task_datasets(results), run_ids)
     except Exception as exc:  # the items are in samples.jsonl and the runs' tables
         logger.warning("MLflow datasets were not logged: %s: %s", type(exc).__name__, exc)
+    try:
+        experiment_id = mlflow.get_run(run_ids[0]).info.experiment_id
+        versions = register_evaluation_datasets(results, experiment_id)
+        mlflow.log_params({f"dataset.{task}": str(v) for task, v in versions.items()})
+    except Exception as exc:  # a file store has none; the items are in samples.jsonl
+        logger.warning(
+            "MLflow evaluation datasets were not registered: %s: %s", type(exc).__name__, exc
+        )
     try:
         versions = register_prompts(config, run_ids[:1])  # linked to the parent run
         mlflow.log_params({f"prompt.{name}": str(v) for name, v in versions.items()})

@@ -35,7 +35,7 @@ def log_report_page(
 
     try:
         if figures is None:
-            figures = report_figures(config, leaderboard, results)
+            figures = report_figures(config, leaderboard, results, report)
         if page is None:
             page = render_report(
                 config, leaderboard, results, report, run_name=run_name, figures=dict(figures)

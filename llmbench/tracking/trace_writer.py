@@ -40,12 +40,21 @@ class SpanRecord:
     cost: Mapping[str, float] = field(default_factory=dict)
     model: str | None = None
     provider: str | None = None
+    # An error that is the call's own failure (a tool that failed) is also an "exception"
+    # event, where MLflow's tool-call judges read why a tool call failed.
+    exception: str | None = None
+
+    def _exception_event(self) -> dict[str, Any] | None:
+        if self.exception is None:
+            return None
+        attributes = {"exception.type": "ToolError", "exception.message": self.exception}
+        return {"name": "exception", "time_unix_nano": self.end_ns, "attributes": attributes}
 
     def to_span(self) -> Any:
         """As an ``mlflow.entities.Span``, for the public ``log_spans``."""
         from mlflow.entities import Span
         from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.trace import Event, ReadableSpan
         from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
         def context(sid: int) -> SpanContext:
@@ -53,6 +62,10 @@ class SpanRecord:
 
         status = Status(StatusCode.ERROR, self.error) if self.error else Status(StatusCode.OK)
         parent = context(self.parent_id) if self.parent_id is not None else None
+        event = self._exception_event()
+        events = (
+            [Event(event["name"], event["attributes"], event["time_unix_nano"])] if event else []
+        )
         return Span(
             ReadableSpan(
                 name=self.name,
@@ -61,6 +74,7 @@ class SpanRecord:
                 start_time=self.start_ns,
                 end_time=self.end_ns,
                 attributes=self.attributes,
+                events=events,
                 status=status,
                 resource=Resource.get_empty(),
             )
@@ -79,7 +93,7 @@ class SpanRecord:
             "name": self.name,
             "start_time_unix_nano": self.start_ns,
             "end_time_unix_nano": self.end_ns,
-            "events": [],
+            "events": [event] if (event := self._exception_event()) else [],
             "status": {
                 "code": "STATUS_CODE_ERROR" if self.error else "STATUS_CODE_OK",
                 "message": self.error or "",

@@ -80,7 +80,8 @@ def _totals(calls: list[Call], prices: Mapping[str, PriceEntry]) -> dict[str, st
         usage["input_tokens"] += call.input_tokens
         usage["output_tokens"] += call.output_tokens
         usage["total_tokens"] += call.input_tokens + call.output_tokens
-        input_cost, output_cost = pricing.cost_parts(prices.get(call.model), call)
+        price = prices.get(call.model) if call.kind == "model" else None
+        input_cost, output_cost = pricing.cost_parts(price, call)
         cost["input_cost"] += input_cost
         cost["output_cost"] += output_cost
         cost["total_cost"] += input_cost + output_cost
@@ -112,6 +113,18 @@ def _duration(calls: list[Call], latency: object, timed: bool) -> float:
 
 
 SPAN_TYPES = {"model": "LLM", "strategy": "CHAIN", "tool": "TOOL", "retriever": "RETRIEVER"}
+
+
+def tool_arguments(call: Call) -> Any:
+    """A tool call's arguments as its TOOL span's inputs, the way MLflow's tool-call judges
+    read them (a span named after the tool, its arguments as inputs, its result as
+    outputs): the JSON object the model wrote, or its text as written when it is not one."""
+    written = (call.input or [{}])[0].get("arguments", "")
+    try:
+        parsed = json.loads(written)
+    except ValueError:
+        parsed = None
+    return parsed if isinstance(parsed, dict) else {"arguments": written}
 
 
 def _call_spans(
@@ -148,17 +161,24 @@ def _call_spans(
         }
         priced: dict[str, Any] = {}
         provider = providers.get(call.model, "")
+        name = f"{call.model}: {call.purpose}"
         if call.kind == "model":
             priced = _call_span_values(call, prices.get(call.model), provider)
         else:
             common["mlflow.spanOutputs"] = call.output
+        if call.kind == "tool":
+            name = call.model
+            provider = ""
+            common["mlflow.spanInputs"] = tool_arguments(call)
+            common["llmbench.tool_source"] = common.pop("llmbench.role")
+            common["llmbench.tool_call_id"] = (call.input or [{}])[0].get("id")
         found.append(
             SpanRecord(
                 trace_id,
                 otel_id,
                 ids[n],
                 paths.get(call.parent, root) if call.parent is not None else root,
-                f"{call.model}: {call.purpose}",
+                name,
                 span_type,
                 begin,
                 begin + int(call.latency_s * 1e9),
@@ -167,6 +187,7 @@ def _call_spans(
                 cost=priced.get("mlflow.llm.cost", {}),
                 model=call.model if priced else None,
                 provider=(provider or None) if priced else None,
+                exception=call.error if call.kind == "tool" else None,
             )
         )
     return found
@@ -227,9 +248,10 @@ def log_traces(
             )
         )
         root = 1
+        agent = any(c.kind == "tool" for c in calls)
         root_type = (
             "CHAIN"
-            if len(calls) > 1 or providers.get(model, "").startswith("strategy")
+            if not agent and (len(calls) > 1 or providers.get(model, "").startswith("strategy"))
             else "AGENT"
         )
         mine.append(

@@ -27,6 +27,20 @@ STOP/MAX_TOKENS/SAFETY and Ollama stop/length/stop (Ollama has no content filter
 OpenAI `reasoning_content` (DeepSeek style), an Anthropic thinking block, Gemini `thought` parts
 and Ollama `message.thinking`.
 
+`tool_calls` (`ReplyCall`: name and arguments) are rendered after the text as each vendor
+does: OpenAI `message.tool_calls` (arguments as JSON text; streamed as `delta.tool_calls`
+pieces by index, the id and name first, the arguments in pieces), Anthropic `tool_use`
+blocks (streamed as `input_json_delta` pieces), Gemini `functionCall` parts (one stream event
+per call; no id unless the ReplyCall has one) and Ollama `message.tool_calls` (arguments as
+an object, no id; streamed in one line before the final one). A reply with calls that would
+finish with "stop" finishes as each vendor says a turn ends in calls: OpenAI `tool_calls`,
+Anthropic `tool_use`, Gemini `STOP` and Ollama `stop`. Arguments given as a string are sent
+as that text where the vendor sends text (OpenAI, Anthropic's stream), so a test can send
+JSON that does not parse; where the vendor sends an object the string must be a JSON object.
+`RecordedRequest.tool_names`, `call_names` and `tool_results` read the tools offered, the
+calls of the conversation's assistant turns and its tool results the same way for every
+vendor (the vendor's own shape is in `body`).
+
 Every pause (`latency_s`, `delay_s`, `ttft_delay_s`) is an asyncio wait that ends early when the
 client disconnects (a client-side timeout) or `stop()` is called, so a slow answer never holds up
 the loop, the next test, or shutdown.
@@ -55,7 +69,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, cast
 
@@ -80,6 +94,30 @@ _HANG_UP_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
+class ReplyCall:
+    """One function call of a Reply. `arguments` as a dict is sent as JSON; as a str it is the
+    arguments' text as sent (possibly not JSON). `id` None: the fake's own id where the vendor
+    gives one (OpenAI `call_...`, Anthropic `toolu_...`), none for Gemini and Ollama.
+    `signature` is Gemini's `thoughtSignature` on the call's part (base64), ignored elsewhere."""
+
+    name: str
+    arguments: JSONDict | str = field(default_factory=dict)
+    id: str | None = None
+    signature: str | None = None
+
+    def text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+    def object(self) -> JSONDict:
+        if isinstance(self.arguments, dict):
+            return self.arguments
+        value = json.loads(self.arguments)
+        if not isinstance(value, dict):
+            raise ValueError(f"{self.name}: arguments this vendor sends must be a JSON object")
+        return value
+
+
+@dataclass(frozen=True)
 class Reply:
     """A successful answer; each vendor renders it in its own fields (see the module docstring).
 
@@ -101,6 +139,7 @@ class Reply:
     delay_s: float = 0.0
     ttft_delay_s: float = 0.0
     safety_scope: Literal["response", "prompt"] = "response"
+    tool_calls: tuple[ReplyCall, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +233,64 @@ class RecordedRequest:
         return float(value) if isinstance(value, int | float) else None
 
     @property
+    def tool_names(self) -> list[str]:
+        """The names of the functions the request offers, in its order, whatever the vendor."""
+        if self.vendor == "gemini":
+            declared = [
+                _mapping(f).get("name")
+                for tool in _list(self.body.get("tools"))
+                for f in _list(_mapping(tool).get("functionDeclarations"))
+            ]
+        elif self.vendor == "anthropic":
+            declared = [_mapping(t).get("name") for t in _list(self.body.get("tools"))]
+        else:
+            tools = _list(self.body.get("tools"))
+            declared = [_mapping(_mapping(t).get("function")).get("name") for t in tools]
+        return [name for name in declared if isinstance(name, str)]
+
+    @property
+    def call_names(self) -> list[str]:
+        """The functions the conversation's assistant turns called, in order, any vendor."""
+        names: list[Any] = []
+        if self.vendor == "gemini":
+            for content in _list(self.body.get("contents")):
+                for part in _list(_mapping(content).get("parts")):
+                    names.append(_mapping(_mapping(part).get("functionCall")).get("name"))
+        for message in _list(self.body.get("messages")):
+            m = _mapping(message)
+            for call in _list(m.get("tool_calls")):  # OpenAI, Ollama
+                names.append(_mapping(_mapping(call).get("function")).get("name"))
+            if isinstance(m.get("content"), list):  # Anthropic
+                for block in m["content"]:
+                    if _mapping(block).get("type") == "tool_use":
+                        names.append(_mapping(block).get("name"))
+        return [name for name in names if isinstance(name, str)]
+
+    @property
+    def tool_results(self) -> list[str]:
+        """The tool results the conversation carries, in order, as text, any vendor (a
+        Gemini response is its `output`, or the whole object as JSON)."""
+        results: list[str] = []
+        if self.vendor == "gemini":
+            for content in _list(self.body.get("contents")):
+                for part in _list(_mapping(content).get("parts")):
+                    found = _mapping(part).get("functionResponse")
+                    if found is not None:
+                        response = _mapping(_mapping(found).get("response"))
+                        output = response.get("output")
+                        results.append(output if isinstance(output, str) else json.dumps(response))
+            return results
+        for message in _list(self.body.get("messages")):
+            m = _mapping(message)
+            if m.get("role") == "tool":  # OpenAI, Ollama
+                results.append(_content_text(m.get("content")))
+            elif isinstance(m.get("content"), list):  # Anthropic
+                for block in m["content"]:
+                    if _mapping(block).get("type") == "tool_result":
+                        results.append(_content_text(_mapping(block).get("content")))
+        return results
+
+    @property
     def system_text(self) -> str | None:
         system, _ = self._conversation()
         return "\n".join(system) if system else None
@@ -274,6 +371,11 @@ def _gemini_text(content: Any) -> str:
 def _pieces(text: str | None) -> list[str]:
     """Word-sized stream deltas that concatenate back to exactly `text`."""
     return re.findall(r"\s*\S+|\s+$", text) if text else []
+
+
+def _slices(text: str, size: int = 7) -> list[str]:
+    """Fixed-size stream deltas of a call's arguments (cut mid-token, as vendors cut them)."""
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,15 +535,37 @@ class _Render:
             "system_fingerprint": "fp_fake",
         }
 
+    def _call_id(self, call: ReplyCall, prefix: str, index: int) -> str:
+        return call.id or f"{prefix}_{self.ident}_{index}"
+
+    @property
+    def _calls_end_turn(self) -> bool:
+        return bool(self.reply.tool_calls) and self.reply.finish == "stop"
+
+    @property
+    def _openai_finish(self) -> str:
+        return "tool_calls" if self._calls_end_turn else _OPENAI_FINISH[self.reply.finish]
+
     def _openai_body(self) -> JSONDict:
-        message: JSONDict = {"role": "assistant", "content": self.reply.text, "refusal": None}
+        calls = self.reply.tool_calls
+        content = self.reply.text or (None if calls else "")
+        message: JSONDict = {"role": "assistant", "content": content, "refusal": None}
         if self.reply.reasoning is not None:
             message["reasoning_content"] = self.reply.reasoning
+        if calls:
+            message["tool_calls"] = [
+                {
+                    "id": self._call_id(call, "call", i),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.text()},
+                }
+                for i, call in enumerate(calls)
+            ]
         choice = {
             "index": 0,
             "message": message,
             "logprobs": None,
-            "finish_reason": _OPENAI_FINISH[self.reply.finish],
+            "finish_reason": self._openai_finish,
         }
         return {
             **self._openai_envelope("chat.completion"),
@@ -464,7 +588,14 @@ class _Render:
             _Frame(chunk({"reasoning_content": p}), True) for p in _pieces(self.reply.reasoning)
         ]
         frames += [_Frame(chunk({"content": p}), True) for p in _pieces(self.reply.text)]
-        frames.append(_Frame(chunk({}, _OPENAI_FINISH[self.reply.finish])))
+        for i, call in enumerate(self.reply.tool_calls):
+            head = {"name": call.name, "arguments": ""}
+            opened = {"index": i, "id": self._call_id(call, "call", i), "type": "function"}
+            frames.append(_Frame(chunk({"tool_calls": [{**opened, "function": head}]}), True))
+            for piece in _slices(call.text()):
+                delta = {"index": i, "function": {"arguments": piece}}
+                frames.append(_Frame(chunk({"tool_calls": [delta]}), True))
+        frames.append(_Frame(chunk({}, self._openai_finish)))
         if include_usage:
             frames.append(_Frame({**envelope, "choices": [], "usage": self._openai_usage()}))
         frames.append(_Frame("[DONE]"))
@@ -500,7 +631,14 @@ class _Render:
             content.append({**thinking, "signature": _SIGNATURE})
         if self.reply.text:
             content.append({"type": "text", "text": self.reply.text})
-        return self._anthropic_message(content, _ANTHROPIC_STOP[self.reply.finish])
+        for i, call in enumerate(self.reply.tool_calls):
+            use = {"type": "tool_use", "id": self._call_id(call, "toolu", i), "name": call.name}
+            content.append({**use, "input": call.object()})
+        return self._anthropic_message(content, self._anthropic_stop)
+
+    @property
+    def _anthropic_stop(self) -> str:
+        return "tool_use" if self._calls_end_turn else _ANTHROPIC_STOP[self.reply.finish]
 
     def _anthropic_plan(self) -> _Plan:
         start = self._anthropic_message([], None)
@@ -518,6 +656,11 @@ class _Render:
         if self.reply.text:
             deltas = [{"type": "text_delta", "text": p} for p in _pieces(self.reply.text)]
             blocks.append(({"type": "text", "text": ""}, deltas, None))
+        for i, call in enumerate(self.reply.tool_calls):
+            use = {"type": "tool_use", "id": self._call_id(call, "toolu", i), "name": call.name}
+            pieces = ["", *_slices(call.text())]  # the API opens with an empty piece
+            deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+            blocks.append(({**use, "input": {}}, deltas, None))
         for index, (block, deltas, closing) in enumerate(blocks):
             opened = {"type": "content_block_start", "index": index, "content_block": block}
             frames.append(_Frame(opened, event="content_block_start"))
@@ -533,7 +676,7 @@ class _Render:
             frames.append(_Frame(stopped, event="content_block_stop"))
         if not blocks:
             frames.append(_Frame({"type": "ping"}, event="ping"))
-        stop = {"stop_reason": _ANTHROPIC_STOP[self.reply.finish], "stop_sequence": None}
+        stop = {"stop_reason": self._anthropic_stop, "stop_sequence": None}
         usage = {"output_tokens": self.reply.output_tokens}
         frames.append(
             _Frame({"type": "message_delta", "delta": stop, "usage": usage}, event="message_delta")
@@ -592,8 +735,22 @@ class _Render:
         parts: list[JSONDict] = []
         if self.reply.reasoning is not None:
             parts.append({"text": self.reply.reasoning, "thought": True})
-        parts.append({"text": self.reply.text})
+        if self.reply.text or not self.reply.tool_calls:
+            parts.append({"text": self.reply.text})
+        parts += self._gemini_calls()
         return self._gemini_response([self._gemini_candidate(parts, finish)], final=True)
+
+    def _gemini_calls(self) -> list[JSONDict]:
+        parts = []
+        for call in self.reply.tool_calls:
+            function: JSONDict = {"name": call.name, "args": call.object()}
+            if call.id is not None:
+                function["id"] = call.id
+            part: JSONDict = {"functionCall": function}
+            if call.signature is not None:
+                part["thoughtSignature"] = call.signature
+            parts.append(part)
+        return parts
 
     def _gemini_plan(self) -> _Plan:
         sse = self.request.query.get("alt") == "sse"
@@ -606,6 +763,7 @@ class _Render:
             {"text": p, "thought": True} for p in _pieces(self.reply.reasoning)
         ]
         parts += [{"text": p} for p in _pieces(self.reply.text)]
+        parts += self._gemini_calls()
         for part in parts:
             candidate = self._gemini_candidate([part], None)
             frames.append(_Frame(self._gemini_response([candidate], final=False), True))
@@ -637,7 +795,15 @@ class _Render:
         message: JSONDict = {"role": "assistant", "content": self.reply.text}
         if self.reply.reasoning is not None:
             message["thinking"] = self.reply.reasoning
+        if self.reply.tool_calls:
+            message["tool_calls"] = self._ollama_calls()
         return self._ollama_final(message)
+
+    def _ollama_calls(self) -> list[JSONDict]:
+        return [
+            {"function": {"name": call.name, "arguments": call.object()}}
+            for call in self.reply.tool_calls
+        ]
 
     def _ollama_plan(self) -> _Plan:
         frames: list[_Frame] = []
@@ -646,6 +812,9 @@ class _Render:
             frames.append(_Frame({**self._ollama_line(message), "done": False}, True))
         for piece in _pieces(self.reply.text):
             message = {"role": "assistant", "content": piece}
+            frames.append(_Frame({**self._ollama_line(message), "done": False}, True))
+        if self.reply.tool_calls:
+            message = {"role": "assistant", "content": "", "tool_calls": self._ollama_calls()}
             frames.append(_Frame({**self._ollama_line(message), "done": False}, True))
         final = {"role": "assistant", "content": ""}
         frames.append(_Frame(lambda: self._ollama_final(final)))  # durations as of sending

@@ -55,7 +55,10 @@ def servers() -> Iterator[None]:
     except MissingDependencyError as missing:
         pytest.skip(f"{missing} ({missing.hint})")
     yield
+    folders = [s.folder for s in llama_server._SERVERS.values()]
     llama_server.stop_servers()
+    # Servers that ran to a normal stop leave no log folder behind.
+    assert folders and not [f for f in folders if f.exists()]
 
 
 def run(p: LlamaCppProvider, messages: list[Message], **params: Any) -> Completion:

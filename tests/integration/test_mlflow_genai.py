@@ -16,6 +16,7 @@ from typing import Any
 
 import mlflow
 import pytest
+from mlflow.genai.datasets import search_datasets
 
 from llmbench import config as cfg
 from llmbench.schema import StrategySpec
@@ -174,10 +175,21 @@ def test_genai_views_and_zenml_run_page(
     assert types["mlflow_run"] == "Uri"  # ZenML renders it as a link
     assert json.loads(tracked) == parent.info.run_id
 
-    # An unchanged rerun logs a new benchmark run but no new prompt version.
+    # Each task's items an evaluation dataset on the experiment's Datasets page.
+    def datasets() -> dict[str, list[str]]:
+        versions: dict[str, list[str]] = {}
+        for found in search_datasets(experiment_ids=experiment.experiment_id, max_results=100):
+            versions.setdefault(found.name, []).append(found.tags["llmbench_version"])
+        return versions
+
+    assert datasets() == {"graded": ["1"], "versus": ["1"]}
+    assert parent.data.params["dataset.graded"] == "1"
+
+    # An unchanged rerun logs a new benchmark run but no new prompt version or dataset.
     run_cli(folder, env, "--config", str(config_path), "--run-name", "genai-2")
     for name in names:
         assert len(client.search_prompt_versions(name)) == 1
+    assert datasets() == {"graded": ["1"], "versus": ["1"]}
     parents = client.search_runs([experiment.experiment_id], "tags.`llmbench.kind` = 'benchmark'")
     assert len(parents) == 2
 

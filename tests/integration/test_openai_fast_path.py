@@ -3,7 +3,9 @@
 `OpenAIProvider.generate` sends through `client.post` with the body serialised once and reads
 the reply as plain JSON. Here the same requests also go through `chat.completions.create`
 (typed response objects, the path it replaced) and both must agree: the bytes the server
-received, every Completion field, and the exception class of every fault.
+received, every Completion field, and the exception class of every fault. A streamed answer's
+tool calls are put together on the typed path by the SDK's own accumulator
+(`ChatCompletionStreamState`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from llmbench.config import ModelSpec, PriceEntry
 from llmbench.providers.openai import OpenAIProvider, _connection_error
 from llmbench.providers.registry import build_provider
 from llmbench.providers.remote import Stopwatch
-from llmbench.types import Completion, GenerationParams, Message, Request
-from tests.fakes.provider_server import Fault, ProviderServer, Reply
+from llmbench.types import Completion, GenerationParams, Message, Request, ToolCall
+from tests.fakes.provider_server import Fault, ProviderServer, Reply, ReplyCall
 
 KEY = "sk-test-fast-path"
 PRICE = PriceEntry(input_per_1m=1.0, output_per_1m=2.0, source="t", date="d")
@@ -56,6 +58,13 @@ def _typed_field(obj: Any, name: str) -> Any:
     return value
 
 
+def _typed_calls(calls: Any) -> tuple[ToolCall, ...]:
+    return tuple(
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+        for c in calls or ()
+    )
+
+
 def _typed_usage(usage: Any) -> dict[str, Any] | None:
     """A typed Usage object as the dict the lean path reads (extras included)."""
     return None if usage is None else usage.model_dump()
@@ -74,6 +83,7 @@ async def typed_generate(
             return provider._completion(
                 text=choice.message.content or "",
                 reasoning=_typed_field(choice.message, "reasoning_content"),
+                calls=_typed_calls(choice.message.tool_calls),
                 finish=choice.finish_reason,
                 usage=_typed_usage(response.usage),
                 model=response.model,
@@ -83,22 +93,35 @@ async def typed_generate(
         stream = await provider.client.chat.completions.create(
             **body, stream=True, stream_options={"include_usage": True}
         )
+        from openai.lib.streaming.chat import ChatCompletionStreamState
+
+        state: Any = ChatCompletionStreamState()
+        seen = False
         text, reasoning, finish, usage, model = [], [], None, None, provider.spec.model
         async for chunk in stream:
+            if chunk.choices:
+                state.handle_chunk(chunk)
+                seen = True
             model = chunk.model or model
             if chunk.usage is not None:
                 usage = chunk.usage
             for part in chunk.choices:
-                if part.delta.content or _typed_field(part.delta, "reasoning_content"):
+                if (
+                    part.delta.content
+                    or _typed_field(part.delta, "reasoning_content")
+                    or part.delta.tool_calls
+                ):
                     clock.token()
                 text.append(part.delta.content or "")
                 reasoning.append(_typed_field(part.delta, "reasoning_content") or "")
                 finish = part.finish_reason or finish
         if usage is None:
             raise ConnectionError("the stream ended without usage (dropped before the end)")
+        snapshot = state.current_completion_snapshot if seen else None
         return provider._completion(
             text="".join(text),
             reasoning="".join(reasoning) or None,
+            calls=_typed_calls(snapshot.choices[0].message.tool_calls) if snapshot else (),
             finish=finish,
             usage=_typed_usage(usage),
             model=model,
@@ -147,11 +170,21 @@ REPLIES = [
     Reply(text="", finish="safety"),
     Reply(text="4", reasoning="2+2 is 4", reasoning_tokens=30, output_tokens=31),
     Reply(text="ok", input_tokens=100, cached_input_tokens=64),
+    Reply(text="", tool_calls=(ReplyCall("get_weather", {"city": "Paris"}, id="call_w"),)),
+    Reply(
+        text="Both.",  # ids given: the fake numbers its own by request
+        tool_calls=(
+            ReplyCall("get_weather", {"city": "Ünïcode"}, id="call_w"),
+            ReplyCall("get_quote", id="call_q"),
+        ),
+    ),
 ]
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("reply", REPLIES, ids=lambda r: r.text or r.finish)
+@pytest.mark.parametrize(
+    "reply", REPLIES, ids=lambda r: r.text or ("calls" if r.tool_calls else r.finish)
+)
 def test_same_completion_as_the_typed_path(
     server: ProviderServer, reply: Reply, stream: bool
 ) -> None:
@@ -159,7 +192,8 @@ def test_same_completion_as_the_typed_path(
     assert fields_of(lean) == fields_of(typed)
     assert isinstance(lean, Completion)
     assert lean.text == reply.text and lean.input_tokens == reply.input_tokens
-    assert (lean.ttft_s is not None) == (stream and bool(reply.text or reply.reasoning))
+    answered = reply.text or reply.reasoning or reply.tool_calls
+    assert (lean.ttft_s is not None) == (stream and bool(answered))
 
 
 @pytest.mark.parametrize("stream", [False, True])

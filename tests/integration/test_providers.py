@@ -429,18 +429,24 @@ def test_a_response_schema_reaches_each_api_in_its_own_shape(
     )
 
 
+WEATHER = Tool(name="get_weather", parameters={"type": "object"})
+
+
 @pytest.mark.parametrize(
-    ("name", "field"),
-    [("anthropic", "response_schema"), ("openai", "tools"), ("gemini", "tools")],
+    ("name", "extra", "fields"),
+    [
+        ("anthropic", {"response_schema": SCHEMA}, {}),
+        ("ollama", {"tools": (WEATHER,), "tool_choice": "required"}, {}),  # no tool choice
+        ("openai", {"tools": (WEATHER,)}, {"mode": "completion"}),  # a plain prompt
+    ],
+    ids=["anthropic-schema", "ollama-required-call", "openai-completion-mode-tools"],
 )
 def test_a_request_the_provider_cannot_honour_is_refused_unsent(
-    server: ProviderServer, name: str, field: str
+    server: ProviderServer, name: str, extra: dict[str, Any], fields: dict[str, Any]
 ) -> None:
     """Never sent without the part it cannot take: an error row that says so, no attempt."""
-    weather = Tool(name="get_weather", parameters={"type": "object"})
-    extra = {"response_schema": SCHEMA} if field == "response_schema" else {"tools": (weather,)}
     request = Request(messages=tuple(MESSAGES), params=PARAMS, **extra)
-    completion = through_client(make(name), request)
+    completion = through_client(make(name, **fields), request)
     assert completion.finish_reason == "error" and completion.attempts == 0
     assert completion.error is not None and completion.error.startswith("UnsupportedRequest: ")
     assert f"{name}-m ({name})" in completion.error

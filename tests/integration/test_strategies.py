@@ -539,33 +539,6 @@ def test_bad_strategies_are_config_errors_naming_the_field(
         bench([strategy])
 
 
-@pytest.mark.parametrize(
-    ("strategy", "field"),
-    [
-        (
-            router(classifier={"member": "triage", "labels": {"easy": "small", "hard": "big"}})
-            | {"members": {"small": "cheap", "big": "strong", "triage": "inner"}},
-            "options.classifier.member",
-        ),
-        (
-            cascade(escalate_on=["low_grade"], verifier="checker")
-            | {"members": {"cheap": "cheap", "strong": "strong", "checker": "inner"}},
-            "options.verifier",
-        ),
-    ],
-)
-def test_a_strategy_cannot_be_asked_a_prompt_built_for_it(
-    strategy: dict[str, Any], field: str
-) -> None:
-    """A nested strategy answers the task's question by its own signals: as a classifier or
-    a verifier it would ignore the prompt built for it, so the config is refused."""
-    inner = cascade() | {"name": "inner"}
-    with pytest.raises(ConfigError) as refused:
-        bench([inner, strategy])
-    assert refused.value.field == f"strategies.1.{field}" and refused.value.exit_code == 2
-    assert "played by the strategy 'inner'" in refused.value.message
-
-
 def test_a_cycle_of_strategies_is_refused() -> None:
     a = {"name": "a", "kind": "router", "members": {"x": "b"}, "options": {"default": "x"}}
     b = {"name": "b", "kind": "router", "members": {"x": "a"}, "options": {"default": "x"}}

@@ -130,6 +130,21 @@ def test_strategies_rank_beside_their_members(server: ProviderServer, tmp_path: 
     pairs = {(r["model_a"], r["model_b"]) for r in comparisons}
     assert ("cheap", "cascade") in pairs and ("strong", "router") in pairs
     assert "strategies (Pareto" in first.stdout
+    # Each is read against strong, its best member, and strong paid as much: cheaper than
+    # one strong answer an item, so one answer of it (its own row's, no request sent).
+    same_spend = {
+        r["model"]: r for r in csv.DictReader((out / "statistics" / "same_spend.csv").open())
+    }
+    assert set(same_spend) == {"cascade", "router"}
+    assert {(r["best_member"], r["draws"], r["baseline"]) for r in same_spend.values()} == {
+        ("strong", "1", "strong x1")
+    }
+    assert same_spend["cascade"]["summary"] in first.stdout
+    rounds = list(csv.DictReader((out / "statistics" / "rounds.csv").open()))
+    assert [(r["model"], r["round"]) for r in rounds if r["model"] == "cascade"] == [
+        ("cascade", "0"),
+        ("cascade", "1"),
+    ]
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("strategies-e2e")
@@ -169,6 +184,7 @@ def test_strategies_rank_beside_their_members(server: ProviderServer, tmp_path: 
 
     steps = zenml_steps(env, "s-1")
     assert {"answer__cascade__double", "answer__router__double"} <= set(steps)
+    assert {"same_spend__cascade__double", "score__cascade.same-spend__double"} <= set(steps)
 
     # Unchanged: every step cached, nothing sent.
     server.clear()
@@ -176,6 +192,7 @@ def test_strategies_rank_beside_their_members(server: ProviderServer, tmp_path: 
     assert server.requests == []
     assert set(zenml_steps(env, "s-2").values()) >= {"cached"}
     assert zenml_steps(env, "s-2")["answer__cascade__double"] == "cached"
+    assert zenml_steps(env, "s-2")["same_spend__router__double"] == "cached"
 
     # A changed member: its row and both strategies re-run, the other member stays cached.
     write_config(tmp_path, cheap_max_tokens=24)

@@ -48,7 +48,7 @@ def loaded(tmp_path: Path, provider: str, **price: Any) -> ModelSpec:
 
 def completion_of(model: ModelSpec) -> Completion:
     provider = AnthropicProvider(model)
-    return provider._completion("ok", "end_turn", USAGE, model.model, 0.5, None)
+    return provider._completion("ok", (), "end_turn", USAGE, model.model, 0.5, None)
 
 
 def test_cache_writes_cost_a_quarter_more_than_input_by_default(tmp_path: Path) -> None:
