@@ -19,9 +19,9 @@ answers are all there calls no model, so it only fills ZenML's step cache. Then:
   the report page, MLflow logging), reading the outputs back, the output folder; and how
   many times the report page and its plots were drawn.
 - references measured in the same run: ``python -c pass``, ``python -c "import zenml,
-  mlflow"``, and an empty dynamic ZenML pipeline with as many steps as the benchmark's (one
-  trivial step each, in the same store and environment), fully cached: the floor that ZenML
-  sets for a run of that shape.
+  mlflow"``, and an empty dynamic ZenML pipeline, a chain of as many trivial steps as the
+  benchmark's, in the same store and environment (and run.py's framework skipping where the
+  project has it), fully cached: about the floor ZenML sets for a run of that shape.
 
 ``--project DIR`` runs another checkout's run.py (and its config) with this script, so two
 commits can be measured one after the other on the same machine.
