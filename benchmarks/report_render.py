@@ -4,8 +4,8 @@ pipeline scores it, without ZenML. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/report_render.py [--repeat 3]
 
-The report is rendered three times per run (the ZenML ``report`` step, the MLflow ``track``
-step and the output folder), so each rendering should stay at a few seconds.
+The report is rendered once per run, in the ZenML ``report`` step (the MLflow ``track`` step
+and the output folder reuse its page and plots), and it should stay at a few seconds.
 """
 
 from __future__ import annotations

@@ -25,6 +25,12 @@ DEFAULTS = {
     "HF_EVALUATE_OFFLINE": "1",  # metrics are local modules; never look them up on the Hub
     "TOKENIZERS_PARALLELISM": "false",
     "GIT_PYTHON_REFRESH": "quiet",
+    # A dynamic pipeline's step inputs that are plain values (a model spec, a task, a label)
+    # become step parameters up to this many bytes of JSON, as in a static pipeline, instead
+    # of an artifact uploaded for each input of each step on every run (ZenML's default, 0:
+    # ~150 artifacts and ~0.1 s each per run of bench.yaml, cached or not). Parameters are
+    # part of the cache key as those artifacts' contents were.
+    "ZENML_PARAMETER_SIZE_THRESHOLD": str(1024 * 1024),
 }
 # ZenML's MLflow tracker warns on every run that it cannot disable autologging for
 # frameworks that are not installed (fastai): noise, not a problem.

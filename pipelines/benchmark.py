@@ -162,7 +162,7 @@ def benchmark(
         baselines=baselines,
         id="leaderboard",
     )
-    report.submit(
+    rendered = report.submit(
         config=config,
         leaderboard=board.get_artifact("leaderboard"),
         all_results=board.get_artifact("all_results"),
@@ -177,6 +177,8 @@ def benchmark(
         leaderboard=board.get_artifact("leaderboard"),
         all_results=board.get_artifact("all_results"),
         statistics=board.get_artifact("statistics"),
+        page=rendered.get_artifact("report"),
+        figures=rendered.get_artifact("figures"),
         run_name=run_name,
         id="track",
     )

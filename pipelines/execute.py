@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
 from zenml.config.schedule import Schedule
 from zenml.enums import ExecutionStatus
+from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker import (
+    MLFlowExperimentTracker,
+)
+from zenml.integrations.registry import integration_registry
 
 from llmbench.errors import ConfigError
 from llmbench.providers.llama_server import stop_servers
@@ -32,11 +38,63 @@ class RunOutcome:
     leaderboard: pd.DataFrame
     results: pd.DataFrame
     report: Report
+    page: str  # report.html as the report step rendered it
     mlflow_run_id: str
     generations: int
     generations_cached: int
     judgings: int = 0
     judgings_cached: int = 0
+
+
+# ZenML's integrations whose activation only registers materializers for model and tensor
+# types: llmbench's artifacts are DataFrames, dicts and text, and never one of these.
+UNUSED_INTEGRATIONS = (
+    "huggingface",
+    "lightgbm",
+    "pytorch",
+    "pytorch_lightning",
+    "sklearn",
+    "tensorflow",
+    "xgboost",
+)
+# The frameworks whose MLflow autologging ZenML's MLflow tracker turns off after its step,
+# by the module each needs imported.
+AUTOLOG_FRAMEWORKS = {
+    "tensorflow": "tensorflow",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "statsmodels": "statsmodels",
+    "spark": "pyspark",
+    "sklearn": "sklearn",
+    "fastai": "fastai",
+    "pytorch": "torch",
+}
+
+
+def skip_unused_frameworks() -> None:
+    """Keep ML frameworks llmbench never uses out of this process (~2.5 s of imports per run
+    with scikit-learn and torch installed; torch comes with sentence-transformers).
+
+    ZenML imports them twice over: it activates every installed integration before it
+    compiles a run (importing its materializers), and its MLflow tracker turns off MLflow
+    autologging after the track step for eight frameworks by importing each. Here the
+    integrations above activate as nothing, any other (pandas, MLflow, a remote stack's) as
+    before, and autologging is turned off for the frameworks this process imported: for any
+    other it was never on (nothing here turns it on)."""
+    for name in UNUSED_INTEGRATIONS:
+        integration = integration_registry.integrations.get(name)
+        if integration is not None:
+            integration.activate = classmethod(lambda cls: None)  # type: ignore[method-assign,assignment]
+    MLFlowExperimentTracker.disable_autologging = _disable_imported_autologging  # type: ignore[method-assign,assignment]
+
+
+def _disable_imported_autologging(tracker: MLFlowExperimentTracker) -> None:
+    for framework, module in AUTOLOG_FRAMEWORKS.items():
+        if module in sys.modules:
+            try:
+                importlib.import_module(f"mlflow.{framework}").autolog(disable=True)
+            except Exception:  # as ZenML's own: a framework MLflow cannot handle is left alone
+                continue
 
 
 def check_secrets(config: BenchConfig) -> None:
@@ -77,6 +135,7 @@ def schedule_benchmark(
     """Register the benchmark to run on ``cron`` with the stack's orchestrator (each run is
     named <config name>-<date>-<time>); exit 2 if the orchestrator cannot schedule."""
     check_schedulable(select_stack(config, stack))
+    skip_unused_frameworks()
     check_secrets(config)
     ensure_experiment(config)
     name = f"{config.name}-{{date}}-{{time}}"
@@ -97,6 +156,7 @@ def run_benchmark(
     stack: str | None = None,
 ) -> RunOutcome:
     select_stack(config, stack)
+    skip_unused_frameworks()
     check_secrets(config)
     ensure_experiment(config)
     import_sdks(config.models)
@@ -125,6 +185,7 @@ def run_benchmark(
         leaderboard=board_step.outputs["leaderboard"][0].load(),
         results=board_step.outputs["all_results"][0].load(),
         report=Report.from_frame(board_step.outputs["statistics"][0].load()),
+        page=str(steps["report"].outputs["report"][0].load()),
         mlflow_run_id=str(steps["track"].outputs["mlflow_run_id"][0].load()),
         generations=len(generations),
         generations_cached=sum(s.status == ExecutionStatus.CACHED for s in generations),

@@ -1,5 +1,9 @@
 """Step: the run's report.html as a ZenML HTMLString, the run's visualization in the
-dashboard."""
+dashboard, and its plots as PNG files.
+
+The page is rendered and the plots drawn here only: the track step logs these to MLflow
+and run.py writes the page to the output folder, so a run renders its report once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pandas as pd
 from zenml import step
 from zenml.types import HTMLString
 
-from llmbench.report.html import render_report
+from llmbench.report.html import render_report, report_figures
 from llmbench.report.statistics import Report
 from llmbench.schema import BenchConfig
 
@@ -21,12 +25,12 @@ def report(
     all_results: pd.DataFrame,
     statistics: pd.DataFrame,
     run_name: str,
-) -> Annotated[HTMLString, "report"]:
+) -> tuple[Annotated[HTMLString, "report"], Annotated[dict[str, bytes], "figures"]]:
+    bench = BenchConfig.model_validate(config)
+    tables = Report.from_frame(statistics)
+    figures = report_figures(bench, leaderboard, all_results, tables)
     page = render_report(
-        BenchConfig.model_validate(config),
-        leaderboard,
-        all_results,
-        Report.from_frame(statistics),
-        run_name=run_name,
+        bench, leaderboard, all_results, tables, run_name=run_name, figures=figures
     )
-    return HTMLString(page)
+    # ZenML reads the output count from a literal tuple in the return statement.
+    return HTMLString(page), figures

@@ -3,7 +3,8 @@
 Never cached (every run is logged) and the only step bound to the MLflow experiment
 tracker: ZenML's tracker is not safe with steps running in parallel. The MLflow runs are
 timed from the pipeline run's start (each model's run until its last generation step
-ended), and the ZenML run gets the headline, the cost and a link to the MLflow run.
+ended), and the ZenML run gets the headline, the cost and a link to the MLflow run. It runs
+after the report step, whose page and plots it logs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import mlflow
 import pandas as pd
 from zenml import get_step_context, log_metadata, step
 from zenml.metadata.metadata_types import Uri
+from zenml.types import HTMLString
 
 from llmbench.report.statistics import Report
 from llmbench.schema import BenchConfig
@@ -28,8 +30,11 @@ def track(
     leaderboard: pd.DataFrame,
     all_results: pd.DataFrame,
     statistics: pd.DataFrame,
+    page: HTMLString,
+    figures: dict[str, bytes],
     run_name: str,
 ) -> Annotated[str, "mlflow_run_id"]:
+    """``page`` and ``figures``: the report step's, logged as they are (never drawn again)."""
     context = get_step_context()
     bench = BenchConfig.model_validate(config)
     run = context.pipeline_run
@@ -43,6 +48,8 @@ def track(
         extra_params={"zenml_run_id": str(run.id)},
         started_at_ms=epoch_ms(started) if started is not None else None,
         entrant_windows=generation_windows(bench, run.steps),
+        page=str(page),
+        figures=figures,
     )
 
     tracked = mlflow.MlflowClient().get_run(run_id)

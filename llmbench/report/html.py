@@ -400,9 +400,11 @@ def write_report(
     output_dir: Path,
     *,
     run_name: str = "",
+    page: str | None = None,
 ) -> Path:
+    """report.html in ``output_dir``: ``page`` as given (already rendered), else rendered."""
     path = output_dir / REPORT_FILE
-    path.write_text(
-        render_report(config, leaderboard, results, report, run_name=run_name), encoding="utf-8"
-    )
+    if page is None:
+        page = render_report(config, leaderboard, results, report, run_name=run_name)
+    path.write_text(page, encoding="utf-8")
     return path

@@ -63,11 +63,12 @@ def write_outputs(
     output_dir: Path,
     *,
     report: Report | None = None,
+    page: str | None = None,
     latest_link: Path | None = None,
     run_name: str = "",
 ) -> None:
-    """leaderboard.csv, samples.jsonl, statistics/*.csv, report.html, the resolved config
-    and price snapshot.
+    """leaderboard.csv, samples.jsonl, statistics/*.csv, report.html (``page`` when the
+    pipeline already rendered it), the resolved config and price snapshot.
 
     ``latest_link``, when given, is pointed at ``output_dir`` (atomically)."""
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +114,7 @@ def write_outputs(
         folder = output_dir / "statistics"
         folder.mkdir(exist_ok=True)
         agents.to_csv(folder / "agents.csv", index=False)
-    write_report(config, leaderboard, results, report, output_dir, run_name=run_name)
+    write_report(config, leaderboard, results, report, output_dir, run_name=run_name, page=page)
     (output_dir / "config.resolved.yaml").write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
     )

@@ -292,6 +292,8 @@ def log_benchmark(
     extra_params: dict[str, str] | None = None,
     started_at_ms: int | None = None,
     entrant_windows: Mapping[str, tuple[int, int]] | None = None,
+    page: str | None = None,
+    figures: Mapping[str, bytes] | None = None,
 ) -> str:
     """Log everything; returns the parent run id. Without ``started_at_ms`` an active run
     (ZenML's tracker starts one for the step) is the parent, as it is.
@@ -300,7 +302,8 @@ def log_benchmark(
     comparisons, ratings, judges) and as CI / rating metrics on each model's run.
     ``started_at_ms`` (the pipeline run's start, epoch ms) starts the parent run and the
     traces; ``entrant_windows`` maps an entrant to the (start, end) of its generation, its
-    run's times (else the benchmark's start and now)."""
+    run's times (else the benchmark's start and now). ``page`` and ``figures``, when the
+    report is already rendered (the pipeline's report step), are logged as they are."""
     import mlflow
 
     experiment_id = ensure_experiment(config)
@@ -350,7 +353,7 @@ def log_benchmark(
         )
         if report is not None:
             _log_report(report)
-        log_report_page(config, leaderboard, results, report, run_name)
+        log_report_page(config, leaderboard, results, report, run_name, page=page, figures=figures)
         if config.strategies:
             table = strategy_table(config, leaderboard, results)
             mlflow.log_table(_loggable(table), artifact_file="statistics/strategies.json")

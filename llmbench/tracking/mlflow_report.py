@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -22,17 +23,23 @@ def log_report_page(
     results: pd.DataFrame,
     report: Report | None,
     run_name: str,
+    *,
+    page: str | None = None,
+    figures: Mapping[str, bytes] | None = None,
 ) -> None:
     """report.html at the artifact root and the plots as PNGs under plots/, on the active
-    run. A failure is reported, never allowed to lose the run's results, which are already
+    run: ``page`` and ``figures`` as given (rendered once, by the report step), else drawn
+    here. A failure is reported, never allowed to lose the run's results, which are already
     logged (and report.html is also in the output folder)."""
     import mlflow
 
     try:
-        figures = report_figures(config, leaderboard, results, report)
-        page = render_report(
-            config, leaderboard, results, report, run_name=run_name, figures=figures
-        )
+        if figures is None:
+            figures = report_figures(config, leaderboard, results, report)
+        if page is None:
+            page = render_report(
+                config, leaderboard, results, report, run_name=run_name, figures=dict(figures)
+            )
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / REPORT_FILE).write_text(page, encoding="utf-8")

@@ -6,8 +6,10 @@ generation cached, no model called), and a run with one more model (only its ste
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,14 @@ def write_config(folder: Path, models: list[dict[str, object]]) -> Path:
     path = folder / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def artifact_versions(folder: Path) -> int:
+    """How many artifact versions the run's ZenML store holds."""
+    (store,) = (folder / "zenml").rglob("zenml.db")
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        (count,) = db.execute("SELECT count(*) FROM artifact_version").fetchone()
+    return int(count)
 
 
 def run_bench(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -186,9 +196,13 @@ def test_first_run_cached_rerun_and_added_model(workspace: tuple[Path, dict[str,
     assert sum(name.startswith("generate__") for name in steps) == 4
     assert set(steps.values()) == {"completed"}
 
-    # 2. Unchanged rerun: no model is called, results identical, logged again.
+    # 2. Unchanged rerun: no model is called, results identical, logged again. The only
+    # artifacts it writes are the outputs of the steps that run (the report's page and plots,
+    # the MLflow run id): no step input is uploaded as an artifact.
+    stored = artifact_versions(folder)
     second = run_bench(folder, env, "--run-name", "e2e-2")
     assert "All 4 generation steps were cached: no model was called." in second.stdout
+    assert artifact_versions(folder) - stored == 3
     board2 = list(csv.DictReader((folder / "results" / "e2e-2" / "leaderboard.csv").open()))
     assert board2 == board
     assert (
