@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import abc
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,6 +45,16 @@ def judging(text: str, max_tokens: int, reads: Sequence[ExtractorSpec]) -> Ask:
         stop=(),
         extract=tuple(reads),
     )
+
+
+def valid_regex(pattern: str | None) -> str | None:
+    """``pattern`` if it compiles (a rule's or a gate's regex, checked at load)."""
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return pattern
 
 
 class Options(BaseModel):

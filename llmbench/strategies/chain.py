@@ -36,6 +36,7 @@ from llmbench.strategies.base import (
     combine,
     judging,
     judging_length,
+    valid_regex,
 )
 from llmbench.types import Ask, Completion, Sample
 
@@ -78,12 +79,7 @@ class Gate(Options):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return pattern
+        return valid_regex(pattern)
 
     @model_validator(mode="after")
     def _fields_fit(self) -> Gate:

@@ -26,6 +26,7 @@ from llmbench.strategies.base import (
     check_role,
     combine,
     judging,
+    valid_regex,
     with_score,
 )
 from llmbench.types import Ask, Completion, Sample
@@ -52,12 +53,7 @@ class Rule(Options):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return pattern
+        return valid_regex(pattern)
 
     @model_validator(mode="after")
     def _has_condition(self) -> Rule:
