@@ -62,7 +62,9 @@ def estimate(config: BenchConfig) -> list[Estimate]:
                 count += 1
         cost = max_cost(model.price, prompt, output)
         rows.append(Estimate(model.name, model.provider, count, prompt, counted_by, output, cost))
-    return rows + strategy_estimates(config, rows) + judge_estimates(config, samples)
+    strategies = strategy_estimates(config, rows)
+    baselines = same_spend_estimates(config, strategies)
+    return rows + strategies + baselines + judge_estimates(config, samples)
 
 
 def turn_messages(sample: Sample) -> list[list[Message]]:
@@ -117,6 +119,33 @@ def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Esti
         return done[name]
 
     return [of(s.name) for s in config.strategies]
+
+
+def same_spend_estimates(config: BenchConfig, strategies: list[Estimate]) -> list[Estimate]:
+    """A row per same-spend baseline the run will draw (``<strategy>.same-spend``): n draws
+    of the strategy's best model member, n chosen so they cost about what the strategy did
+    per item; the first draw is the member's own row, from the response cache, so the new
+    draws cost at most the strategy's own spend. The bound is the strategy's worst case."""
+    from llmbench.report.same_spend import needs_baseline
+
+    by_name = {row.model: row for row in strategies}
+    models = {m.name for m in config.models}
+    rows = []
+    for spec in config.strategies:
+        row = by_name[spec.name]
+        if needs_baseline(spec) and models & set(spec.members.values()):
+            rows.append(
+                Estimate(
+                    f"{spec.name}.same-spend",
+                    "same-spend draws",
+                    row.samples,
+                    row.prompt_tokens,
+                    "bound",
+                    row.max_output_tokens,
+                    row.max_cost_usd,
+                )
+            )
+    return rows
 
 
 def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> list[Estimate]:

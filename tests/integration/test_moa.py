@@ -226,3 +226,28 @@ def test_the_dry_run_counts_the_answers_each_layer_is_shown() -> None:
     aggregate = estimated_tokens(options.aggregate_prompt) + 30 + shown
     assert row.prompt_tokens == 10 * (2 * (30 + later) + aggregate)
     assert row.max_output_tokens == 10 * (2 * 2 * 16 + 50)
+
+
+def test_the_dry_run_bounds_each_same_spend_baseline_by_its_strategys_worst_case() -> None:
+    """A same-spend baseline draws its best member until it has spent about what the
+    strategy did per item, the first draw from the cache: the strategy's worst case bounds
+    it. A vote of one member's draws (self-consistency already) gets none."""
+    from llmbench.estimate import Estimate, same_spend_estimates, strategy_estimates
+
+    mixture = {
+        "name": "moa",
+        "kind": "mixture_of_agents",
+        "members": {"a": "cheap", "b": "strong", "aggregator": "strong"},
+    }
+    votes = {"name": "x3", "kind": "vote", "members": {"solo": "cheap"}, "options": {"samples": 3}}
+    config = bench([mixture, votes], temperature=0.7)
+    members = [Estimate(m.name, m.provider, 10, 300, "estimated", 160, 0.01) for m in config.models]
+    strategies = strategy_estimates(config, members)
+    [baseline] = same_spend_estimates(config, strategies)
+    [moa] = [row for row in strategies if row.model == "moa"]
+    assert baseline.model == "moa.same-spend" and baseline.samples == 10
+    assert (baseline.prompt_tokens, baseline.max_output_tokens) == (
+        moa.prompt_tokens,
+        moa.max_output_tokens,
+    )
+    assert baseline.max_cost_usd == moa.max_cost_usd and moa.max_cost_usd
