@@ -7,14 +7,15 @@ failed pipeline step minutes later.
 
 from __future__ import annotations
 
-from llmbench.errors import MissingKeyError
+from llmbench.errors import ConfigError, MissingKeyError
 from llmbench.providers.recorded import RecordedProvider
 from llmbench.providers.registry import provider_class
-from llmbench.schema import BenchConfig
+from llmbench.schema import BenchConfig, ModelSpec
 from llmbench.scoring.judge import task_template
 from llmbench.scoring.judged import read_human_labels
 from llmbench.tasks.build import build_samples, data_fingerprint
 from llmbench.tools.toolset import check_servers
+from llmbench.types import Message, Request, Tool
 
 
 def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> dict[str, str]:
@@ -26,9 +27,12 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
     fingerprints = {}
     for task in config.tasks:
         fingerprints[task.name] = data_fingerprint(task)
-        build_samples(task, config.execution.limit)
+        samples = build_samples(task, config.execution.limit)
         if task.tools is not None:
             check_servers(task.tools, source=f"task {task.name}", field="tools")
+        if task.tools is not None or any(s.tools for s in samples):
+            for model in config.models:
+                check_local_tools(model, task.name)
         if task.judge is not None:
             task_template(task)
             if task.judge.human_labels is not None:
@@ -45,3 +49,29 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
         if model.provider == "recorded":
             fingerprints[f"model:{model.name}"] = RecordedProvider.fingerprint(model)
     return fingerprints
+
+
+# A request offering one tool: what a tool task's every request looks like to a provider.
+TOOL_PROBE = Request(
+    messages=(Message(role="user", content="?"),),
+    tools=(Tool(name="probe", parameters={"type": "object"}),),
+)
+
+
+def check_local_tools(model: ModelSpec, task: str) -> None:
+    """A local llama.cpp model that cannot take tools (its chat template has none, a base
+    model) would answer a tool task with an error row per item: refused before the run, with
+    the option that fixes it. (A cloud provider's support is known by its class; an engine
+    that is a server is asked when it runs.)"""
+    if model.provider != "llamacpp" or model.options.get("engine", "in_process") != "in_process":
+        return
+    from llmbench.providers.llamacpp import LlamaCppProvider
+
+    reason = LlamaCppProvider(model).unsupported(TOOL_PROBE)
+    if reason is not None:
+        raise ConfigError(
+            f"task {task} offers tools, but {reason}",
+            field=f"models.{model.name}.options.tool_format",
+            hint="set options: {tool_format: json} on a chat model, or leave this model "
+            "out of tool tasks (--models)",
+        )

@@ -82,6 +82,24 @@ def test_bad_input_exits_2_with_one_message(
     assert "fix:" in err or case in {"empty_dataset"}
 
 
+def test_a_tool_task_on_a_local_model_without_tool_support(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SmolLM2's chat template has no tools: without the JSON convention every item would be
+    an error row, so the run stops before it starts, naming the option that fixes it."""
+    (workdir / "task.yaml").write_text(GOOD_TASK + "tools: {builtin: [calculator]}\n")
+    code, err = run_cli(workdir, capsys)
+    assert code == 2 and "models.m1.options.tool_format" in err
+    assert "has no tool support" in err and "tool_format: json" in err
+    bench = GOOD_BENCH.replace(
+        "model: smollm2-135m-instruct",
+        "model: smollm2-135m-instruct\n    options: {tool_format: json}",
+    )
+    (workdir / "bench.yaml").write_text(bench)
+    code, err = run_cli(workdir, capsys, "--dry-run")
+    assert code == 0, err
+
+
 def test_missing_config_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (workdir / "bench.yaml").unlink()
     code, err = run_cli(workdir, capsys)
