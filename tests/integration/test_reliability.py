@@ -318,7 +318,10 @@ def test_rate_limits_shrink_concurrency(server: ProviderServer) -> None:
     limiter = ConnectionLimiter(RateLimits(max_concurrency=8), default_concurrency=8)
     server.script(*[Fault(status=429, retry_after=0.0)] * 6)
     clock = Clock()
-    settings = RunSettings(concurrency=8, limiter=limiter, sleep=clock.sleep)
+    # One more attempt than there are refusals: the script is played in arrival order, so
+    # however retries and first tries interleave, no sample can run out of attempts.
+    retries = RetryPolicy(max_attempts=7)
+    settings = RunSettings(concurrency=8, limiter=limiter, sleep=clock.sleep, retries=retries)
     results = run(provider(), samples(16), settings)
     assert all(r.error is None for r in results)
     assert limiter.gate.limit < 8  # halved by the 429s, regrowing since
