@@ -25,14 +25,14 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
     With ``missing_keys`` given (a dry run), a missing API key is collected there instead
     of stopping the check."""
     fingerprints = {}
+    tool_tasks: list[str] = []
     for task in config.tasks:
         fingerprints[task.name] = data_fingerprint(task)
         samples = build_samples(task, config.execution.limit)
         if task.tools is not None:
             check_servers(task.tools, source=f"task {task.name}", field="tools")
         if task.tools is not None or any(s.tools for s in samples):
-            for model in config.models:
-                check_local_tools(model, task.name)
+            tool_tasks.append(task.name)
         if task.judge is not None:
             task_template(task)
             if task.judge.human_labels is not None:
@@ -48,6 +48,9 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
             missing_keys.append(exc.message)
         if model.provider == "recorded":
             fingerprints[f"model:{model.name}"] = RecordedProvider.fingerprint(model)
+    if tool_tasks:  # once per model, after its file is known to exist
+        for model in config.models:
+            check_local_tools(model, tool_tasks[0])
     return fingerprints
 
 
