@@ -248,10 +248,21 @@ def comparison_view(report: Report) -> HtmlTable:
     return HtmlTable("comparisons", headers, numeric, rows)
 
 
+def _column_kind(name: str, column: pd.Series) -> str:
+    """How a statistics column's numbers read: dollars by ``*_usd`` (to 3 decimals a cost
+    per item of $0.00004 reads as 0), seconds by ``*_s``, counts whole, the rest as scores."""
+    if name.endswith("_usd"):
+        return "usd"
+    if name.endswith("_s"):
+        return "s"
+    return "int" if pd.api.types.is_integer_dtype(column) else "score"
+
+
 def frame_view(table_id: str, frame: pd.DataFrame) -> HtmlTable:
-    """Any statistics table as it is: numbers to 3 decimals, text as text."""
+    """Any statistics table as it is: dollars as dollars, seconds to 2 decimals, scores to
+    3, text as text."""
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool for c in frame]
-    kinds = ["int" if pd.api.types.is_integer_dtype(frame[c]) else "score" for c in frame]
+    kinds = [_column_kind(str(c), frame[c]) for c in frame]
     rows = [
         [
             formatted(v, kind) if is_number else Cell(MISSING if v is None else str(v))

@@ -152,63 +152,103 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def _colours(names: list[str]) -> dict[str, str]:
+    """One colour per strategy, the same in every panel, so a shared legend can name it."""
+    cycle = [f"C{i}" for i in range(10)]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
+
+
 def rounds_figure(rounds: pd.DataFrame, confidence: float) -> Figure:
-    """Per strategy and task, by round: the quality of the answer it would give had it
-    stopped there, with its CI (left), and what the rounds so far cost per item (right)."""
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
-    quality, cost = figure.subplots(1, 2)
-    for (model, task), line in rounds.groupby(["model", "task"], sort=False):
-        label = f"{model} / {task}"
-        below = (line["quality"] - line["low"]).clip(lower=0).fillna(0)
-        above = (line["high"] - line["quality"]).clip(lower=0).fillna(0)
-        quality.errorbar(
-            line["round"],
-            line["quality"],
-            yerr=np.vstack([below.to_numpy(), above.to_numpy()]),
-            marker="o",
-            capsize=3,
-            label=label,
+    """Per task (a row of panels each), by round: the quality of the answer each strategy
+    would give had it stopped there, with its CI (left), and what the rounds so far cost per
+    item (right). One colour per strategy across tasks, named once below."""
+    tasks = list(dict.fromkeys(rounds["task"]))
+    colours = _colours(list(rounds["model"]))
+    figure = Figure(figsize=(11, 0.6 + 3.2 * max(1, len(tasks))), layout="constrained")
+    grid = figure.subplots(max(1, len(tasks)), 2, squeeze=False)
+    # Strategies side by side within a round, so their intervals do not hide each other.
+    dodge = {name: 0.05 * (i - (len(colours) - 1) / 2) for i, name in enumerate(colours)}
+    for (quality, cost), task in zip(grid, tasks, strict=False):
+        for model, line in rounds[rounds["task"] == task].groupby("model", sort=False):
+            below = (line["quality"] - line["low"]).clip(lower=0).fillna(0)
+            above = (line["high"] - line["quality"]).clip(lower=0).fillna(0)
+            quality.errorbar(
+                line["round"] + dodge[str(model)],
+                line["quality"],
+                yerr=np.vstack([below.to_numpy(), above.to_numpy()]),
+                marker="o",
+                capsize=3,
+                color=colours[str(model)],
+                label=str(model),
+            )
+            cost.plot(line["round"], line["mean_cost_usd"], marker="o", color=colours[str(model)])
+        quality.set_ylabel(f"headline (0-1), {confidence:.0%} CI")
+        quality.set_title(f"{task}: quality by round (stopped after it)", fontsize=10)
+        cost.set_ylabel("mean cost per item so far (USD)")
+        cost.set_title(f"{task}: cost by round", fontsize=10)
+        for axes in (quality, cost):
+            axes.set_xlabel("round")
+            axes.grid(True, alpha=0.3)
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Every strategy, once: collected from the panels, whichever task it ran on.
+    named: dict[str, object] = {}
+    for quality, _ in grid:
+        for handle, label in zip(*quality.get_legend_handles_labels(), strict=True):
+            named.setdefault(label, handle)
+    if named:
+        figure.legend(
+            list(named.values()),
+            list(named),
+            loc="outside lower center",
+            ncols=min(6, len(named)),
+            fontsize=8,
         )
-        cost.plot(line["round"], line["mean_cost_usd"], marker="o", label=label)
-    quality.set_xlabel("round (stopped after it)")
-    quality.set_ylabel(f"headline (0-1), {confidence:.0%} CI")
-    quality.set_title("quality by round")
-    cost.set_xlabel("round")
-    cost.set_ylabel("mean cost per item so far (USD)")
-    cost.set_title("cost by round")
-    for axes in (quality, cost):
-        axes.grid(True, alpha=0.3)
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if len(rounds):
-        quality.legend(loc="best", fontsize=8)
     return figure
 
 
 def draws_figure(draws: pd.DataFrame, confidence: float) -> Figure:
-    """Per vote and task, pass@k and maj@k against k with their CIs, from the same draws."""
-    figure = Figure(figsize=(7.5, 4.2), layout="constrained")
-    axes = figure.subplots()
-    for (model, task), line in draws.groupby(["model", "task"], sort=False):
-        for column, low, high, style in (
-            ("pass_at_k", "pass_low", "pass_high", "--"),
-            ("maj_at_k", "maj_low", "maj_high", "-"),
-        ):
-            name = column.replace("_at_", "@")
-            drawn = axes.plot(
-                line["k"], line[column], style, marker="o", label=f"{model} / {task} {name}"
-            )
-            axes.fill_between(
-                line["k"].to_numpy(float),
-                line[low].to_numpy(float),
-                line[high].to_numpy(float),
-                alpha=0.15,
-                color=drawn[0].get_color(),
-            )
-    axes.set_xlabel("k draws")
-    axes.set_ylabel(f"share of items (0-1), {confidence:.0%} CI")
-    axes.set_title("pass@k (one of k right) and maj@k (majority of k right)")
-    axes.grid(True, alpha=0.3)
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if len(draws):
-        axes.legend(loc="best", fontsize=8)
+    """Per task (a panel each), per vote: pass@k (dashed) and maj@k (solid) against k with
+    their CIs, from the same draws. One colour per vote across tasks, named once below."""
+    tasks = list(dict.fromkeys(draws["task"]))
+    colours = _colours(list(draws["model"]))
+    columns = min(2, max(1, len(tasks)))
+    rows = math.ceil(max(1, len(tasks)) / columns)
+    figure = Figure(figsize=(5.5 * columns, 0.8 + 3.4 * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False).ravel()
+    named: dict[str, object] = {}
+    for axes, task in zip(grid, tasks, strict=False):
+        for model, line in draws[draws["task"] == task].groupby("model", sort=False):
+            colour = colours[str(model)]
+            for column, low, high, style in (
+                ("pass_at_k", "pass_low", "pass_high", "--"),
+                ("maj_at_k", "maj_low", "maj_high", "-"),
+            ):
+                name = f"{model} {column.replace('_at_', '@')}"
+                [drawn] = axes.plot(
+                    line["k"], line[column], style, marker="o", color=colour, label=name
+                )
+                named.setdefault(name, drawn)
+                axes.fill_between(
+                    line["k"].to_numpy(float),
+                    line[low].to_numpy(float),
+                    line[high].to_numpy(float),
+                    alpha=0.12,
+                    color=colour,
+                )
+        axes.set_title(task, fontsize=10)
+        axes.set_xlabel("k draws")
+        axes.set_ylabel(f"share of items (0-1), {confidence:.0%} CI")
+        axes.grid(True, alpha=0.3)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for unused in grid[len(tasks) :]:
+        unused.set_visible(False)
+    figure.suptitle("pass@k (dashed: one of k right) and maj@k (solid: majority of k right)")
+    if named:
+        figure.legend(
+            list(named.values()),
+            list(named),
+            loc="outside lower center",
+            ncols=min(4, len(named)),
+            fontsize=8,
+        )
     return figure

@@ -357,3 +357,69 @@ def test_judge_order_flag_reads_the_pairwise_judge_columns(
 )
 def test_dollars_keep_three_significant_digits_without_an_exponent(value: float, text: str) -> None:
     assert dollars(value) == text
+
+
+def test_statistics_tables_show_dollars_and_seconds_by_column_name() -> None:
+    """A cost per item of $0.0000418 to 3 decimals reads 0.000: ``*_usd`` columns are dollars."""
+    from llmbench.report.html import frame_view
+
+    frame = pd.DataFrame(
+        {
+            "model": ["vote"],
+            "quality": [0.25],
+            "mean_cost_usd": [0.0000418],
+            "mean_latency_s": [1.234],
+        }
+    )
+    [row] = frame_view("rounds", frame).rows
+    assert [cell.text for cell in row] == ["vote", "0.250", "$0.0000418", "1.23"]
+
+
+def test_round_and_draw_plots_have_a_panel_per_task_and_one_legend_below() -> None:
+    """Legends inside the axes covered the lines they named; one colour per strategy across
+    the tasks' panels, each strategy named once."""
+    from llmbench.report.plots import draws_figure, rounds_figure
+
+    rounds = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "task": t,
+                "round": r,
+                "quality": 0.2,
+                "low": 0.1,
+                "high": 0.3,
+                "mean_cost_usd": 0.0001 * (r + 1),
+            }
+            for m in ("refine", "moa")
+            for t in ("arith", "mc")
+            for r in (0, 1)
+        ]
+    )
+    figure = rounds_figure(rounds, 0.95)
+    assert len(figure.axes) == 4  # quality and cost, per task
+    [legend] = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["refine", "moa"]
+    assert all(axes.get_legend() is None for axes in figure.axes)
+    draws = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "task": t,
+                "k": k,
+                "pass_at_k": 0.3,
+                "pass_low": 0.2,
+                "pass_high": 0.4,
+                "maj_at_k": 0.2,
+                "maj_low": 0.1,
+                "maj_high": 0.3,
+            }
+            for m in ("x3", "two")
+            for t in ("arith", "mc", "qa")
+            for k in (1, 2)
+        ]
+    )
+    figure = draws_figure(draws, 0.95)
+    assert sum(axes.get_visible() for axes in figure.axes) == 3
+    [legend] = figure.legends
+    assert len(legend.get_texts()) == 4  # pass@k and maj@k of each vote, once
