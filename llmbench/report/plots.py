@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -191,7 +192,7 @@ def rounds_figure(rounds: pd.DataFrame, confidence: float) -> Figure:
             axes.grid(True, alpha=0.3)
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     # Every strategy, once: collected from the panels, whichever task it ran on.
-    named: dict[str, object] = {}
+    named: dict[str, Artist] = {}
     for quality, _ in grid:
         for handle, label in zip(*quality.get_legend_handles_labels(), strict=True):
             named.setdefault(label, handle)
@@ -215,7 +216,7 @@ def draws_figure(draws: pd.DataFrame, confidence: float) -> Figure:
     rows = math.ceil(max(1, len(tasks)) / columns)
     figure = Figure(figsize=(5.5 * columns, 0.8 + 3.4 * rows), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False).ravel()
-    named: dict[str, object] = {}
+    named: dict[str, Artist] = {}
     for axes, task in zip(grid, tasks, strict=False):
         for model, line in draws[draws["task"] == task].groupby("model", sort=False):
             colour = colours[str(model)]
