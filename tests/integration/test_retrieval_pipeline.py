@@ -149,6 +149,12 @@ def test_the_index_is_an_artifact_cached_per_corpus_and_retriever(
     assert len(rows) == QUESTIONS
     assert all(len(r["retrieval"]["passages"]) == 2 for r in rows)
     assert all(r["trace"][0]["kind"] == "retriever" for r in rows)
+    asked = {json.loads(q)["id"]: json.loads(q) for q in (tmp_path / "questions.jsonl").open()}
+    for row in rows:  # the rows, queries and gold ids through the load step's table
+        question = asked[row["sample_id"]]
+        assert row["retrieval"]["gold"] == [question["passage_id"]]
+        assert row["retrieval"]["query"] == question["question"]
+        assert row["prompt"].endswith("Question: " + question["question"])
 
     found = json.loads(
         python(tmp_path, {**env, "LLMBENCH_INDEX_DIR": str(tmp_path / "fresh")}, COMPARE, "rag-1")

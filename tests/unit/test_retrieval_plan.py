@@ -106,3 +106,17 @@ def test_a_saved_index_loads_and_searches_as_built(
     (folder / "passages.jsonl").write_text(json.dumps(["p1", "Cats", "changed"]) + "\n")
     with pytest.raises(ValueError, match="passages hash to"):
         index.Index.load(folder)
+
+
+def test_questions_survive_the_table_round_trip_and_refuse_rows_that_are_not_json() -> None:
+    from llmbench.errors import DatasetError
+    from llmbench.tasks.questions import Question, frame_to_questions, questions_to_frame
+
+    asked = [
+        Question(0, {"question": "q", "answers": ["a", "b"], "n": 2}, "q", ("p1",)),
+        Question(4, {"question": "é?", "meta": {"x": None}}, "é?", ()),
+    ]
+    assert frame_to_questions(questions_to_frame(asked, source="task t")) == asked
+    with pytest.raises(DatasetError, match="row 7 is not JSON data") as caught:
+        questions_to_frame([Question(7, {"when": {1, 2}}, "q", ())], source="task t (d.jsonl)")
+    assert caught.value.source == "task t (d.jsonl)"
