@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from llmbench.report.same_spend import SUFFIX, needs_baseline
+from llmbench.retrieval.corpus import load_corpus
+from llmbench.retrieval.index import KINDS, settings_of
 from llmbench.runtime.runner import request_params
 from llmbench.schema import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
 from llmbench.scoring.judge import model_pairs, task_template
@@ -72,9 +74,32 @@ class SameSpend:
     prices: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class IndexBuild:
+    """One index of one corpus (``index__<corpus digest>__<kind>``), built once per run
+    and store, whichever tasks search it."""
+
+    id: str
+    params: dict[str, Any]  # corpus, kind, embedding_model, identity
+
+
+@dataclass(frozen=True)
+class Retrieving:
+    """A retrieval task's samples: ``load__<task>`` loads its rows (its parameters hold
+    no retriever setting, so a new retriever leaves it cached), ``retrieve__<task>`` searches
+    the ``indexes`` and renders the prompts; its samples are what every later step reads."""
+
+    id: str
+    load_task: dict[str, Any]
+    task: dict[str, Any]
+    indexes: tuple[str, ...]
+
+
 @dataclass
 class Plan:
     tasks: list[str] = field(default_factory=list)
+    indexes: list[IndexBuild] = field(default_factory=list)
+    retrievals: dict[str, Retrieving] = field(default_factory=dict)
     generations: list[Generation] = field(default_factory=list)
     judgings: list[Judging] = field(default_factory=list)
     scorings: list[Scoring] = field(default_factory=list)
@@ -237,9 +262,48 @@ def _same_spend(bench: BenchConfig) -> list[SameSpend]:
     return out
 
 
+def _retrievals(
+    bench: BenchConfig, fingerprints: dict[str, str]
+) -> tuple[list[IndexBuild], dict[str, Retrieving]]:
+    """The index steps (one per corpus content and kind) and each retrieval task's steps.
+    ``fingerprints["corpus:<task>"]`` is the corpus's content hash (preflight's); without
+    it the corpus is read here."""
+    indexes: dict[str, IndexBuild] = {}
+    retrievals = {}
+    for task in bench.tasks:
+        spec = task.retrieval
+        if spec is None:
+            continue
+        corpus = fingerprints.get(f"corpus:{task.name}") or load_corpus(spec.corpus).fingerprint
+        ids = []
+        for kind in KINDS[spec.retriever]:
+            built = IndexBuild(
+                id=f"index__{corpus.removeprefix('sha256:')[:12]}__{kind}",
+                params={
+                    "corpus": spec.corpus.model_dump(mode="json"),
+                    "kind": kind,
+                    "embedding_model": spec.embedding_model,
+                    "identity": {"corpus": corpus, **settings_of(kind, spec.embedding_model)},
+                },
+            )
+            indexes.setdefault(built.id, built)
+            ids.append(built.id)
+        sample_spec = task.sample_spec().model_dump(mode="json")
+        # Loading evaluates the query and gold ids; the rest of `retrieval` is retrieving.
+        loading = {k: sample_spec["retrieval"][k] for k in ("corpus", "query", "gold")}
+        retrievals[task.name] = Retrieving(
+            id=f"retrieve__{task.name}",
+            load_task={**sample_spec, "retrieval": loading},
+            task=sample_spec,
+            indexes=tuple(ids),
+        )
+    return list(indexes.values()), retrievals
+
+
 def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
     """Every step of a run, in an order that respects their dependencies."""
     result = Plan(tasks=[t.name for t in bench.tasks])
+    result.indexes, result.retrievals = _retrievals(bench, fingerprints)
     result.generations = _generations(bench, fingerprints)
     for task in bench.tasks:
         judgings = _judgings(bench, task)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from llmbench.errors import ConfigError, MissingKeyError
 from llmbench.providers.recorded import RecordedProvider
 from llmbench.providers.registry import provider_class
+from llmbench.retrieval.corpus import load_corpus
 from llmbench.schema import BenchConfig, ModelSpec
 from llmbench.scoring.judge import task_template
 from llmbench.scoring.judged import read_human_labels
@@ -28,6 +29,8 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
     tool_tasks: list[str] = []
     for task in config.tasks:
         fingerprints[task.name] = data_fingerprint(task)
+        if task.retrieval is not None:  # names the task's index steps (llmbench.plan)
+            fingerprints[f"corpus:{task.name}"] = load_corpus(task.retrieval.corpus).fingerprint
         samples = build_samples(task, config.execution.limit)
         if task.tools is not None:
             check_servers(task.tools, source=f"task {task.name}", field="tools")

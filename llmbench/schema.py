@@ -326,8 +326,6 @@ class SampleSpec(_Strict):
             raise ValueError("a bfcl task asks the data's own conversations: remove 'retrieval'")
         if self.fewshot is not None and self.retrieval is not None:
             raise ValueError("few-shot examples have no retrieved passages: remove 'fewshot'")
-        if self.tools is not None and self.retrieval is not None:
-            raise ValueError("retrieval and tools in one task are not supported yet: remove one")
         if self.bfcl is not None and self.tools is not None:
             raise ValueError("a bfcl task scores calls to its data's own functions: remove 'tools'")
         if self.turns is not None and (

@@ -14,10 +14,19 @@ import pandas as pd
 
 from llmbench import pricing
 from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
+from llmbench.retrieval.corpus import load_corpus
+from llmbench.retrieval.index import Index, Kind, build_index
 from llmbench.retrieval.trace import with_retrieval
 from llmbench.runtime import runner
 from llmbench.runtime.progress import GenerationProgress
-from llmbench.schema import JudgeSpec, ModelSpec, PriceEntry, SampleSpec, TaskSpec
+from llmbench.schema import (
+    CorpusSpec,
+    JudgeSpec,
+    ModelSpec,
+    PriceEntry,
+    SampleSpec,
+    TaskSpec,
+)
 from llmbench.scoring import judge, judged
 from llmbench.scoring.score import score_completions
 from llmbench.strategies.base import TaskView
@@ -29,12 +38,32 @@ from llmbench.tables import (
     frame_to_samples,
     samples_to_frame,
 )
-from llmbench.tasks.build import build_samples
+from llmbench.tasks.build import build_samples, load_questions, retrieved_samples
+from llmbench.tasks.questions import frame_to_questions, questions_to_frame
 from llmbench.types import Completion, GenerationParams, Sample
 
 
 def load_task(task: SampleSpec, limit: int | None) -> pd.DataFrame:
     return samples_to_frame(build_samples(task, limit))
+
+
+def load_retrieval_task(task: SampleSpec, limit: int | None) -> pd.DataFrame:
+    """A retrieval task's rows with their queries, before retrieval (:func:`retrieve`)."""
+    return questions_to_frame(
+        load_questions(task, limit), source=f"task {task.name} ({task.source.describe()})"
+    )
+
+
+def index_corpus(corpus: CorpusSpec, kind: Kind, embedding_model: str) -> Index:
+    """One index of one corpus: what every task retrieving from it with ``kind`` shares."""
+    return build_index(load_corpus(corpus), kind, embedding_model)
+
+
+def retrieve(task: SampleSpec, questions: pd.DataFrame, indexes: Sequence[Index]) -> pd.DataFrame:
+    """A retrieval task's samples: each question's passages searched in ``indexes`` and
+    shown by the task's templates."""
+    found = {index.kind: index for index in indexes}
+    return samples_to_frame(retrieved_samples(task, frame_to_questions(questions), found))
 
 
 def _answers_frame(items: list[Sample], completions: list[Completion]) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""The benchmark pipeline: load -> generate per (entrant, task) -> judge -> score ->
+"""The benchmark pipeline: load (a retrieval task: load, index per corpus, retrieve) ->
+generate per (entrant, task) -> judge -> score ->
 leaderboard -> report and MLflow, as planned by :func:`llmbench.plan.plan`.
 
 Each multi-step strategy then gets a same-spend baseline (``same_spend__<strategy>__<task>``,
@@ -27,6 +28,7 @@ from steps.judge import compare, grade
 from steps.leaderboard import leaderboard
 from steps.load_task import load_task
 from steps.report import report
+from steps.retrieval import index_corpus, load_questions, retrieve
 from steps.same_spend import same_spend
 from steps.score import score
 from steps.settings import request_extra, strategy_extra
@@ -42,15 +44,32 @@ def benchmark(
     execution = bench.execution
     steps = plan(bench, fingerprints)
     tasks = {task.name: task for task in bench.tasks}
-    samples = {
-        name: load_task.submit(
-            task=tasks[name].sample_spec().model_dump(mode="json"),
+    indexes = {
+        built.id: index_corpus.submit(id=built.id, **built.params) for built in steps.indexes
+    }
+    samples = {}
+    for name in steps.tasks:
+        retrieving = steps.retrievals.get(name)
+        if retrieving is None:
+            samples[name] = load_task.submit(
+                task=tasks[name].sample_spec().model_dump(mode="json"),
+                limit=execution.limit,
+                data_fingerprint=fingerprints[name],
+                id=f"load__{name}",
+            )
+            continue
+        questions = load_questions.submit(
+            task=retrieving.load_task,
             limit=execution.limit,
             data_fingerprint=fingerprints[name],
             id=f"load__{name}",
         )
-        for name in steps.tasks
-    }
+        samples[name] = retrieve.submit(
+            task=retrieving.task,
+            questions=questions,
+            indexes=[indexes[i] for i in retrieving.indexes],
+            id=retrieving.id,
+        )
 
     def sending(step: Any, models: tuple[str, ...], extra: dict[str, Any]) -> Any:
         """A step that sends requests: its send settings and its models' ZenML secrets."""

@@ -4,11 +4,11 @@ against the corpus, each row's result as a :class:`~llmbench.types.Retrieval`.""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from llmbench.errors import ConfigError
 from llmbench.retrieval.corpus import load_corpus
-from llmbench.retrieval.index import prepare, search
+from llmbench.retrieval.index import Index, Kind, indexes_for, prepare, search
 from llmbench.schema import RetrievalSpec
 from llmbench.types import Passage, Retrieval
 
@@ -19,11 +19,14 @@ def retrieve(
     golds: Sequence[tuple[str, ...]],
     *,
     source: str,
+    indexes: Mapping[Kind, Index] | None = None,
 ) -> list[Retrieval]:
-    """Each query's ``top_k`` passages. A gold id missing from the corpus is a ConfigError
-    naming ``source`` (the task's data) before anything is searched. ``latency_s`` is the
-    search's wall time over its queries, the index already built or loaded."""
-    corpus = load_corpus(spec.corpus)
+    """Each query's ``top_k`` passages, searched in ``indexes`` (a pipeline's index
+    artifacts), or in the indexes of ``spec``'s corpus built or loaded here. A gold id
+    missing from the corpus is a ConfigError naming ``source`` (the task's data) before
+    anything is searched. ``latency_s`` is the search's wall time over its queries, the
+    index already built or loaded."""
+    corpus = next(iter(indexes.values())).corpus if indexes else load_corpus(spec.corpus)
     known = corpus.position()
     for row, gold in enumerate(golds):
         missing = [g for g in gold if g not in known]
@@ -36,9 +39,11 @@ def retrieve(
                 hint="gold ids must be ids of the corpus's passages (a SQuAD corpus names "
                 "them '<article title>#<paragraph index>')",
             )
-    prepare(spec, corpus)
+    found = dict(indexes) if indexes else indexes_for(spec, corpus)
+    assert all(i.corpus.fingerprint == corpus.fingerprint for i in found.values())
+    prepare(spec, found)
     started = time.perf_counter()
-    rankings = search(spec, corpus, queries)
+    rankings = search(spec, found, queries)
     per_query = (time.perf_counter() - started) / max(len(queries), 1)
     return [
         Retrieval(

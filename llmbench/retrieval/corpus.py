@@ -39,7 +39,8 @@ class Corpus:
         return {p.id: n for n, p in enumerate(self.passages)}
 
 
-def _hash(passages: tuple[CorpusPassage, ...]) -> str:
+def fingerprint_of(passages: tuple[CorpusPassage, ...]) -> str:
+    """The hash of the passages' ids, titles and texts (a corpus's and its indexes' identity)."""
     digest = hashlib.sha256()
     for passage in passages:
         digest.update(json.dumps([passage.id, passage.title, passage.text]).encode())
@@ -130,4 +131,4 @@ def load_corpus(spec: CorpusSpec) -> Corpus:
     if not passages:
         raise ConfigError("the corpus has no passages", source=spec.path, field="path")
     found = tuple(passages)
-    return Corpus(spec.path, found, _hash(found))
+    return Corpus(spec.path, found, fingerprint_of(found))

