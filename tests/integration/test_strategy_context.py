@@ -383,3 +383,41 @@ def test_member_agents_and_turns_nest_in_mlflow(
         [llm] = [s for s in trace.data.spans if s.span_type == "LLM"]
         assert llm.outputs == call.output == talked[0].turn_answers[turn]
         assert llm.attributes["llmbench.role"] == call.role
+
+
+def test_a_mixtures_proposers_are_agents_and_its_aggregator_gets_no_tools(
+    server: ProviderServer,
+) -> None:
+    """The proposers answer the tool task through their loops; the aggregator combines their
+    final answers, which already hold what the tools said, without tools of its own."""
+
+    def members(request: RecordedRequest) -> Reply:
+        if (request.last_user_text or "").startswith("You have been given several responses"):
+            return Reply(text="Both looked it up.", output_tokens=9)
+        return agent_model(request)
+
+    server.default = members
+    task, items = tool_task()
+    config = bench(
+        [
+            {
+                "name": "moa",
+                "kind": "mixture_of_agents",
+                "members": {"a": "cheap", "b": "strong", "aggregator": "odd"},
+            }
+        ],
+        extra_models=(ODD,),
+    )
+    [row] = run(config, task, items[:1])
+
+    [aggregating] = [r for r in server.requests if r.model == "gpt-odd"]
+    assert "tools" not in aggregating.body and not aggregating.tool_results
+    right = tool_value(row, "a:cheap", items[0])
+    assert (aggregating.last_user_text or "").count(f"Looked it up.\n{right}") == 2
+    assert [(c.kind, c.role, c.parent) for c in row.trace if c.parent is None] == [
+        ("agent", "a", None),
+        ("agent", "b", None),
+        ("model", "aggregator", None),
+    ]
+    assert len([c for c in row.trace if c.kind == "tool"]) == 2
+    assert row.cost_usd == pytest.approx(sum(c.cost_usd for c in row.trace))
