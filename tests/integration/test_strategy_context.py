@@ -26,6 +26,7 @@ from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
 from llmbench.tables import frame_to_completions, samples_to_frame
 from llmbench.tasks.build import build_samples
+from llmbench.tools.spec import McpServerSpec, ToolsSpec
 from llmbench.tracking.traces import TRACE_SESSION, log_traces
 from llmbench.types import Completion, Sample
 from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply
@@ -421,3 +422,22 @@ def test_a_mixtures_proposers_are_agents_and_its_aggregator_gets_no_tools(
     ]
     assert len([c for c in row.trace if c.kind == "tool"]) == 2
     assert row.cost_usd == pytest.approx(sum(c.cost_usd for c in row.trace))
+
+
+def test_tools_that_cannot_open_fail_each_members_answer_and_the_run_goes_on(
+    server: ProviderServer,
+) -> None:
+    """An MCP server that will not start (after the preflight) is the error of every answer
+    that needs it, opened once for the strategy's step, and no model is asked."""
+    gone = ToolsSpec(mcp=[McpServerSpec(name="gone", command="/nonexistent/server")])
+    task, items = tool_task()
+    items = [s.model_copy(update={"agent": gone}) for s in items]
+    config = bench(
+        [{"name": "jury", "kind": "vote", "members": {"a": "cheap", "b": "strong"}}],
+    )
+    rows = run(config, task, items)
+
+    assert server.requests == []
+    for row in rows:
+        assert row.error is not None and "MCP server 'gone'" in row.error
+        assert [(c.kind, c.error is not None) for c in row.trace] == [("agent", True)] * 2
