@@ -293,17 +293,6 @@ def check_registries(config: BenchConfig, source: str | None = None) -> BenchCon
             raise ConfigError(
                 message or where, source=source, field=f"{field}.{where}" if message else field
             ) from None
-    talks = [task.name for task in config.tasks if task.turns is not None]
-    if config.strategies and talks:
-        # Until strategies ask follow-ups (llmbench.runtime.conversation.answer_conversation),
-        # one would answer the first turn only and be graded as if it had talked.
-        raise ConfigError(
-            f"task {talks[0]!r} is a conversation ('turns'); strategies answer single "
-            "requests only",
-            source=source,
-            field="strategies",
-            hint="benchmark strategies in a config without conversation tasks",
-        )
     return config
 
 

@@ -241,7 +241,12 @@ class Ask(BaseModel):
     A model sends it as a request on its own settings (:meth:`request`); a strategy hands it
     to its members, so a strategy asked a prompt built for it (a verifier's, a revision)
     answers that prompt and compares its members' answers the way its asker reads them.
-    ``Ask.of(sample)`` sends exactly the sample's own request (:meth:`Sample.request`)."""
+    ``Ask.of(sample)`` sends exactly the sample's own request (:meth:`Sample.request`).
+
+    ``agent``, when given, is the tool set and step limit the answer may use: a model asked
+    it answers through the agent loop (:func:`llmbench.tools.agent.ask_model`), its tool
+    calls run and their results fed back until a final answer. ``Ask.of`` carries the
+    sample's; a prompt that judges or combines answers is built without it."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -253,11 +258,12 @@ class Ask(BaseModel):
     stop: tuple[str, ...] | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     extract: tuple[ExtractorSpec, ...] | None = None
+    agent: ToolsSpec | None = None
 
     @classmethod
     def of(cls, sample: Sample) -> Ask:
-        """The sample's own question: its conversation and its tools."""
-        return cls(messages=tuple(sample.messages()), tools=sample.tools)
+        """The sample's own question: its conversation, its tools and its agent loop."""
+        return cls(messages=tuple(sample.messages()), tools=sample.tools, agent=sample.agent)
 
     @property
     def prompt(self) -> str:
@@ -272,7 +278,8 @@ class Ask(BaseModel):
 
     def instead(self, text: str, **settings: Any) -> Ask:
         """This ask with ``text`` as its user turn in place of its last one (a revision, a
-        later layer's prompt): earlier turns, the system prompt and the tools stay."""
+        later layer's prompt): earlier turns, the system prompt, the tools and the agent
+        loop stay (``agent=None`` in ``settings`` drops the loop)."""
         head = self.messages[:-1] if self.messages[-1].role == "user" else self.messages
         update = {"messages": (*head, Message(role="user", content=text)), **settings}
         return self.model_copy(update=update)
@@ -294,7 +301,7 @@ class Ask(BaseModel):
         )
 
 
-CallKind = Literal["model", "strategy", "tool", "retriever"]
+CallKind = Literal["model", "strategy", "agent", "tool", "retriever"]
 
 
 class Call(BaseModel):
@@ -322,6 +329,14 @@ class Call(BaseModel):
     it was sent (a wall clock would put a cached first stage and the escalation after it at
     the same instant, and lay a rerun out unlike the run it repeats).
 
+    A strategy's member that answered through the agent loop (a tool task) is nested the
+    same way: its model steps and "tool" calls under the path ``role:model``, then one
+    "agent" call for its final answer (tokens and cost zero, as a "strategy" call's).
+
+    ``turn`` is the user turn of a conversation the call answers (0: the first), None for
+    a single request: a conversation's answer holds every turn's calls one turn after
+    another, each turn's keeping its own ``round`` (a strategy's rounds, an agent's steps).
+
     ``input`` is the conversation the call sent, as role and content: None when it is the
     sample's own (a plain model's row, a member answering the sample, its draws), which the
     row already holds, so samples.jsonl grows only by the prompts a strategy built (a
@@ -335,6 +350,7 @@ class Call(BaseModel):
     purpose: str = "answer"  # answer, classify, verify, draw 2 ...
     input: list[dict[str, str]] | None = None
     round: int = Field(default=0, ge=0)
+    turn: int | None = Field(default=None, ge=0)
     parent: str | None = None
     start_s: float = Field(default=0.0, ge=0.0)
     output: str = ""

@@ -97,7 +97,7 @@ def maj_at_k(
 
 def voters(trace: list[Call]) -> list[Call]:
     """A vote's own draws: its calls at its own level (a strategy member's answer as one)."""
-    return [c for c in trace if c.parent is None and c.kind in ("model", "strategy")]
+    return [c for c in trace if c.parent is None and c.kind in ("model", "strategy", "agent")]
 
 
 def draw_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:

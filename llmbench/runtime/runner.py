@@ -14,7 +14,6 @@ from typing import Protocol
 from llmbench.providers.base import Provider
 from llmbench.runtime.cache import ResponseCache
 from llmbench.runtime.client import ModelClient, RunSettings
-from llmbench.runtime.conversation import answer_conversation
 from llmbench.runtime.driver import Driver, Entrant
 from llmbench.runtime.limiter import ConnectionLimiter, RateLimits
 from llmbench.runtime.offload import generate_in_workers
@@ -22,6 +21,7 @@ from llmbench.runtime.progress import GenerationProgress
 from llmbench.runtime.tally import ErrorRateExceeded, Tally, aborted, spend_usd
 from llmbench.runtime.workers import claimed_slots, run_coroutine, worker_count
 from llmbench.schema import ModelSpec, PriceEntry
+from llmbench.tools.agent import ToolBox, ask_model
 from llmbench.types import Ask, Completion, GenerationParams, Sample
 
 __all__ = [
@@ -65,23 +65,30 @@ Answerer = Entrant  # what the runner fans out over: a model, or a strategy
 
 
 class ModelAnswerer:
-    """A plain model as an entrant: one call per ask, on its own settings; asked a sample
-    of several user turns (a conversation), one call per turn."""
+    """A plain model as an entrant: one call per ask on its own settings, or its agent loop
+    where the ask carries one (a tool task; the tool set opened once for the step). The
+    driver asks it each user turn of a conversation in turn."""
 
     def __init__(self, client: ModelClient, params: GenerationParams) -> None:
         self.client, self.params = client, params
+        self.toolbox = ToolBox()
 
     async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
         asked = ask or Ask.of(sample)
-        if sample.follow_ups and asked == Ask.of(sample):  # the conversation, turn by turn
-            return await answer_conversation(self.client, sample, self.params, index=index)
-        request = asked.request(self.params)
-        return await self.client.generate(
-            request, index=index, record_input=request.messages != tuple(sample.messages())
+        return await ask_model(
+            self.client,
+            self.params,
+            asked,
+            self.toolbox,
+            index=index,
+            record_input=asked.messages != tuple(sample.messages()),
         )
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        try:
+            await self.toolbox.aclose()
+        finally:
+            await self.client.aclose()
 
 
 async def run_answers(
@@ -149,28 +156,14 @@ def generate(
     settings: RunSettings,
     label: str,
 ) -> list[Completion]:
-    """A plain model's completions for every sample, in sample order. A tool-using task's
-    samples are answered through the agent loop, in this process (each step's request
-    depends on the step before, as a strategy's calls do)."""
+    """A plain model's completions for every sample, in sample order. A conversation's
+    turns and a tool-using task's agent steps wait for each other's answers: asked in
+    this process, as a strategy's calls are."""
     progress = GenerationProgress(label, len(samples))
-    agent = samples[0].agent if samples else None
     try:
         client = ModelClient(model, settings)
-        if agent is not None:
-            from llmbench.tools.agent import AgentAnswerer
-
-            return run_coroutine(
-                run_answers(
-                    AgentAnswerer(client, params, agent),
-                    samples,
-                    progress=progress,
-                    settings=settings,
-                )
-            )
-        # A conversation's turns wait for each other's answers: asked in process, as a
-        # strategy's calls are.
-        talks = any(sample.follow_ups for sample in samples)
-        wanted = 0 if talks else worker_count(model, len(samples), settings.concurrency)
+        in_process = any(sample.follow_ups or sample.agent for sample in samples)
+        wanted = 0 if in_process else worker_count(model, len(samples), settings.concurrency)
         if wanted:
             with claimed_slots(wanted) as workers:  # the cores, shared with other steps
                 return generate_in_workers(

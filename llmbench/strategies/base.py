@@ -17,7 +17,8 @@ from llmbench.prompts import PromptError, prompt_texts
 from llmbench.prompts import render as render_prompt
 from llmbench.runtime.client import ModelClient
 from llmbench.scoring.extract import ExtractorSpec, extract
-from llmbench.types import Ask, Call, Completion, GenerationParams, Message, Sample
+from llmbench.tools.agent import ToolBox, ask_model
+from llmbench.types import Ask, Call, CallKind, Completion, GenerationParams, Message, Sample
 
 if TYPE_CHECKING:
     from llmbench.schema import BenchConfig, StrategySpec, TaskSpec
@@ -89,7 +90,8 @@ class TaskView(Options):
 
 class Member:
     """A strategy's handle on one member (by role): a model client with the task's request
-    parameters, or another strategy."""
+    parameters, or another strategy. ``toolbox``: the step's open tool sets, shared by
+    every member, for the asks that carry an agent loop."""
 
     def __init__(
         self,
@@ -99,9 +101,11 @@ class Member:
         client: ModelClient | None = None,
         params: GenerationParams | None = None,
         strategy: Strategy | None = None,
+        toolbox: ToolBox | None = None,
     ) -> None:
         self.role, self.name = role, name
         self.client, self.params, self.strategy = client, params, strategy
+        self.toolbox = toolbox or ToolBox()
 
     @property
     def sampled(self) -> bool:
@@ -121,37 +125,59 @@ class Member:
         sends it on its own settings with the ask's per-call ones; asked the sample itself
         with draw 0, that is exactly the request its own leaderboard row sent, so the answer
         comes from the response cache. A strategy member is handed the ask and answers it
-        (a verifier's prompt, a revision), its calls nested under this role."""
+        (a verifier's prompt, a revision), its calls nested under this role.
+
+        An ask that carries an agent loop (``Ask.agent``: a tool task's question, a
+        revision of an answer to it) is answered by a model member through that loop, as
+        the model's own row answers it: its steps and tool calls nested under this role,
+        then one "agent" call for its final answer, which is what the strategy routes,
+        grades or votes on. Prompts that judge or combine answers carry no loop."""
         if self.strategy is not None:
             if draw:  # refused at config load: see vote.check_draws
                 raise ValueError(f"{self.role}: a strategy answers once; draws need a model")
             done = await self.strategy.answer(sample, index, ask)
             return nested(done, self.role, self.name, purpose=purpose, note=note)
         assert self.client is not None and self.params is not None
-        request = (ask or Ask.of(sample)).request(self.params, draw=draw)
-        return await self.client.generate(
-            request,
+        asked = ask or Ask.of(sample)
+        done = await ask_model(
+            self.client,
+            self.params,
+            asked,
+            self.toolbox,
             index=index,
+            draw=draw,
             role=self.role,
             purpose=purpose,
             note=note,
-            record_input=request.messages != tuple(sample.messages()),
+            record_input=asked.messages != tuple(sample.messages()),
         )
+        if asked.agent is None:
+            return done
+        return nested(done, self.role, self.name, purpose=purpose, note=note, kind="agent")
 
     async def aclose(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-        if self.strategy is not None:
-            await self.strategy.aclose()
+        try:
+            await self.toolbox.aclose()  # shared: closing it twice is harmless
+        finally:
+            if self.client is not None:
+                await self.client.aclose()
+            if self.strategy is not None:
+                await self.strategy.aclose()
 
 
 def nested(
-    completion: Completion, role: str, name: str, *, purpose: str, note: str | None
+    completion: Completion,
+    role: str,
+    name: str,
+    *,
+    purpose: str,
+    note: str | None,
+    kind: CallKind = "strategy",
 ) -> Completion:
-    """A strategy member's answer as its outer strategy's trace holds it: its calls under
-    the path ``role:name`` (see :class:`Call`), then one "strategy" call for the answer as a
-    whole, where the outer strategy's note and score go (its tokens and cost are its
-    calls')."""
+    """A strategy member's answer (``kind`` "agent": a model member's agent loop) as its
+    outer strategy's trace holds it: its calls under the path ``role:name`` (see
+    :class:`Call`), then one ``kind`` call for the answer as a whole, where the outer
+    strategy's note and score go (its tokens and cost are its calls')."""
     here = f"{role}:{name}"
     calls = [
         call.model_copy(update={"parent": f"{here}/{call.parent}" if call.parent else here})
@@ -159,7 +185,7 @@ def nested(
     ]
     whole = Call(
         model=name,
-        kind="strategy",
+        kind=kind,
         role=role,
         purpose=purpose,
         output=completion.text,
@@ -211,6 +237,8 @@ def combine(
     chosen: Completion,
     rounds: Sequence[Sequence[Completion]],
     numbers: Sequence[int] | None = None,
+    *,
+    renumber: bool = True,
 ) -> Completion:
     """The strategy's answer: ``chosen``'s text, every call of every round in its trace.
 
@@ -222,7 +250,8 @@ def combine(
     their sum), beside its remote ones. Each call is placed on that clock
     (``Call.start_s``) and its own calls numbered by round: its position, or
     ``numbers[position]`` where the strategy counts its own (a chain's step, however often it
-    was asked).
+    was asked); with ``renumber`` False each call keeps its round (a conversation's turns,
+    each answered with rounds of its own).
     """
     calls: list[Call] = []
     begin = 0.0
@@ -234,7 +263,7 @@ def combine(
             start = begin + (queued if local else 0.0)
             for call in done.trace:
                 update: dict[str, Any] = {"start_s": start + call.start_s}
-                if call.parent is None:  # a nested strategy's calls keep their own rounds
+                if renumber and call.parent is None:  # a nested one's keep their own
                     update["round"] = n if numbers is None else numbers[n]
                 calls.append(call.model_copy(update=update))
             if local:

@@ -11,6 +11,7 @@ from llmbench.runtime.runner import request_params
 from llmbench.schema import ModelSpec, StrategySpec
 from llmbench.strategies.base import Member, Strategy, TaskView
 from llmbench.strategies.registry import strategy_class
+from llmbench.tools.agent import ToolBox
 
 
 def build_strategy(
@@ -21,21 +22,37 @@ def build_strategy(
     *,
     seed: int,
     settings: RunSettings,
+    toolbox: ToolBox | None = None,
 ) -> Strategy:
-    """``models`` / ``strategies``: every entrant the strategy may name, priced."""
+    """``models`` / ``strategies``: every entrant the strategy may name, priced.
+    ``toolbox``: the tool sets its model members' agent loops share (one for the strategy
+    and every strategy nested in it)."""
     members: dict[str, Member] = {}
     clients: dict[str, ModelClient] = {}
+    toolbox = toolbox or ToolBox()
     for role, name in spec.members.items():
         if name in strategies:
             nested = build_strategy(
-                strategies[name], models, strategies, task, seed=seed, settings=settings
+                strategies[name],
+                models,
+                strategies,
+                task,
+                seed=seed,
+                settings=settings,
+                toolbox=toolbox,
             )
-            members[role] = Member(role, name, strategy=nested)
+            members[role] = Member(role, name, strategy=nested, toolbox=toolbox)
             continue
         model = models[name]
         # One client per model: two roles played by one model share its calls and counts.
         client = clients.setdefault(name, ModelClient(model, settings))
-        members[role] = Member(role, name, client=client, params=request_params(model, task, seed))
+        members[role] = Member(
+            role,
+            name,
+            client=client,
+            params=request_params(model, task, seed),
+            toolbox=toolbox,
+        )
     return strategy_class(spec.kind)(spec, members, task)
 
 

@@ -144,7 +144,7 @@ class MixtureOfAgents(Strategy):
                 proposers,
                 sample,
                 index,
-                asked.instead(text),
+                asked.instead(text, agent=None),  # combining answers: no tool loop
                 samples=options.samples,
                 temperature=options.temperature,
                 purpose=f"layer {n}",
@@ -155,7 +155,7 @@ class MixtureOfAgents(Strategy):
             return self._failed(rounds, options.layers)
         context = {"prompt": asked.prompt, "answers": answers}
         text = self.render("aggregate_prompt", options.aggregate_prompt, context)
-        aggregating = asked.instead(text)
+        aggregating = asked.instead(text, agent=None)  # the proposers' answers hold the facts
         if options.aggregator_max_tokens is not None:
             aggregating = aggregating.model_copy(
                 update={"max_tokens": options.aggregator_max_tokens}

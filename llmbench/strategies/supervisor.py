@@ -311,7 +311,7 @@ class Supervisor(Strategy):
         final = await self.members[SYNTHESISER].ask(
             sample,
             index,
-            asked.instead(text, max_tokens=options.synthesiser_max_tokens),
+            asked.instead(text, max_tokens=options.synthesiser_max_tokens, agent=None),
             purpose="synthesise",
         )
         left_out = len(delegated) - len(shown)
@@ -361,6 +361,7 @@ class Supervisor(Strategy):
             messages=(Message(role="user", content=text),),
             max_tokens=options.delegate_max_tokens,
             stop=(),  # a sub-question is not in the task's format
+            agent=asked.agent,  # a specialist answers it, with the task's tools if it has any
         )
         done = await member.ask(sample, index, sub_question, purpose=f"delegate {member.role}")
         failed = "; failed" if done.error is not None else ""

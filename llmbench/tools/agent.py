@@ -22,12 +22,15 @@ import asyncio
 import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from llmbench.errors import BenchError
 from llmbench.runtime.client import ModelClient
-from llmbench.tools.base import ToolSet
 from llmbench.tools.spec import ToolsSpec
-from llmbench.types import Ask, Call, Completion, GenerationParams, Message, Request, Sample
+from llmbench.types import Ask, Call, Completion, GenerationParams, Message, Request
+
+if TYPE_CHECKING:
+    from llmbench.tools.base import ToolSet
 
 
 @dataclass(frozen=True)
@@ -109,10 +112,12 @@ async def run_agent(
     *,
     index: int,
     role: str | None = None,
+    record_input: bool = False,
 ) -> Completion:
     """One sample's conversation with ``tools`` until a final answer or the step limit.
     ``request`` is the sample's (its conversation and settings; its own tools are replaced
-    by ``tools``'); ``index`` keys unseeded sampling as in :meth:`ModelClient.generate`."""
+    by ``tools``'); ``index`` keys unseeded sampling as in :meth:`ModelClient.generate`.
+    ``record_input``: the first step's input is kept too (not the sample's own request)."""
     messages = list(request.messages)
     trace: list[Call] = []
     clock = 0.0
@@ -129,7 +134,7 @@ async def run_agent(
             update={
                 "round": step,
                 "start_s": clock,
-                "input": transcript(messages) if step else None,
+                "input": transcript(messages) if step or record_input else None,
             }
         )
         trace.append(call)
@@ -177,41 +182,72 @@ async def run_agent(
         step += 1
 
 
-class AgentAnswerer:
-    """A plain model answering through the agent loop (the runner's ``Answerer``): the
-    tool set is opened on the step's event loop at the first sample and closed at the end."""
+class ToolBox:
+    """The tool sets of one step's answers, opened on the step's event loop when an answer
+    first needs one (MCP servers started, their tools listed) and closed when the step
+    ends; shared by a plain model's answers or by every member of a strategy, so a tool set
+    is opened once per step whoever calls it. A set that cannot be opened is remembered as
+    the error of every answer that needs it."""
 
-    def __init__(self, client: ModelClient, params: GenerationParams, spec: ToolsSpec) -> None:
-        self.client, self.params, self.spec = client, params, spec
-        self._tools: ToolSet | None = None
+    def __init__(self) -> None:
+        self._open: dict[str, ToolSet | str] = {}  # by the spec's JSON (its lists: no hash)
         self._opening: asyncio.Lock | None = None
-        self._failed: str | None = None
 
-    async def tools(self) -> ToolSet | str:
-        """The open tool set, or why it could not be opened (once per step)."""
+    async def open(self, spec: ToolsSpec) -> ToolSet | str:
+        """The open tool set of ``spec``, or why it could not be opened."""
         from llmbench.tools.toolset import open_toolset
 
         if self._opening is None:
             self._opening = asyncio.Lock()
+        key = spec.model_dump_json()
         async with self._opening:
-            if self._tools is None and self._failed is None:
+            if key not in self._open:
                 try:
-                    self._tools = await open_toolset(self.spec)
+                    self._open[key] = await open_toolset(spec)
                 except BenchError as exc:  # a server the preflight started fails now
-                    self._failed = f"tools: {exc.message}"
-        return self._tools if self._tools is not None else str(self._failed)
-
-    async def answer(self, sample: Sample, index: int, ask: Ask | None = None) -> Completion:
-        """The loop from ``ask`` (the driver's; None: the sample's own question)."""
-        tools = await self.tools()
-        if isinstance(tools, str):
-            return Completion(finish_reason="error", error=tools, answered_by=self.client.name)
-        request = (ask or Ask.of(sample)).request(self.params)
-        return await run_agent(self.client, request, tools, AgentLimits.of(self.spec), index=index)
+                    self._open[key] = f"tools: {exc.message}"
+        return self._open[key]
 
     async def aclose(self) -> None:
-        try:
-            if self._tools is not None:
-                await self._tools.aclose()
-        finally:
-            await self.client.aclose()
+        """Close every open set (again: nothing to do)."""
+        opened, self._open = self._open, {}
+        for tools in opened.values():
+            if not isinstance(tools, str):
+                await tools.aclose()
+
+
+async def ask_model(
+    client: ModelClient,
+    params: GenerationParams,
+    ask: Ask,
+    toolbox: ToolBox,
+    *,
+    index: int,
+    draw: int = 0,
+    role: str | None = None,
+    purpose: str = "answer",
+    note: str | None = None,
+    record_input: bool = False,
+) -> Completion:
+    """A model's answer to ``ask`` on its settings ``params``: one call through its client,
+    or, when the ask carries an agent loop (``Ask.agent``), the loop over that tool set.
+    The one way a model answers an ask, as an entrant of its own or as a strategy's
+    member. ``record_input``: keep what the first call sent in the trace (it is not the
+    sample's own request)."""
+    request = ask.request(params, draw=draw)
+    if ask.agent is None:
+        return await client.generate(
+            request, index=index, role=role, purpose=purpose, note=note, record_input=record_input
+        )
+    tools = await toolbox.open(ask.agent)
+    if isinstance(tools, str):
+        return Completion(finish_reason="error", error=tools, answered_by=client.name)
+    return await run_agent(
+        client,
+        request,
+        tools,
+        AgentLimits.of(ask.agent),
+        index=index,
+        role=role,
+        record_input=record_input,
+    )

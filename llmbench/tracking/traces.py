@@ -120,7 +120,13 @@ def _duration(calls: list[Call], latency: object, timed: bool) -> float:
     return float(latency) if timed else max(float(latency), ends)
 
 
-SPAN_TYPES = {"model": "LLM", "strategy": "CHAIN", "tool": "TOOL", "retriever": "RETRIEVER"}
+SPAN_TYPES = {
+    "model": "LLM",
+    "strategy": "CHAIN",
+    "agent": "AGENT",
+    "tool": "TOOL",
+    "retriever": "RETRIEVER",
+}
 
 
 def tool_arguments(call: Call) -> Any:
@@ -145,14 +151,15 @@ def _call_spans(
     prices: Mapping[str, PriceEntry],
     providers: Mapping[str, str],
 ) -> list[SpanRecord]:
-    """A span per call, under the span of the nested strategy it belongs to (the "strategy"
-    call whose path is its ``parent``) or under the root; ``conversation``: the sample's
+    """A span per call, under the span of the nested strategy or member agent loop it
+    belongs to (the "strategy" or "agent" call whose path is its ``parent``) or under the
+    root; ``conversation``: the sample's
     own, the inputs of a call that sent it (``Call.input`` None)."""
     ids = {n: n + root + 1 for n in range(len(calls))}
     paths = {
         "/".join(filter(None, (call.parent, f"{call.role}:{call.model}"))): ids[n]
         for n, call in enumerate(calls)
-        if call.kind == "strategy"
+        if call.kind in ("strategy", "agent")
     }
     found = []
     for n, call in enumerate(calls):
@@ -229,15 +236,22 @@ def _texts(value: object) -> list[str]:
 
 def _turns(record: Mapping[str, Any], whole: _Answer, session: str) -> list[_Answer]:
     """A conversation's row as one trace per user turn, one after another, each holding that
-    turn's call (``Call.round``), question and answer, all of one MLflow session: the
-    Sessions view then shows the conversation turn by turn. The turn's own judge grade is on
-    its trace; the row's other scores on the last turn's (the conversation's answer)."""
+    turn's calls (``Call.turn``: a model's call, a strategy's calls nested as they were),
+    question and answer, all of one MLflow session: the Sessions view then shows the
+    conversation turn by turn. The turn's own judge grade is on its trace; the row's other
+    scores on the last turn's (the conversation's answer). Rows stored before calls had a
+    turn numbered a model's turns by ``Call.round``."""
     questions = [str(record["prompt"]), *_texts(record.get("follow_ups"))]
     answers = _texts(record.get("turn_answers"))
-    asked = max((c.round for c in whole.calls), default=0) + 1
+    numbered = any(c.turn is not None for c in whole.calls)
+
+    def turn_of(call: Call) -> int:
+        return (call.turn or 0) if numbered else call.round
+
+    asked = max((turn_of(c) for c in whole.calls), default=0) + 1
     out = []
     for turn in range(min(asked, len(questions))):
-        calls = [c for c in whole.calls if c.round == turn]
+        calls = [c for c in whole.calls if turn_of(c) == turn]
         offset = min((c.start_s for c in calls), default=0.0)
         length = max((c.start_s + c.latency_s for c in calls), default=offset) - offset
         last = turn == asked - 1
@@ -352,11 +366,8 @@ def _answer_spans(
     model, task = str(record["model"]), str(record["task"])
     root = 1
     agent = any(c.kind == "tool" for c in answer.calls)
-    root_type = (
-        "CHAIN"
-        if not agent and (len(answer.calls) > 1 or providers.get(model, "").startswith("strategy"))
-        else "AGENT"
-    )
+    strategy = providers.get(model, "").startswith("strategy")
+    root_type = "CHAIN" if strategy or (not agent and len(answer.calls) > 1) else "AGENT"
     spans = [
         SpanRecord(
             trace_id,

@@ -77,9 +77,9 @@ def test_turn_two_is_asked_after_the_models_own_answer_and_a_rerun_sends_nothing
         ]
         assert row.turn_answers == (f"echo: first ask {i}", f"echo: then ask {i}")
         assert row.text == row.turn_answers[-1]
-        assert [(c.round, c.purpose, c.output) for c in row.trace] == [
-            (0, "turn 1", row.turn_answers[0]),
-            (1, "turn 2", row.turn_answers[1]),
+        assert [(c.turn, c.round, c.output) for c in row.trace] == [
+            (0, 0, row.turn_answers[0]),
+            (1, 0, row.turn_answers[1]),
         ]
         assert row.trace[1].input == [{"role": r, "content": c} for r, c in sent(second)]
         assert row.input_tokens == sum(c.input_tokens for c in row.trace) > 0
@@ -183,7 +183,9 @@ def test_each_conversation_is_one_mlflow_session_turn_by_turn(
         assert second.info.request_preview == f"then ask {i}"
         assert second.info.response_preview == f"echo: then ask {i}"
         # Each turn's span is its own call; turn 2's starts when turn 1's ends.
-        assert [s.name for s in second.data.spans if s.span_type == "LLM"] == ["talker: turn 2"]
+        assert [(s.name, s.outputs) for s in second.data.spans if s.span_type == "LLM"] == [
+            ("talker: answer", f"echo: then ask {i}")
+        ]
         assert second.info.request_time >= first.info.request_time
         # The turn's grade on its trace; the conversation's on the last turn.
         grades = {

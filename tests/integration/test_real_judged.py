@@ -58,7 +58,7 @@ def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
         # Both turns asked: turn 2 after the model's own turn-1 answer, each turn graded.
         assert len(row["follow_ups"]) == 1 and len(row["turn_answers"]) == 2
         assert row["output"] == row["turn_answers"][1]
-        assert [c["round"] for c in row["trace"]] == [0, 1]
+        assert [c["turn"] for c in row["trace"]] == [0, 1]
         assert row["trace"][1]["input"][1]["content"] == row["turn_answers"][0]
         # The grammar keeps the local judge's reply JSON, but a 135M judge can ramble past
         # max_tokens before its score: that turn is unscored, and counted as such.

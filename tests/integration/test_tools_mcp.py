@@ -22,9 +22,8 @@ from llmbench.providers.registry import PROVIDERS
 from llmbench.report.agents import agent_table
 from llmbench.runtime.client import ModelClient, RunSettings
 from llmbench.runtime.progress import GenerationProgress
-from llmbench.runtime.runner import run_answers
+from llmbench.runtime.runner import ModelAnswerer, run_answers
 from llmbench.schema import BenchConfig
-from llmbench.tools.agent import AgentAnswerer
 from llmbench.tools.spec import McpServerSpec, ToolsSpec
 from llmbench.tools.toolset import check_servers
 from llmbench.tracking.traces import log_traces
@@ -136,7 +135,7 @@ def _answer_all(tools: ToolsSpec, questions: list[str]) -> list:
         Sample(sample_id=str(n), prompt=q, references=("",), agent=tools)
         for n, q in enumerate(questions)
     ]
-    answerer = AgentAnswerer(client, GenerationParams(), tools)
+    answerer = ModelAnswerer(client, GenerationParams())  # the samples carry the tools
     progress = GenerationProgress("dying", len(samples))
     try:
         return asyncio.run(

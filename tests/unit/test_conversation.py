@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from llmbench.errors import ConfigError, DatasetError
 from llmbench.estimate import turn_messages
-from llmbench.runtime.conversation import conversation_answer, next_request
+from llmbench.runtime.conversation import conversation_answer, next_ask
 from llmbench.schema import JudgeSpec, TaskSpec
 from llmbench.scoring.judge import GRADE_COLUMNS, task_template, turn_contexts
 from llmbench.scoring.judged import turn_columns
@@ -26,7 +26,7 @@ from llmbench.tables import (
     samples_to_frame,
 )
 from llmbench.tasks.build import build_samples
-from llmbench.types import Call, Completion, GenerationParams, Message, Sample
+from llmbench.types import Ask, Call, Completion, GenerationParams, Message, Sample
 
 QUESTIONS = ["Write a haiku about rain.", "Now make it about snow."]
 
@@ -149,16 +149,17 @@ def answered(text: str, latency: float, tokens: int, error: str | None = None) -
     )
 
 
-def test_next_request_carries_the_question_and_the_answer_verbatim() -> None:
+def test_next_ask_carries_the_question_and_the_answer_verbatim() -> None:
     sample = Sample(sample_id="1", prompt=QUESTIONS[0], follow_ups=(QUESTIONS[1],), references=())
-    first = sample.request(GenerationParams(max_tokens=9))
-    second = next_request(first, answered("Rain falls.", 1.0, 5), QUESTIONS[1])
+    first = Ask.of(sample)
+    second = next_ask(first, answered("Rain falls.", 1.0, 5), QUESTIONS[1])
     assert second.messages == (
         Message(role="user", content=QUESTIONS[0]),
         Message(role="assistant", content="Rain falls."),
         Message(role="user", content=QUESTIONS[1]),
     )
-    assert second.params == first.params
+    params = GenerationParams(max_tokens=9)
+    assert second.request(params).params == first.request(params).params == params
 
 
 def test_turns_make_one_row_with_every_answer_and_summed_usage() -> None:
@@ -166,7 +167,10 @@ def test_turns_make_one_row_with_every_answer_and_summed_usage() -> None:
     assert (row.text, row.turn_answers, row.error) == ("two", ("one", "two"), None)
     assert (row.input_tokens, row.output_tokens, row.cost_usd) == (40, 4, 1.0)
     assert row.latency_s == pytest.approx(3.0)
-    assert [(c.round, c.start_s, c.output) for c in row.trace] == [(0, 0.0, "one"), (1, 1.0, "two")]
+    assert [(c.turn, c.round, c.start_s, c.output) for c in row.trace] == [
+        (0, 0, 0.0, "one"),
+        (1, 0, 1.0, "two"),
+    ]
     # Through the completion table and back, the answers of each turn stay.
     assert frame_to_completions(completions_to_frame(["1"], [row]))[0].turn_answers == (
         "one",
