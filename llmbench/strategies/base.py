@@ -245,13 +245,13 @@ def combine(
     Tokens and cost are sums over the calls. Latency is what a caller would wait: rounds run
     one after another, the calls of one round side by side (the slowest counts), from each
     call's own latency, so an answer rebuilt from the response cache reports the same time.
-    Answers made only of local calls (``Call.local``) are the exception: local requests run
-    one at a time, so a round's local answers follow one another (a local vote's draws take
-    their sum), beside its remote ones. Each call is placed on that clock
-    (``Call.start_s``) and its own calls numbered by round: its position, or
-    ``numbers[position]`` where the strategy counts its own (a chain's step, however often it
-    was asked); with ``renumber`` False each call keeps its round (a conversation's turns,
-    each answered with rounds of its own).
+    Answers whose model requests are all local (``Call.local``) are the exception: local
+    requests run one at a time, so a round's local answers follow one another (a local vote's
+    draws take their sum, an agent's or nested strategy's answer too), beside its remote ones.
+    Each call is placed on that clock (``Call.start_s``) and its own calls numbered by
+    round: its position, or ``numbers[position]`` where the strategy counts its own (a
+    chain's step, however often it was asked); with ``renumber`` False each call keeps its
+    round (a conversation's turns, each answered with rounds of its own).
     """
     calls: list[Call] = []
     begin = 0.0
@@ -259,7 +259,10 @@ def combine(
         queued = 0.0  # the local answers of this round so far, one after another
         slowest = 0.0
         for done in round_:
-            local = bool(done.trace) and all(c.local for c in done.trace)
+            # Its model requests decide: a nested strategy's or an agent's wrapper call
+            # and tool calls hold no model turn of their own.
+            requests = [c for c in done.trace if c.kind == "model"]
+            local = bool(requests) and all(c.local for c in requests)
             start = begin + (queued if local else 0.0)
             for call in done.trace:
                 update: dict[str, Any] = {"start_s": start + call.start_s}

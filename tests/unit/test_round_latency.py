@@ -45,3 +45,20 @@ def test_a_round_mixing_both_waits_for_the_longer_and_the_next_round_starts_afte
         ("api", 0, 0.0),
         ("api", 1, 3.0),
     ]
+
+
+def test_local_agents_and_nested_answers_follow_one_another_too() -> None:
+    """An agent's answer holds tool calls and its 'agent' wrapper, a nested strategy's its
+    'strategy' call: none is a model request, so they must not make the answer remote."""
+
+    def agent(latency: float) -> Completion:
+        trace = [
+            Call(model="gemma", latency_s=latency / 2, local=True, cost_usd=0.001),
+            Call(model="get_weather", kind="tool", latency_s=0.0),
+            Call(model="gemma", latency_s=latency / 2, local=True, start_s=latency / 2),
+            Call(model="gemma", kind="agent", latency_s=latency),
+        ]
+        return Completion(text="x", latency_s=latency, trace=trace, cost_usd=0.001)
+
+    done = combine(agent(1.0), [[agent(1.0), agent(2.0)]])
+    assert done.latency_s == pytest.approx(3.0)  # one after another, not the slowest (2.0)
