@@ -2,11 +2,15 @@
 
 Prompt tokens are counted with the model's own tokenizer where one is available offline
 (the GGUF's, for llama.cpp models) and estimated at ~4 characters per token otherwise; the
-table says which. Output is bounded by max_tokens, so the cost shown is an upper bound.
+table says which. Output is bounded by max_tokens, so the cost shown is an upper bound, but
+for what a tool returns to an agent loop, which nothing bounds in advance: a tool task's row
+counts every step's request up to the loop's limit, with its tool definitions and earlier
+outputs, and says "+ tool results" (not counted).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -46,25 +50,50 @@ def estimate(config: BenchConfig) -> list[Estimate]:
     for model in config.models:
         counted_by, vocab = _token_counter(model)
         prompt = output = count = 0
+        tool_results = False
         for task in config.tasks:
             params = request_params(model, task, config.execution.seed)
             for sample in samples[task.name]:
+                steps = 1 if sample.agent is None else sample.agent.max_steps
+                tools = _tool_text(sample)
+                tool_results |= sample.agent is not None
                 # A conversation sends each turn with the turns before it and their answers
-                # (each at most max_tokens).
+                # (each at most max_tokens); an agent loop, each turn's request again after
+                # each of its own calls (at most max_tokens each), up to its step limit.
                 for turn, shown in enumerate(turn_messages(sample)):
                     if vocab is None:
-                        prompt += estimated_prompt_tokens(shown)
+                        asked = estimated_prompt_tokens(shown) + math.ceil(
+                            len(tools) / CHARS_PER_TOKEN
+                        )
                     else:
-                        text = "\n".join(m.content for m in shown)
-                        prompt += len(vocab.tokenize(text.encode(), add_bos=True))  # type: ignore[attr-defined]
-                    prompt += turn * params.max_tokens
-                    output += params.max_tokens
+                        text = "\n".join([*(m.content for m in shown), tools])
+                        asked = len(vocab.tokenize(text.encode(), add_bos=True))  # type: ignore[attr-defined]
+                    for step in range(steps):
+                        prompt += asked + (turn * steps + step) * params.max_tokens
+                        output += params.max_tokens
                 count += 1
+        if tool_results:
+            counted_by += " + tool results"
         cost = max_cost(model.price, prompt, output)
         rows.append(Estimate(model.name, model.provider, count, prompt, counted_by, output, cost))
     strategies = strategy_estimates(config, rows)
     baselines = same_spend_estimates(config, strategies)
     return rows + strategies + baselines + judge_estimates(config, samples)
+
+
+def _tool_text(sample: Sample) -> str:
+    """The tool definitions each of the sample's requests carries, as text to count: its
+    own (BFCL's functions) and its agent's local and Python tools (an MCP server's are
+    listed only once it runs: not counted)."""
+    tools = list(sample.tools)
+    if sample.agent is not None:
+        from llmbench.tools.toolset import local_tools
+
+        tools += [bound.tool for bound in local_tools(sample.agent, source=None, field="tools")]
+    return "\n".join(
+        json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters})
+        for t in tools
+    )
 
 
 def turn_messages(sample: Sample) -> list[list[Message]]:

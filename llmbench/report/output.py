@@ -443,8 +443,13 @@ def print_estimates(estimates: list[Estimate], console: Console) -> None:
             cost,
         )
     console.print(table)
-    if any(e.counted_by == "estimated" for e in estimates):
+    if any(e.counted_by.startswith("estimated") for e in estimates):
         console.print("estimated: ~4 characters per token (no offline tokenizer for that API)")
+    if any(e.counted_by.endswith("+ tool results") for e in estimates):
+        console.print(
+            "tool results: what a tool returns to an agent loop is not counted (nothing bounds "
+            "it before the run); every step up to the loop's max_steps is"
+        )
     known = [e.max_cost_usd for e in estimates if e.max_cost_usd is not None]
     if known:
         console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,43 @@ tasks:
     out = capsys.readouterr().out
     assert "judge: grader" in out
     assert "no API key for model 'grader'" in out
+
+
+def test_dry_run_counts_an_agent_loop_up_to_its_step_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tool task's item may take ``max_steps`` model calls, each sent the tools'
+    definitions and the loop's earlier outputs: one call per item understated it 6 times."""
+    from llmbench.config import load
+    from llmbench.estimate import _tool_text, estimate
+    from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens
+    from llmbench.tasks.build import build_samples
+
+    task = (ROOT / "configs" / "tasks" / "tools_weather_stock.yaml").as_posix()
+    (tmp_path / "bench.yaml").write_text(
+        f"""
+models:
+  - {{name: mini, provider: openai, model: gpt-4o-mini}}
+tasks: [{task}]
+"""
+    )
+    config = load(tmp_path / "bench.yaml").with_limit(2)
+    [row] = estimate(config)
+    samples = build_samples(config.tasks[0], 2)
+    steps, limit = 6, 256  # the task's max_steps and max_tokens
+    assert row.max_output_tokens == 2 * steps * limit
+    expected = 0
+    for sample in samples:
+        tools = _tool_text(sample)
+        assert "get_weather" in tools and "convert_units" in tools
+        asked = estimated_prompt_tokens(sample.messages()) + math.ceil(len(tools) / CHARS_PER_TOKEN)
+        expected += sum(asked + step * limit for step in range(steps))
+    assert row.prompt_tokens == expected
+    assert row.counted_by == "estimated + tool results"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert cli.main(["--config", str(tmp_path / "bench.yaml"), "--dry-run", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "estimated + tool results" in out
+    assert "estimated: ~4 characters per token" in out
+    assert "tool results: what a tool returns to an agent loop is not counted" in out
