@@ -176,9 +176,18 @@ def leaderboard_table(config: BenchConfig, leaderboard: pd.DataFrame, title: str
     ]
     table = _columns_table(title, columns, _longest_name(leaderboard))
     for record in leaderboard.to_dict("records"):
-        record["score_ci"] = f"{record['score_ci_low']:.3f}-{record['score_ci_high']:.3f}"
+        record["score_ci"] = _ci_text(record, 3)
         table.add_row(*(_fmt(record.get(name, math.nan), name) for name, _ in columns))
     return table
+
+
+def _ci_text(record: dict[str, Any], decimals: int) -> str:
+    """The overall score's interval, or a dash where the score is undefined (a task with
+    nothing scored): "nan-nan" reads as a figure."""
+    low, high = record["score_ci_low"], record["score_ci_high"]
+    if math.isnan(low) or math.isnan(high):
+        return "-"
+    return f"{low:.{decimals}f}-{high:.{decimals}f}"
 
 
 def _short(value: Any, kind: str) -> str:
@@ -222,7 +231,7 @@ def compact_leaderboard_tables(
     cells: dict[str, list[str]] = {}
     for name, _, kind in columns:
         if name == "score_ci":
-            cells[name] = [f"{r['score_ci_low']:.2f}-{r['score_ci_high']:.2f}" for r in records]
+            cells[name] = [_ci_text(r, 2) for r in records]
         else:
             cells[name] = [_short(r.get(name, math.nan), kind) for r in records]
     for task in config.tasks:

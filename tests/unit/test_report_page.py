@@ -423,3 +423,18 @@ def test_round_and_draw_plots_have_a_panel_per_task_and_one_legend_below() -> No
     assert sum(axes.get_visible() for axes in figure.axes) == 3
     [legend] = figure.legends
     assert len(legend.get_texts()) == 4  # pass@k and maj@k of each vote, once
+
+
+@pytest.mark.parametrize("width", [200, 80])
+def test_an_undefined_overall_score_prints_a_dash_not_nan(
+    run: tuple[BenchConfig, pd.DataFrame, pd.DataFrame, statistics.Report], width: int
+) -> None:
+    """A task with nothing scored leaves the overall score and its interval undefined."""
+    config, board, _, _ = run
+    board = board.copy()
+    board.loc[board["model"] == "local-model", ["score", "score_ci_low", "score_ci_high"]] = float(
+        "nan"
+    )
+    out = io.StringIO()
+    print_leaderboard(config, board, "t", Console(file=out, width=width))
+    assert "nan" not in out.getvalue()
