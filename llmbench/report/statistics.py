@@ -24,7 +24,7 @@ from llmbench.scoring.judge import (
     reprice,
     score_failures,
 )
-from llmbench.scoring.judged import JUDGE_KEY, WIN_RATE_KEY, judged_key
+from llmbench.scoring.judged import JUDGE_KEY, WIN_RATE_KEY, judged_keys
 from llmbench.scoring.metrics import METRICS
 
 INTERVAL_COLUMNS = ["model", "task", "metric", "estimate", "low", "high", "n"]
@@ -119,8 +119,7 @@ def headline(task: TaskSpec) -> Headline:
 def score_keys(task: TaskSpec) -> list[str]:
     """Every per-sample score a task reports: metric keys, then the judge's."""
     keys = [key for m in task.metrics for key in METRICS[m.name].output_keys(m.options)]
-    extra = judged_key(task)
-    return [*keys, extra] if extra else keys
+    return [*keys, *judged_keys(task)]
 
 
 def _rows(results: pd.DataFrame, model: str, task: str) -> pd.DataFrame:
