@@ -26,6 +26,7 @@ from llmbench.scoring.judge import (
 )
 from llmbench.scoring.judged import JUDGE_KEY, WIN_RATE_KEY, judged_keys
 from llmbench.scoring.metrics import METRICS
+from llmbench.scoring.relevance import RELEVANCE_KEY
 
 INTERVAL_COLUMNS = ["model", "task", "metric", "estimate", "low", "high", "n"]
 COMPARISON_COLUMNS = [
@@ -403,6 +404,9 @@ def _judgment_rows(results: pd.DataFrame, task: str) -> pd.DataFrame:
             # A conversation's turns are graded one reply each: count replies, not answers.
             turns = entry.get("turn_grades")
             turns = list(turns) if isinstance(turns, (list, np.ndarray)) else [grade]
+            if RELEVANCE_KEY in entry:  # the answer relevance request: one more reply
+                relevant = entry[RELEVANCE_KEY]
+                turns.append(math.nan if relevant is None else float(relevant))
             rows.append(
                 {
                     "model": record["model"],

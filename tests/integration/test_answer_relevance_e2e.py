@@ -113,3 +113,9 @@ def test_a_rag_task_reports_faithfulness_and_answer_relevance_with_intervals(
     assert float(row["estimate"]) == pytest.approx((1.0 + mixed + 0.0) / 3, abs=1e-5)
     assert float(row["low"]) <= float(row["estimate"]) <= float(row["high"])
     assert not math.isnan(float(intervals["judge"]["estimate"]))
+
+    # The judges table counts both requests per answer: 4 grades and 4 relevance replies,
+    # the unreadable one unscored.
+    with (tmp_path / "out" / "statistics" / "judges.csv").open() as handle:
+        (judges,) = list(csv.DictReader(handle))
+    assert (int(judges["judged"]), int(judges["unscored"])) == (2 * LIMIT, 1)
