@@ -139,6 +139,9 @@ def _resolve_source_paths(task: dict[str, Any], base_dir: Path) -> None:
             holder["path"] = str((base_dir / os.path.expandvars(holder["path"])).resolve())
     if isinstance(judge.get("prompt"), str):
         judge["prompt"] = prompts.resolve(os.path.expandvars(judge["prompt"]), base_dir)
+    relevance = judge.get("answer_relevance")
+    if isinstance(relevance, dict) and isinstance(relevance.get("prompt"), str):
+        relevance["prompt"] = prompts.resolve(os.path.expandvars(relevance["prompt"]), base_dir)
     tools = task.get("tools")
     for python in (tools.get("python") if isinstance(tools, dict) else None) or []:
         function = python.get("function") if isinstance(python, dict) else None

@@ -181,6 +181,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
     """A row per judge: its calls, and prompt tokens with every answer at max_tokens (judge
     prompts hold the answers, which do not exist yet), so again an upper bound."""
     from llmbench.scoring.judge import model_pairs, task_template
+    from llmbench.scoring.relevance import relevance_prompt
 
     totals: dict[str, list[int]] = {}  # judge -> [calls, prompt tokens, output tokens]
     names = [m.name for m in config.entrants]
@@ -189,6 +190,9 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         if judge is None:
             continue
         template = math.ceil(len(task_template(task)) / CHARS_PER_TOKEN)
+        relevance_template = math.ceil(
+            sum(len(t) for t in relevance_prompt(task).values()) / CHARS_PER_TOKEN
+        )
         answer = max(request_params(m, task, 0).max_tokens for m in config.models)
         per_call_answers = 2 if judge.mode == "pairwise" else 1
         calls_per_sample = (
@@ -208,6 +212,10 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
                     total[0] += calls_per_sample
                     total[1] += calls_per_sample * prompt
                     total[2] += calls_per_sample * judge.max_tokens
+                if judge.answer_relevance is not None:  # one more call, shown the answer alone
+                    total[0] += calls_per_sample
+                    total[1] += calls_per_sample * (relevance_template + answer)
+                    total[2] += calls_per_sample * judge.answer_relevance.max_tokens
     rows = []
     for name, (calls, prompt, output) in totals.items():
         grader = config.grader(name)

@@ -17,6 +17,7 @@ from llmbench.retrieval.index import KINDS, settings_of
 from llmbench.runtime.runner import request_params
 from llmbench.schema import BenchConfig, ModelSpec, PriceEntry, StrategySpec, TaskSpec
 from llmbench.scoring.judge import model_pairs, task_template
+from llmbench.scoring.relevance import relevance_prompt
 from llmbench.scoring.verdict import PARSER_VERSION
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
@@ -215,7 +216,11 @@ def _judgings(bench: BenchConfig, task: TaskSpec) -> list[Judging]:
                     task=task.name,
                     judge=judge_name,
                     entrants=(name,),
-                    params={**common, "label": f"{judge_name} grades {name} / {task.name}"},
+                    params={
+                        **common,
+                        **relevance_prompt(task),
+                        "label": f"{judge_name} grades {name} / {task.name}",
+                    },
                 )
             )
     return out

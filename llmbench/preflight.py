@@ -14,6 +14,7 @@ from llmbench.retrieval.corpus import load_corpus
 from llmbench.schema import BenchConfig, ModelSpec
 from llmbench.scoring.judge import task_template
 from llmbench.scoring.judged import read_human_labels
+from llmbench.scoring.relevance import relevance_prompt
 from llmbench.tasks.build import build_samples, data_fingerprint
 from llmbench.tools.toolset import check_servers
 from llmbench.types import Message, Request, Tool
@@ -38,6 +39,7 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
             tool_tasks.append(task.name)
         if task.judge is not None:
             task_template(task)
+            relevance_prompt(task)  # its prompt file read and checked
             if task.judge.human_labels is not None:
                 read_human_labels(task.judge.human_labels, task.name, task.judge.bounds)
     judges = {name for task in config.tasks if task.judge for name in task.judge.panel}

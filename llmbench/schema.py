@@ -359,10 +359,29 @@ DEFAULT_CRITERIA = (
 )
 
 
+class AnswerRelevanceSpec(_Strict):
+    """RAGAS's answer relevance, asked of the same panel beside the task judge's grade: the
+    judge writes ``strictness`` questions the answer answers and says whether it is
+    noncommittal; the score is the mean cosine similarity of their embeddings
+    (all-MiniLM-L6-v2) to the question's, 0 for a noncommittal answer."""
+
+    strictness: int = Field(
+        default=3, ge=1, le=10, description="questions generated per answer (RAGAS: 3)"
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="Jinja2 template file replacing configs/prompts/answer_relevance.j2",
+    )
+    max_tokens: int = Field(default=256, ge=16)
+
+
 class JudgeSpec(_Strict):
     """An LLM judge for a task: a rubric score, a reference-guided score, a pairwise
     preference judged in both orders, or faithfulness (how much of the answer the retrieved
-    passages support). ``panel`` names judges (``judges:`` or ``models:``)."""
+    passages support). ``panel`` names judges (``judges:`` or ``models:``); with
+    ``answer_relevance`` each also scores the answer's relevance (one more request per answer,
+    from the same generations: a RAG task reports faithfulness and answer relevance in one run).
+    """
 
     mode: Literal["rubric", "reference", "pairwise", "faithfulness"]
     panel: list[str] = Field(min_length=1)
@@ -380,6 +399,9 @@ class JudgeSpec(_Strict):
     )
     max_tokens: int = Field(default=512, ge=16)
     human_labels: HumanLabelsSpec | None = None
+    answer_relevance: AnswerRelevanceSpec | None = Field(
+        default=None, description="also score RAGAS answer relevance ({} for its defaults)"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> JudgeSpec:
@@ -390,6 +412,11 @@ class JudgeSpec(_Strict):
             raise ValueError("panel: a judge is listed twice")
         if self.mode == "pairwise" and (self.pass_fail or self.human_labels):
             raise ValueError("pass_fail and human_labels apply to rubric and reference judging")
+        if self.answer_relevance is not None and self.mode == "pairwise":
+            raise ValueError(
+                "answer_relevance scores each answer on its own: use it with a rubric, "
+                "reference or faithfulness judge, not pairwise"
+            )
         if self.baseline is not None and self.mode != "pairwise":
             raise ValueError("baseline applies to pairwise judging only")
         return self
@@ -463,6 +490,11 @@ class TaskSpec(SampleSpec):
         if self.turns is not None and self.judge is not None and self.judge.mode == "pairwise":
             raise ValueError(
                 "a conversation task ('turns') is judged with mode 'rubric' or 'reference'"
+            )
+        if self.turns is not None and self.judge and self.judge.answer_relevance is not None:
+            raise ValueError(
+                "judge.answer_relevance scores a single answer to a single question: remove "
+                "it from a conversation task ('turns')"
             )
         return self
 

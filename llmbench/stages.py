@@ -27,7 +27,7 @@ from llmbench.schema import (
     SampleSpec,
     TaskSpec,
 )
-from llmbench.scoring import judge, judged
+from llmbench.scoring import judge, judged, relevance
 from llmbench.scoring.score import score_completions
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import build_strategy, from_identity
@@ -180,19 +180,25 @@ def grade(
     seed: int,
     settings: runner.RunSettings,
     label: str,
+    relevance_template: str | None = None,
 ) -> pd.DataFrame:
-    """One judge's rubric or reference-guided grades of one model's answers."""
-    grader = judge.judge_model(grader, spec)
-    return judge.grade_answers(
-        task,
-        spec,
-        grader,
-        frame_to_samples(samples),
-        frame_to_completions(completions),
-        _judge_runner(settings, label),
-        judge.judge_params(grader, spec, seed),
-        template,
+    """One judge's rubric, reference-guided or faithfulness grades of one model's answers,
+    with each answer's relevance beside its grade when the judge scores that too
+    (``relevance_template``: the text of its prompt)."""
+    items, answers = frame_to_samples(samples), frame_to_completions(completions)
+    run = _judge_runner(settings, label)
+    sent = judge.judge_model(grader, spec)
+    grades = judge.grade_answers(
+        task, spec, sent, items, answers, run, judge.judge_params(sent, spec, seed), template
     )
+    if spec.answer_relevance is None:
+        return grades
+    if relevance_template is None:
+        relevance_template = relevance.template_text(spec.answer_relevance)
+    scored = relevance.score_answers(
+        task, spec, grader, items, answers, run, seed=seed, template=relevance_template
+    )
+    return relevance.with_relevance(grades, scored)
 
 
 def compare(
@@ -266,6 +272,10 @@ def score(
         else:
             columns, row = judged.graded_columns(task, ids, judgments, failed)
             rows = [row]
+            if task.judge.answer_relevance is not None:
+                relevant, relevant_row = judged.relevance_columns(task, ids, judgments, failed)
+                columns = columns.merge(relevant, on="sample_id", validate="1:1")
+                rows.append(relevant_row)
             if any(s.follow_ups for s in items):  # MT-Bench's turn 1, turn 2 beside the mean
                 turns, turn_rows = judged.turn_columns(task, ids, judgments, failed)
                 columns = columns.merge(turns, on="sample_id", validate="1:1")

@@ -35,6 +35,7 @@ def grade(
     judge: dict[str, Any],
     seed: int,
     label: str,
+    relevance_template: str | None = None,
 ) -> Annotated[pd.DataFrame, "grades"]:
     with step_requests() as (extra, settings):
         return stages.grade(
@@ -47,6 +48,7 @@ def grade(
             seed=seed,
             settings=settings,
             label=label,
+            relevance_template=relevance_template,
         )
 
 

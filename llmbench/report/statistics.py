@@ -24,8 +24,9 @@ from llmbench.scoring.judge import (
     reprice,
     score_failures,
 )
-from llmbench.scoring.judged import JUDGE_KEY, WIN_RATE_KEY, judged_key
+from llmbench.scoring.judged import JUDGE_KEY, WIN_RATE_KEY, judged_keys
 from llmbench.scoring.metrics import METRICS
+from llmbench.scoring.relevance import RELEVANCE_KEY
 
 INTERVAL_COLUMNS = ["model", "task", "metric", "estimate", "low", "high", "n"]
 COMPARISON_COLUMNS = [
@@ -119,8 +120,7 @@ def headline(task: TaskSpec) -> Headline:
 def score_keys(task: TaskSpec) -> list[str]:
     """Every per-sample score a task reports: metric keys, then the judge's."""
     keys = [key for m in task.metrics for key in METRICS[m.name].output_keys(m.options)]
-    extra = judged_key(task)
-    return [*keys, extra] if extra else keys
+    return [*keys, *judged_keys(task)]
 
 
 def _rows(results: pd.DataFrame, model: str, task: str) -> pd.DataFrame:
@@ -404,6 +404,9 @@ def _judgment_rows(results: pd.DataFrame, task: str) -> pd.DataFrame:
             # A conversation's turns are graded one reply each: count replies, not answers.
             turns = entry.get("turn_grades")
             turns = list(turns) if isinstance(turns, (list, np.ndarray)) else [grade]
+            if RELEVANCE_KEY in entry:  # the answer relevance request: one more reply
+                relevant = entry[RELEVANCE_KEY]
+                turns.append(math.nan if relevant is None else float(relevant))
             rows.append(
                 {
                     "model": record["model"],

@@ -93,16 +93,19 @@ def verdict_schema(spec: JudgeSpec) -> dict[str, Any]:
     }
 
 
-def judge_model(spec: ModelSpec, judge: JudgeSpec) -> ModelSpec:
-    """The judge as sent: its reply constrained to the verdict's JSON schema where the
-    provider can enforce one (llama.cpp grammars), else JSON mode where it has one. A
-    judge's own ``json_mode``/``json_schema`` options are left as configured."""
+def judge_model(
+    spec: ModelSpec, judge: JudgeSpec, schema: dict[str, Any] | None = None
+) -> ModelSpec:
+    """The judge as sent: its reply constrained to the verdict's JSON schema (or
+    ``schema``) where the provider can enforce one (llama.cpp grammars), else JSON mode
+    where it has one. A judge's own ``json_mode``/``json_schema`` options are left as
+    configured."""
     cls = provider_class(spec.provider)
     fields = getattr(cls.options_model, "model_fields", {})
     if "json_mode" in spec.options or "json_schema" in spec.options:
         return spec
     if "json_schema" in fields:
-        extra: dict[str, Any] = {"json_schema": verdict_schema(judge)}
+        extra: dict[str, Any] = {"json_schema": schema or verdict_schema(judge)}
     elif "json_mode" in fields and getattr(cls, "supports_json_mode", True):
         extra = {"json_mode": True}
     else:

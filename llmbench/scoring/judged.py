@@ -3,13 +3,15 @@
 Rubric and reference grades become ``score.judge`` (the panel's grade, in the task's scale;
 a conversation's, the mean of its turns', each turn's also ``score.judge_turn<k>``);
 pairwise verdicts become ``score.win_rate`` (this model's mean outcome per sample: 1 win,
-0.5 tie, 0 loss). Each sample also keeps every judge's verdict (``judgments``), what judging
-it cost, and the human label when the task has one, so calibration is computed later from
-samples.jsonl or the results artifact alone.
+0.5 tie, 0 loss); a judge that also scores answer relevance adds ``score.answer_relevance``
+(:mod:`llmbench.scoring.relevance`). Each sample also keeps every judge's verdict
+(``judgments``), what judging it cost, and the human label when the task has one, so
+calibration is computed later from samples.jsonl or the results artifact alone.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ from llmbench.scoring.judge import (
     outcomes_for,
     turn_grades_of,
 )
+from llmbench.scoring.relevance import RELEVANCE_KEY
 
 JUDGE_KEY = "judge"
 WIN_RATE_KEY = "win_rate"
@@ -40,6 +43,14 @@ def judged_key(task: TaskSpec) -> str | None:
     if task.judge is None:
         return None
     return WIN_RATE_KEY if task.judge.mode == "pairwise" else JUDGE_KEY
+
+
+def judged_keys(task: TaskSpec) -> list[str]:
+    """Every score the task's judge reports: its grade (or win rate), then answer relevance
+    when it scores that too."""
+    key = judged_key(task)
+    relevant = task.judge is not None and task.judge.answer_relevance is not None
+    return [*([key] if key else []), *([RELEVANCE_KEY] if relevant else [])]
 
 
 def _aggregate(key: str, values: pd.Series, samples: int) -> dict[str, Any]:
@@ -87,10 +98,48 @@ def graded_columns(
                     if (turns := turn_grades_of(record.get("turn_grades")))
                     else {}
                 ),
+                **_relevance_judgment(record),
             }
         )
     costs = frame.groupby("sample_id")[JUDGE_COST_COLUMNS].sum(min_count=1)
     return _sample_columns(JUDGE_KEY, sample_ids, combined, by_sample, costs)
+
+
+def _relevance_judgment(record: dict[str, Any]) -> dict[str, Any]:
+    """What a judge said about an answer's relevance, kept with its grade."""
+    if RELEVANCE_KEY not in record:
+        return {}
+    questions = record.get("relevance_questions")
+    return {
+        RELEVANCE_KEY: _clean(record[RELEVANCE_KEY]),
+        "relevance_questions": json.loads(questions) if isinstance(questions, str) else None,
+        "noncommittal": _clean(record.get("relevance_noncommittal")),
+        "relevance_error": _clean(record.get("relevance_error")),
+    }
+
+
+def relevance_columns(
+    task: TaskSpec,
+    sample_ids: Sequence[str],
+    grades: Sequence[pd.DataFrame],
+    failed: Sequence[bool] = (),
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``score.answer_relevance`` per sample (the panel's mean: a similarity, not a grade
+    to vote on) and its aggregate row. Failed requests follow the task's
+    ``failed_requests`` (zero: relevance 0)."""
+    frame = pd.concat(grades, ignore_index=True)
+    if RELEVANCE_KEY not in frame:  # graded before relevance was asked: unscored
+        frame[RELEVANCE_KEY] = math.nan
+    table = frame.pivot(index="sample_id", columns="judge", values=RELEVANCE_KEY)
+    combined = table.astype(float).mean(axis=1, skipna=True)
+    if task.failed_requests == "zero":
+        for sample_id, is_failed in zip(sample_ids, failed, strict=True):
+            if is_failed:
+                combined[sample_id] = 0.0
+    columns = pd.DataFrame({"sample_id": list(sample_ids)})
+    column = f"score.{RELEVANCE_KEY}"
+    columns[column] = columns["sample_id"].map(combined).astype(float)
+    return columns, _aggregate(RELEVANCE_KEY, columns[column], len(sample_ids))
 
 
 def turn_columns(

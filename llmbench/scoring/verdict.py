@@ -57,7 +57,7 @@ class Grade:
         return not math.isnan(self.value)
 
 
-def _json_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
+def json_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
     """(start, end, object) of every top-level JSON object in the text that parses."""
     decoder = json.JSONDecoder()
     found: list[tuple[int, int, dict[str, Any]]] = []
@@ -80,7 +80,7 @@ def _last_verdict(
     """The verdict that comes last: a JSON object's verdict field, or a verdict-shaped match
     outside every JSON object (text inside an object's fields, such as an explanation quoting
     the answer's "[[10]]", is never a verdict)."""
-    objects = _json_objects(text)
+    objects = json_objects(text)
     candidates: list[tuple[int, str]] = []
     for start, _end, data in objects:
         for key in keys:
@@ -98,7 +98,7 @@ def _last_verdict(
 
 def explanation_of(text: str) -> str:
     """The judge's reasoning: a JSON ``explanation`` field when there is one, else the text."""
-    for _start, _end, data in reversed(_json_objects(text)):
+    for _start, _end, data in reversed(json_objects(text)):
         if isinstance(data.get("explanation"), str):
             return str(data["explanation"]).strip()
     return text.strip()

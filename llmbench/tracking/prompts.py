@@ -12,6 +12,7 @@ from typing import Any
 
 from llmbench.schema import BenchConfig, TaskSpec
 from llmbench.scoring.judge import default_template, task_template
+from llmbench.scoring.relevance import DEFAULT_TEMPLATE, relevance_prompt
 from llmbench.strategies.registry import strategy_class
 
 PREFIX = "llmbench"
@@ -50,6 +51,14 @@ def templates_of(config: BenchConfig) -> dict[str, tuple[Template, dict[str, str
             )
             tags = {"llmbench.kind": "judge", "llmbench.mode": task.judge.mode}
             out[name] = (task_template(task), tags)
+            relevance = task.judge.answer_relevance
+            for text in relevance_prompt(task).values():
+                name = (
+                    f"{PREFIX}.judge.{task.name}.answer_relevance"
+                    if relevance is not None and relevance.prompt
+                    else f"{PREFIX}.judge.{DEFAULT_TEMPLATE.removesuffix('.j2')}"
+                )
+                out[name] = (text, {**tags, "llmbench.mode": "answer_relevance"})
     for strategy in config.strategies:
         for option, text in strategy_class(strategy.kind).prompts(strategy).items():
             tags = {
