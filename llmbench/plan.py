@@ -49,29 +49,33 @@ class Judging:
 
 @dataclass(frozen=True)
 class Scoring:
+    """Every entrant of one task, scored in one step (``score__<task>``): ZenML's own work
+    is ~0.1 s of CPU per step, cached or not, so a step per entrant and task made most of
+    a cached re-run. Re-scoring a whole task when one entrant changes is cheap (no model
+    call)."""
+
     id: str
-    entrant: str
     task: str
-    judgings: tuple[str, ...]
-    prices: dict[str, Any]
+    entrants: tuple[str, ...]
+    judgings: tuple[str, ...]  # the task's judging ids, in the order of the step's judgments
+    judged: dict[str, list[int]]  # entrant -> positions of its judgments in ``judgings``
+    prices: dict[str, dict[str, Any]]  # entrant -> the prices its answers are billed at
     judge_prices: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class SameSpend:
     """A multi-step strategy's same-spend baseline on one task
-    (:mod:`llmbench.report.same_spend`): drawn after the strategy's and its model
-    members' rows are scored (``members``, whose scored rows choose it), then scored as
-    ``entrant``."""
+    (:mod:`llmbench.report.same_spend`): drawn after the task is scored (the rows of the
+    strategy and of its model members, ``members``, choose it) and scored as ``entrant``
+    in the same step."""
 
     id: str
     strategy: str
     task: str
     entrant: str
     members: tuple[str, ...]
-    params: dict[str, Any]
-    score_id: str
-    prices: dict[str, Any]
+    params: dict[str, Any]  # ``prices``: its members', so a price change re-scores it
 
 
 @dataclass(frozen=True)
@@ -254,9 +258,8 @@ def _same_spend(bench: BenchConfig) -> list[SameSpend]:
                         "task": task.model_dump(mode="json"),
                         "seed": bench.execution.seed,
                         "label": f"{entrant} / {task.name}",
+                        "prices": _priced(members),
                     },
-                    score_id=f"score__{entrant}__{task.name}",
-                    prices=_priced(members),
                 )
             )
     return out
@@ -311,16 +314,20 @@ def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
         judge_prices = (
             _priced([bench.grader(name) for name in task.judge.panel]) if task.judge else {}
         )
-        for entrant in bench.entrants:
-            result.scorings.append(
-                Scoring(
-                    id=f"score__{entrant.name}__{task.name}",
-                    entrant=entrant.name,
-                    task=task.name,
-                    judgings=tuple(j.id for j in judgings if entrant.name in j.entrants),
-                    prices=entrant_prices(bench, entrant.name),
-                    judge_prices=judge_prices,
-                )
+        names = [entrant.name for entrant in bench.entrants]
+        result.scorings.append(
+            Scoring(
+                id=f"score__{task.name}",
+                task=task.name,
+                entrants=tuple(names),
+                judgings=tuple(j.id for j in judgings),
+                judged={
+                    name: [n for n, j in enumerate(judgings) if name in j.entrants]
+                    for name in names
+                },
+                prices={name: entrant_prices(bench, name) for name in names},
+                judge_prices=judge_prices,
             )
+        )
     result.same_spend = _same_spend(bench)
     return result

@@ -174,7 +174,6 @@ def test_the_plan_draws_a_baseline_per_multi_step_strategy_after_scoring() -> No
     )
     [planned] = plan(config, {}).same_spend
     assert (planned.id, planned.entrant) == ("same_spend__cascade__t", "cascade.same-spend")
-    assert planned.score_id == "score__cascade.same-spend__t"
     assert planned.members == ("cheap", "strong")
     assert [m["name"] for m in planned.params["members"]] == ["cheap", "strong"]
-    assert set(planned.prices) == {"cheap", "strong"}
+    assert set(planned.params["prices"]) == {"cheap", "strong"}
