@@ -65,17 +65,23 @@ class Scoring:
 
 @dataclass(frozen=True)
 class SameSpend:
-    """A multi-step strategy's same-spend baseline on one task
-    (:mod:`llmbench.report.same_spend`): drawn after the task is scored (the rows of the
-    strategy and of its model members, ``members``, choose it) and scored as ``entrant``
-    in the same step."""
+    """The same-spend baselines of one task's multi-step strategies
+    (:mod:`llmbench.report.same_spend`), in one step (``same_spend__<task>``): drawn after
+    the task is scored (the rows of each strategy and of its model members choose its
+    baseline) and scored as ``<strategy>.same-spend`` in the same step."""
 
     id: str
-    strategy: str
     task: str
-    entrant: str
-    members: tuple[str, ...]
-    params: dict[str, Any]  # ``prices``: its members', so a price change re-scores it
+    strategies: tuple[str, ...]
+    members: tuple[str, ...]  # every model member of those strategies: send settings, keys
+    # ``strategies``: each one's model members' generation identities; ``prices``: every
+    # member's, a parameter so that a price change re-scores the baselines.
+    params: dict[str, Any]
+
+    @property
+    def entrants(self) -> tuple[str, ...]:
+        """The baselines' row names, one per strategy."""
+        return tuple(name + SUFFIX for name in self.strategies)
 
 
 @dataclass(frozen=True)
@@ -235,33 +241,31 @@ def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
 
 def _same_spend(bench: BenchConfig) -> list[SameSpend]:
     """A baseline per multi-step strategy and task scored by metrics alone (a judged task
-    would need its baseline judged too: not drawn)."""
+    would need its baseline judged too: not drawn); a task's baselines share one step."""
+    strategies = [s for s in bench.strategies if needs_baseline(s)]
     out = []
     for task in bench.tasks:
-        if not task.metrics or task.judge is not None:
+        if not task.metrics or task.judge is not None or not strategies:
             continue
-        for strategy in bench.strategies:
-            if not needs_baseline(strategy):
-                continue
-            members = bench.members_of(strategy)
-            entrant = strategy.name + SUFFIX
-            out.append(
-                SameSpend(
-                    id=f"same_spend__{strategy.name}__{task.name}",
-                    strategy=strategy.name,
-                    task=task.name,
-                    entrant=entrant,
-                    members=tuple(m.name for m in members),
-                    params={
-                        "strategy": strategy.name,
-                        "members": [m.generation_identity() for m in members],
-                        "task": task.model_dump(mode="json"),
-                        "seed": bench.execution.seed,
-                        "label": f"{entrant} / {task.name}",
-                        "prices": _priced(members),
+        members = {s.name: bench.members_of(s) for s in strategies}
+        every = list({m.name: m for mine in members.values() for m in mine}.values())
+        out.append(
+            SameSpend(
+                id=f"same_spend__{task.name}",
+                task=task.name,
+                strategies=tuple(members),
+                members=tuple(m.name for m in every),
+                params={
+                    "strategies": {
+                        name: [m.generation_identity() for m in mine]
+                        for name, mine in members.items()
                     },
-                )
+                    "task": task.model_dump(mode="json"),
+                    "seed": bench.execution.seed,
+                    "prices": _priced(every),
+                },
             )
+        )
     return out
 
 

@@ -163,38 +163,41 @@ def same_spend(
 
 
 def score_same_spend(
-    strategy: str,
     task: TaskSpec,
     samples: pd.DataFrame,
     scored: pd.DataFrame,
-    models: Mapping[str, ModelSpec],
+    strategies: Mapping[str, Mapping[str, ModelSpec]],
     *,
     seed: int,
     settings: runner.RunSettings,
-    label: str,
 ) -> pd.DataFrame:
-    """A strategy's same-spend baseline on one task, drawn (:func:`same_spend`) and scored
-    as ``<strategy>.same-spend`` (:func:`score`) at its members' prices: ``scored`` is the
-    task's scored rows (:func:`score_task`), the strategy's and its members' among them."""
+    """The same-spend baselines of a task's strategies (``strategies``: each one's model
+    members, by name, priced), each drawn (:func:`same_spend`) and scored as
+    ``<strategy>.same-spend`` (:func:`score`) at its members' prices, one strategy after
+    the other: ``scored`` is the task's scored rows (:func:`score_task`)."""
     from llmbench.report.same_spend import SUFFIX
 
     def rows(entrant: str) -> pd.DataFrame:
         return scored[scored["model"] == entrant].reset_index(drop=True)
 
-    drawn = same_spend(
-        strategy,
-        task,
-        samples,
-        rows(strategy),
-        {name: rows(name) for name in models},
-        models,
-        seed=seed,
-        settings=settings,
-        label=label,
-    )
-    prices = {name: m.price for name, m in models.items() if m.price is not None}
-    results, _aggregates = score(strategy + SUFFIX, task, samples, drawn, prices=prices)
-    return results
+    baselines = []
+    for strategy, models in strategies.items():
+        entrant = strategy + SUFFIX
+        drawn = same_spend(
+            strategy,
+            task,
+            samples,
+            rows(strategy),
+            {name: rows(name) for name in models},
+            models,
+            seed=seed,
+            settings=settings,
+            label=f"{entrant} / {task.name}",
+        )
+        prices = {name: m.price for name, m in models.items() if m.price is not None}
+        results, _aggregates = score(entrant, task, samples, drawn, prices=prices)
+        baselines.append(results)
+    return pd.concat(baselines, ignore_index=True)
 
 
 def _judge_runner(settings: runner.RunSettings, label: str) -> judge.Runner:

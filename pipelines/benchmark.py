@@ -3,9 +3,9 @@ generate per (entrant, task) -> judge -> score ->
 leaderboard -> report and MLflow, as planned by :func:`llmbench.plan.plan`.
 
 Each task is scored in one step (``score__<task>``, every entrant of it); each multi-step
-strategy then gets a same-spend baseline (``same_spend__<strategy>__<task>``, drawn and
-scored as ``<strategy>.same-spend`` in that step), chosen from the task's scored rows, for
-the report only.
+strategy then gets a same-spend baseline, chosen from the task's scored rows, drawn and
+scored as ``<strategy>.same-spend`` in one step per task (``same_spend__<task>``), for the
+report only.
 
 A dynamic pipeline: every generation is submitted at once and runs in its own thread, so
 models on different backends run concurrently; a strategy's step waits for its members'
@@ -151,19 +151,20 @@ def benchmark(
         scored_tasks[scoring.task] = rows = scored.get_artifact("results")
         results.append(rows)
         aggregates.append(scored.get_artifact("aggregates"))
-    # Each multi-step strategy's same-spend baseline, chosen from its task's scored rows and
-    # scored in its own step.
+    # Each multi-step strategy's same-spend baseline, chosen from its task's scored rows,
+    # drawn and scored in one step per task.
     baselines = []
     for baseline in steps.same_spend:
         members = [bench.grader(m) for m in baseline.members]
         extra = strategy_extra(members, execution, refresh=refresh, run_name=run_name)
-        drawn = sending(same_spend, baseline.members, extra).submit(
-            samples=samples[baseline.task],
-            scored=scored_tasks[baseline.task],
-            id=baseline.id,
-            **baseline.params,
+        baselines.append(
+            sending(same_spend, baseline.members, extra).submit(
+                samples=samples[baseline.task],
+                scored=scored_tasks[baseline.task],
+                id=baseline.id,
+                **baseline.params,
+            )
         )
-        baselines.append(drawn)
     board = leaderboard.submit(
         config=config,
         results=results,

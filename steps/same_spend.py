@@ -1,6 +1,7 @@
-"""Step: a strategy's same-spend baseline on one task (its best member, drawn as often as
-the strategy's spend allows), chosen from the task's scored rows of the strategy and its
-members, and scored in this step (a step fewer per baseline than scoring it apart).
+"""Step: the same-spend baselines of one task's multi-step strategies (each one's best
+member, drawn as often as the strategy's spend allows), chosen from the task's scored rows
+of each strategy and its members, and scored in this step: one step per task, as the task
+is scored in one (ZenML's own work per step outweighs what a step here does when cached).
 
 Its input is the task's scored rows, so it re-runs when they change and is a ZenML cache
 hit when they do not; the draws it sends go through the response cache like any member
@@ -23,29 +24,26 @@ from steps.settings import step_requests
 def same_spend(
     samples: pd.DataFrame,
     scored: pd.DataFrame,
-    strategy: str,
-    members: list[dict[str, Any]],
+    strategies: dict[str, list[dict[str, Any]]],
     task: dict[str, Any],
     seed: int,
-    label: str,
     prices: dict[str, dict[str, Any]],
 ) -> Annotated[pd.DataFrame, "results"]:
-    """``members``: each model member's generation identity; their limits come from the
-    step's ``extra``, their prices from ``prices`` (a parameter, so a price change
-    re-scores the baseline)."""
+    """``strategies``: each strategy's model members' generation identities; their limits
+    come from the step's ``extra``, their prices from ``prices`` (a parameter, so a price
+    change re-scores the baselines)."""
     with step_requests() as (extra, settings):
-        models = {}
-        for member in members:
+
+        def spec(member: dict[str, Any]) -> ModelSpec:
             name, sent = str(member["name"]), extra["models"][member["name"]]
             price = prices.get(name, sent["price"])
-            models[name] = ModelSpec.model_validate({**member, **sent, "price": price})
+            return ModelSpec.model_validate({**member, **sent, "price": price})
+
         return stages.score_same_spend(
-            strategy,
             TaskSpec.model_validate(task),
             samples,
             scored,
-            models,
+            {name: {m["name"]: spec(m) for m in members} for name, members in strategies.items()},
             seed=seed,
             settings=settings,
-            label=label,
         )
