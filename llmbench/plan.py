@@ -50,9 +50,8 @@ class Judging:
 @dataclass(frozen=True)
 class Scoring:
     """Every entrant of one task, scored in one step (``score__<task>``): ZenML's own work
-    is ~0.1 s of CPU per step, cached or not, so a step per entrant and task made most of
-    a cached re-run. Re-scoring a whole task when one entrant changes is cheap (no model
-    call)."""
+    is ~0.1 s of CPU per step, cached or not, more than scoring an entrant takes, so
+    re-scoring a whole task when one entrant changes (no model call) is the cheaper side."""
 
     id: str
     task: str
