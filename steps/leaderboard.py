@@ -14,7 +14,9 @@ from llmbench.report.leaderboard import build_leaderboard
 from llmbench.schema import BenchConfig
 
 
-@step
+# No step logs: a pure step logs nothing of its own, and ZenML writes a log record and file
+# for every step on every run, cached or not (docs/architecture.md).
+@step(enable_step_logs=False)
 def leaderboard(
     config: dict[str, Any],
     results: list[pd.DataFrame],

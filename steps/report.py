@@ -18,7 +18,9 @@ from llmbench.report.statistics import Report
 from llmbench.schema import BenchConfig
 
 
-@step
+# No step logs: a pure step logs nothing of its own, and ZenML writes a log record and file
+# for every step on every run, cached or not (docs/architecture.md).
+@step(enable_step_logs=False)
 def report(
     config: dict[str, Any],
     leaderboard: pd.DataFrame,

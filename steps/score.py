@@ -12,7 +12,9 @@ from llmbench import stages
 from llmbench.schema import PriceEntry, TaskSpec
 
 
-@step
+# No step logs: a pure step logs nothing of its own, and ZenML writes a log record and file
+# for every step on every run, cached or not (docs/architecture.md).
+@step(enable_step_logs=False)
 def score(
     samples: pd.DataFrame,
     completions: list[pd.DataFrame],
