@@ -178,6 +178,7 @@ def benchmark(
         leaderboard=board.get_artifact("leaderboard"),
         all_results=board.get_artifact("all_results"),
         statistics=board.get_artifact("statistics"),
+        figures=board.get_artifact("figures"),
         run_name=run_name,
         id="report",
     )
@@ -188,8 +189,8 @@ def benchmark(
         leaderboard=board.get_artifact("leaderboard"),
         all_results=board.get_artifact("all_results"),
         statistics=board.get_artifact("statistics"),
-        page=rendered.get_artifact("report"),
-        figures=rendered.get_artifact("figures"),
+        page=rendered,
+        figures=board.get_artifact("figures"),
         run_name=run_name,
         id="track",
     )
