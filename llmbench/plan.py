@@ -50,29 +50,38 @@ class Judging:
 
 @dataclass(frozen=True)
 class Scoring:
+    """Every entrant of one task, scored in one step (``score__<task>``): ZenML's own work
+    is ~0.1 s of CPU per step, cached or not, more than scoring an entrant takes, so
+    re-scoring a whole task when one entrant changes (no model call) is the cheaper side."""
+
     id: str
-    entrant: str
     task: str
-    judgings: tuple[str, ...]
-    prices: dict[str, Any]
+    entrants: tuple[str, ...]
+    judgings: tuple[str, ...]  # the task's judging ids, in the order of the step's judgments
+    judged: dict[str, list[int]]  # entrant -> positions of its judgments in ``judgings``
+    prices: dict[str, dict[str, Any]]  # entrant -> the prices its answers are billed at
     judge_prices: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class SameSpend:
-    """A multi-step strategy's same-spend baseline on one task
-    (:mod:`llmbench.report.same_spend`): drawn after the strategy's and its model
-    members' rows are scored (``members``, whose scored rows choose it), then scored as
-    ``entrant``."""
+    """The same-spend baselines of one task's multi-step strategies
+    (:mod:`llmbench.report.same_spend`), in one step (``same_spend__<task>``): drawn after
+    the task is scored (the rows of each strategy and of its model members choose its
+    baseline) and scored as ``<strategy>.same-spend`` in the same step."""
 
     id: str
-    strategy: str
     task: str
-    entrant: str
-    members: tuple[str, ...]
+    strategies: tuple[str, ...]
+    members: tuple[str, ...]  # every model member of those strategies: send settings, keys
+    # ``strategies``: each one's model members' generation identities; ``prices``: every
+    # member's, a parameter so that a price change re-scores the baselines.
     params: dict[str, Any]
-    score_id: str
-    prices: dict[str, Any]
+
+    @property
+    def entrants(self) -> tuple[str, ...]:
+        """The baselines' row names, one per strategy."""
+        return tuple(name + SUFFIX for name in self.strategies)
 
 
 @dataclass(frozen=True)
@@ -236,34 +245,31 @@ def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
 
 def _same_spend(bench: BenchConfig) -> list[SameSpend]:
     """A baseline per multi-step strategy and task scored by metrics alone (a judged task
-    would need its baseline judged too: not drawn)."""
+    would need its baseline judged too: not drawn); a task's baselines share one step."""
+    strategies = [s for s in bench.strategies if needs_baseline(s)]
     out = []
     for task in bench.tasks:
-        if not task.metrics or task.judge is not None:
+        if not task.metrics or task.judge is not None or not strategies:
             continue
-        for strategy in bench.strategies:
-            if not needs_baseline(strategy):
-                continue
-            members = bench.members_of(strategy)
-            entrant = strategy.name + SUFFIX
-            out.append(
-                SameSpend(
-                    id=f"same_spend__{strategy.name}__{task.name}",
-                    strategy=strategy.name,
-                    task=task.name,
-                    entrant=entrant,
-                    members=tuple(m.name for m in members),
-                    params={
-                        "strategy": strategy.name,
-                        "members": [m.generation_identity() for m in members],
-                        "task": task.model_dump(mode="json"),
-                        "seed": bench.execution.seed,
-                        "label": f"{entrant} / {task.name}",
+        members = {s.name: bench.members_of(s) for s in strategies}
+        every = list({m.name: m for mine in members.values() for m in mine}.values())
+        out.append(
+            SameSpend(
+                id=f"same_spend__{task.name}",
+                task=task.name,
+                strategies=tuple(members),
+                members=tuple(m.name for m in every),
+                params={
+                    "strategies": {
+                        name: [m.generation_identity() for m in mine]
+                        for name, mine in members.items()
                     },
-                    score_id=f"score__{entrant}__{task.name}",
-                    prices=_priced(members),
-                )
+                    "task": task.model_dump(mode="json"),
+                    "seed": bench.execution.seed,
+                    "prices": _priced(every),
+                },
             )
+        )
     return out
 
 
@@ -316,16 +322,20 @@ def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
         judge_prices = (
             _priced([bench.grader(name) for name in task.judge.panel]) if task.judge else {}
         )
-        for entrant in bench.entrants:
-            result.scorings.append(
-                Scoring(
-                    id=f"score__{entrant.name}__{task.name}",
-                    entrant=entrant.name,
-                    task=task.name,
-                    judgings=tuple(j.id for j in judgings if entrant.name in j.entrants),
-                    prices=entrant_prices(bench, entrant.name),
-                    judge_prices=judge_prices,
-                )
+        names = [entrant.name for entrant in bench.entrants]
+        result.scorings.append(
+            Scoring(
+                id=f"score__{task.name}",
+                task=task.name,
+                entrants=tuple(names),
+                judgings=tuple(j.id for j in judgings),
+                judged={
+                    name: [n for n, j in enumerate(judgings) if name in j.entrants]
+                    for name in names
+                },
+                prices={name: entrant_prices(bench, name) for name in names},
+                judge_prices=judge_prices,
             )
+        )
     result.same_spend = _same_spend(bench)
     return result

@@ -162,6 +162,44 @@ def same_spend(
     return completions_to_frame(ids, completions)
 
 
+def score_same_spend(
+    task: TaskSpec,
+    samples: pd.DataFrame,
+    scored: pd.DataFrame,
+    strategies: Mapping[str, Mapping[str, ModelSpec]],
+    *,
+    seed: int,
+    settings: runner.RunSettings,
+) -> pd.DataFrame:
+    """The same-spend baselines of a task's strategies (``strategies``: each one's model
+    members, by name, priced), each drawn (:func:`same_spend`) and scored as
+    ``<strategy>.same-spend`` (:func:`score`) at its members' prices, one strategy after
+    the other: ``scored`` is the task's scored rows (:func:`score_task`)."""
+    from llmbench.report.same_spend import SUFFIX
+
+    def rows(entrant: str) -> pd.DataFrame:
+        return scored[scored["model"] == entrant].reset_index(drop=True)
+
+    baselines = []
+    for strategy, models in strategies.items():
+        entrant = strategy + SUFFIX
+        drawn = same_spend(
+            strategy,
+            task,
+            samples,
+            rows(strategy),
+            {name: rows(name) for name in models},
+            models,
+            seed=seed,
+            settings=settings,
+            label=f"{entrant} / {task.name}",
+        )
+        prices = {name: m.price for name, m in models.items() if m.price is not None}
+        results, _aggregates = score(entrant, task, samples, drawn, prices=prices)
+        baselines.append(results)
+    return pd.concat(baselines, ignore_index=True)
+
+
 def _judge_runner(settings: runner.RunSettings, label: str) -> judge.Runner:
     def run(model: ModelSpec, requests: list[Sample], params: GenerationParams) -> list[Completion]:
         return runner.generate(model, requests, params, settings=settings, label=label)
@@ -309,3 +347,34 @@ def score(
     aggregates.insert(0, "task", task.name)
     aggregates.insert(0, "model", entrant)
     return results[RESULT_COLUMNS + structured + extra + score_columns], aggregates
+
+
+def score_task(
+    task: TaskSpec,
+    samples: pd.DataFrame,
+    completions: Mapping[str, pd.DataFrame],
+    judgments: Mapping[str, Sequence[pd.DataFrame]] | None = None,
+    human_labels: Mapping[str, Mapping[str, Any]] | None = None,
+    judge_prices: Mapping[str, PriceEntry] | None = None,
+    *,
+    prices: Mapping[str, Mapping[str, PriceEntry]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(result rows, aggregate rows) of every entrant of one task, in ``completions``'
+    order: :func:`score` per entrant (its answers, its judgments, its human labels, its
+    prices, each keyed by entrant name), concatenated. One call per task lets the pipeline
+    score a task in one step (ZenML's own work is ~0.1 s of CPU per step, cached or not)."""
+    results, aggregates = [], []
+    for entrant, answers in completions.items():
+        rows, aggregate = score(
+            entrant,
+            task,
+            samples,
+            answers,
+            (judgments or {}).get(entrant, ()),
+            (human_labels or {}).get(entrant),
+            judge_prices,
+            prices=(prices or {}).get(entrant),
+        )
+        results.append(rows)
+        aggregates.append(aggregate)
+    return pd.concat(results, ignore_index=True), pd.concat(aggregates, ignore_index=True)

@@ -2,16 +2,18 @@
 generate per (entrant, task) -> judge -> score ->
 leaderboard -> report and MLflow, as planned by :func:`llmbench.plan.plan`.
 
-Each multi-step strategy then gets a same-spend baseline (``same_spend__<strategy>__<task>``,
-scored as ``<strategy>.same-spend``), chosen from the scored rows, for the report only.
+Each task is scored in one step (``score__<task>``, every entrant of it); each multi-step
+strategy then gets a same-spend baseline, chosen from the task's scored rows, drawn and
+scored as ``<strategy>.same-spend`` in one step per task (``same_spend__<task>``), for the
+report only.
 
 A dynamic pipeline: every generation is submitted at once and runs in its own thread, so
 models on different backends run concurrently; a strategy's step waits for its members'
 steps, so the calls their rows already made are response-cache hits. Step ids are stable
 (``generate__<model>__<task>``, ``answer__<strategy>__<task>``, ``grade__...``,
-``compare__...``, ``score__...``), and each step's parameters are what shapes its output, so
-adding a model runs only its steps and changing a judge or a metric re-scores without
-regenerating.
+``compare__...``, ``score__<task>``), and each step's parameters are what shapes its output,
+so adding a model runs only its generation steps (and re-scores its tasks, which sends no
+request) and changing a judge or a metric re-scores without regenerating.
 """
 
 from __future__ import annotations
@@ -129,49 +131,39 @@ def benchmark(
                 task.judge.human_labels, task.name, task.judge.bounds
             )
     results, aggregates = [], []
-    scored_results: dict[tuple[str, str], Any] = {}
+    scored_tasks: dict[str, Any] = {}
     for scoring in steps.scorings:
         task_labels = labels.get(scoring.task)
         scored = score.submit(
             samples=samples[scoring.task],
-            completions=answers[scoring.entrant, scoring.task],
+            completions=[answers[entrant, scoring.task] for entrant in scoring.entrants],
             judgments=[judged[i] for i in scoring.judgings],
-            human_labels=labels_for(task_labels, scoring.entrant)
+            human_labels={e: labels_for(task_labels, e) for e in scoring.entrants}
             if task_labels is not None
             else None,
             judge_prices=scoring.judge_prices,
-            model=scoring.entrant,
+            entrants=list(scoring.entrants),
+            judged=scoring.judged,
             prices=scoring.prices,
             task=tasks[scoring.task].model_dump(mode="json"),
             id=scoring.id,
         )
-        scored_results[scoring.entrant, scoring.task] = rows = scored.get_artifact("results")
+        scored_tasks[scoring.task] = rows = scored.get_artifact("results")
         results.append(rows)
         aggregates.append(scored.get_artifact("aggregates"))
-    # Each multi-step strategy's same-spend baseline, chosen from the scored rows.
+    # Each multi-step strategy's same-spend baseline, chosen from its task's scored rows,
+    # drawn and scored in one step per task.
     baselines = []
     for baseline in steps.same_spend:
         members = [bench.grader(m) for m in baseline.members]
         extra = strategy_extra(members, execution, refresh=refresh, run_name=run_name)
-        drawn = sending(same_spend, baseline.members, extra).submit(
-            samples=samples[baseline.task],
-            strategy_results=scored_results[baseline.strategy, baseline.task],
-            member_results=[scored_results[m, baseline.task] for m in baseline.members],
-            id=baseline.id,
-            **baseline.params,
-        )
         baselines.append(
-            score.submit(
+            sending(same_spend, baseline.members, extra).submit(
                 samples=samples[baseline.task],
-                completions=drawn,
-                judgments=[],
-                human_labels=None,
-                judge_prices={},
-                model=baseline.entrant,
-                prices=baseline.prices,
-                task=tasks[baseline.task].model_dump(mode="json"),
-                id=baseline.score_id,
-            ).get_artifact("results")
+                scored=scored_tasks[baseline.task],
+                id=baseline.id,
+                **baseline.params,
+            )
         )
     board = leaderboard.submit(
         config=config,
@@ -186,6 +178,7 @@ def benchmark(
         leaderboard=board.get_artifact("leaderboard"),
         all_results=board.get_artifact("all_results"),
         statistics=board.get_artifact("statistics"),
+        figures=board.get_artifact("figures"),
         run_name=run_name,
         id="report",
     )
@@ -196,8 +189,8 @@ def benchmark(
         leaderboard=board.get_artifact("leaderboard"),
         all_results=board.get_artifact("all_results"),
         statistics=board.get_artifact("statistics"),
-        page=rendered.get_artifact("report"),
-        figures=rendered.get_artifact("figures"),
+        page=rendered,
+        figures=board.get_artifact("figures"),
         run_name=run_name,
         id="track",
     )

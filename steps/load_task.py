@@ -11,7 +11,9 @@ from llmbench import stages
 from llmbench.schema import SampleSpec
 
 
-@step
+# No step logs: a pure step logs nothing of its own, and ZenML writes a log record and file
+# for every step on every run, cached or not (docs/architecture.md).
+@step(enable_step_logs=False)
 def load_task(
     task: dict[str, Any], limit: int | None, data_fingerprint: str
 ) -> Annotated[pd.DataFrame, "samples"]:

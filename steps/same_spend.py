@@ -1,8 +1,11 @@
-"""Step: a strategy's same-spend baseline on one task (its best member, drawn as often as
-the strategy's spend allows), chosen from the scored rows of the strategy and its members.
+"""Step: the same-spend baselines of one task's multi-step strategies (each one's best
+member, drawn as often as the strategy's spend allows), chosen from the task's scored rows
+of each strategy and its members, and scored in this step: one step per task, as the task
+is scored in one (ZenML's own work per step outweighs what a step here does when cached).
 
-Its inputs are those scored rows, so it re-runs when they change and is a ZenML cache hit
-when they do not; the draws it sends go through the response cache like any member call.
+Its input is the task's scored rows, so it re-runs when they change and is a ZenML cache
+hit when they do not; the draws it sends go through the response cache like any member
+call, so a re-run after an unrelated entrant's rows changed sends nothing new.
 """
 
 from __future__ import annotations
@@ -20,29 +23,27 @@ from steps.settings import step_requests
 @step
 def same_spend(
     samples: pd.DataFrame,
-    strategy_results: pd.DataFrame,
-    member_results: list[pd.DataFrame],
-    strategy: str,
-    members: list[dict[str, Any]],
+    scored: pd.DataFrame,
+    strategies: dict[str, list[dict[str, Any]]],
     task: dict[str, Any],
     seed: int,
-    label: str,
-) -> Annotated[pd.DataFrame, "completions"]:
-    """``members``: each model member's generation identity, in the order of
-    ``member_results``; their prices and limits come from the step's ``extra``."""
+    prices: dict[str, dict[str, Any]],
+) -> Annotated[pd.DataFrame, "results"]:
+    """``strategies``: each strategy's model members' generation identities; their limits
+    come from the step's ``extra``, their prices from ``prices`` (a parameter, so a price
+    change re-scores the baselines)."""
     with step_requests() as (extra, settings):
-        models = {
-            str(m["name"]): ModelSpec.model_validate({**m, **extra["models"][m["name"]]})
-            for m in members
-        }
-        return stages.same_spend(
-            strategy,
+
+        def spec(member: dict[str, Any]) -> ModelSpec:
+            name, sent = str(member["name"]), extra["models"][member["name"]]
+            price = prices.get(name, sent["price"])
+            return ModelSpec.model_validate({**member, **sent, "price": price})
+
+        return stages.score_same_spend(
             TaskSpec.model_validate(task),
             samples,
-            strategy_results,
-            dict(zip(models, member_results, strict=True)),
-            models,
+            scored,
+            {name: {m["name"]: spec(m) for m in members} for name, members in strategies.items()},
             seed=seed,
             settings=settings,
-            label=label,
         )

@@ -34,7 +34,8 @@ def track(
     figures: dict[str, bytes],
     run_name: str,
 ) -> Annotated[str, "mlflow_run_id"]:
-    """``page`` and ``figures``: the report step's, logged as they are (never drawn again)."""
+    """``page``: the report step's, ``figures``: the leaderboard step's, logged as they are
+    (never drawn again)."""
     context = get_step_context()
     bench = BenchConfig.model_validate(config)
     run = context.pipeline_run

@@ -25,8 +25,6 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
-from scipy.sparse.csgraph import connected_components
 
 FloatArray = npt.NDArray[np.float64]
 Values = Sequence[float | None] | npt.NDArray[Any]
@@ -366,7 +364,7 @@ def paired_test(
     if binary:
         a_only = int(np.sum((x == 1) & (y == 0)))
         discordant = a_only + int(np.sum((x == 0) & (y == 1)))
-        p_value = 1.0 if discordant == 0 else float(sps.binomtest(a_only, discordant).pvalue)
+        p_value = 1.0 if discordant == 0 else _binomial_p(a_only, discordant)
     else:
         observed = abs(float(d.sum()))
         # Sums of the same magnitudes in another order differ by rounding only: count those.
@@ -565,7 +563,15 @@ def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float:
     return (float(per_item.mean()) - chance) / (1.0 - chance)
 
 
+def _binomial_p(successes: int, trials: int) -> float:
+    from scipy import stats as sps  # here, not at the top: see the module docstring
+
+    return float(sps.binomtest(successes, trials).pvalue)
+
+
 def _spearman(x: Sequence[Hashable], y: Sequence[Hashable]) -> float:
+    from scipy import stats as sps
+
     if len(x) < 2:
         return math.nan
     with warnings.catch_warnings():
@@ -688,6 +694,8 @@ def bradley_terry(
 
     wins, games = tables(count[None, :])
     met = (games[0] > 0).astype(np.float64)
+    from scipy.sparse.csgraph import connected_components
+
     n_groups, labels = connected_components(met, directed=False)
     component = np.zeros((m, n_groups))
     component[np.arange(m), labels] = 1.0

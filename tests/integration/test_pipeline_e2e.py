@@ -197,12 +197,13 @@ def test_first_run_cached_rerun_and_added_model(workspace: tuple[Path, dict[str,
     assert set(steps.values()) == {"completed"}
 
     # 2. Unchanged rerun: no model is called, results identical, logged again. The only
-    # artifacts it writes are the outputs of the steps that run (the report's page and plots,
-    # the MLflow run id): no step input is uploaded as an artifact.
+    # artifacts it writes are the outputs of the steps that run (the report's page, the
+    # MLflow run id): no step input is uploaded as an artifact, and the plots come from the
+    # cached leaderboard step, not drawn again.
     stored = artifact_versions(folder)
     second = run_bench(folder, env, "--run-name", "e2e-2")
     assert "All 4 generation steps were cached: no model was called." in second.stdout
-    assert artifact_versions(folder) - stored == 3
+    assert artifact_versions(folder) - stored == 2
     board2 = list(csv.DictReader((folder / "results" / "e2e-2" / "leaderboard.csv").open()))
     assert board2 == board
     assert (

@@ -77,13 +77,12 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
     frame = samples_to_frame(items)
     settings = RunSettings(cache=ResponseCache(tmp_path), retries=ZERO_WAIT)
     models = {m.name: m for m in config.models}
-    rows, aggregates = {}, {}
+    answers = {}
     for model in config.models:
         params = request_params(model, task, 1)
-        done = stages.generate(model, frame, params, settings=settings, label=model.name)
-        rows[model.name], aggregates[model.name] = stages.score(model, task, frame, done)
+        answers[model.name] = stages.generate(model, frame, params, settings=settings, label="")
     [spec] = config.strategies
-    done = stages.answer(
+    answers["refine"] = stages.answer(
         identity(spec, models, {}),
         {m.name: {"price": m.price.model_dump(), "limits": {}} for m in config.models},  # type: ignore[union-attr]
         TaskView.of(task),
@@ -93,35 +92,26 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
         label="refine",
     )
     prices = {n: m.price for n, m in models.items() if m.price is not None}
-    rows["refine"], aggregates["refine"] = stages.score("refine", task, frame, done, prices=prices)
-    sent = len(server.requests)
-
-    drawn = stages.same_spend(
-        "refine",
+    # As the pipeline's score step scores the task, and its same_spend step the baselines.
+    results, aggregates = stages.score_task(
         task,
         frame,
-        rows["refine"],
-        {"cheap": rows["cheap"], "strong": rows["strong"]},
-        models,
-        seed=1,
-        settings=settings,
-        label="baseline",
+        answers,
+        prices={**{n: {n: p} for n, p in prices.items()}, "refine": prices},  # type: ignore[dict-item]
+    )
+    sent = len(server.requests)
+
+    baseline = stages.score_same_spend(
+        task, frame, results, {"refine": models}, seed=1, settings=settings
     )
     # (14 + 500 + 14) / 160 = 3.3 strong answers: 3 draws of strong, the best member; draw
     # 0 is its own row's request (a cache hit), draws 1 and 2 are new, at its temperature.
     new = server.requests[sent:]
     assert sorted(r.body.get("seed") for r in new) == [2, 2, 3, 3]  # type: ignore[type-var]
     assert {r.temperature for r in new} == {0.5}
-    baseline, _ = stages.score(
-        "refine.same-spend",
-        task,
-        frame,
-        drawn,
-        prices={"strong": models["strong"].price},  # type: ignore[dict-item]
-    )
+    assert baseline["model"].unique().tolist() == ["refine.same-spend"]
     assert baseline["output"].tolist() == ["It is 4", "It is 4"]  # 2 of 3 draws say 4
 
-    results = pd.concat(rows.values(), ignore_index=True)
     report = build_report(config, results, pd.DataFrame(), baseline)
     [row] = report.same_spend.to_dict("records")
     assert (row["best_member"], row["draws"], row["baseline"]) == ("strong", 3, "strong x3 votes")
@@ -142,9 +132,7 @@ def test_an_evaluator_optimizer_against_its_member_paid_as_much(
     print_orchestration(report, console)
     printed = console.export_text()
     assert row["summary"] in printed and "strategies by round" in printed
-    leaderboard = build_leaderboard(
-        config, results, pd.concat(aggregates.values(), ignore_index=True), report.intervals
-    )
+    leaderboard = build_leaderboard(config, results, aggregates, report.intervals)
     page = render_report(config, leaderboard, results, report)
     assert html.escape(row["summary"]) in page
     assert 'id="rounds-plot"' in page and 'id="same-spend"' in page

@@ -442,7 +442,7 @@ def test_a_changed_member_changes_the_strategys_step_identity() -> None:
     [same] = [g for g in plan.plan(repriced, {"math": "f"}).generations if g.kind == "strategy"]
     assert same.params == step.params  # a price change re-prices; it never re-answers
     scores = {s.id: s for s in plan.plan(repriced, {"math": "f"}).scorings}
-    assert set(scores["score__cascade__math"].prices) == {"cheap", "strong"}
+    assert set(scores["score__math"].prices["cascade"]) == {"cheap", "strong"}
 
 
 def test_a_strategys_identity_is_its_options_with_defaults_and_prompt_texts(

@@ -72,17 +72,20 @@ def score_outputs(
     """Results and aggregates exactly as the score step makes them; a missing output is a
     failed request."""
     results, aggregates = [], []
+    prices = {m.name: {m.name: m.price} for m in config.models if m.price is not None}
     for task in config.tasks:
         samples = stages.load_task(task, None)
         ids = samples["sample_id"].tolist()
+        answers = {}
         for model in config.models:
             mine = outputs[model.name]
             completions = [
                 Completion(text=mine[i]) if i in mine else Completion(error="failed") for i in ids
             ]
-            r, a = stages.score(model, task, samples, completions_to_frame(ids, completions))
-            results.append(r)
-            aggregates.append(a)
+            answers[model.name] = completions_to_frame(ids, completions)
+        r, a = stages.score_task(task, samples, answers, prices=prices)
+        results.append(r)
+        aggregates.append(a)
     return pd.concat(results, ignore_index=True), pd.concat(aggregates, ignore_index=True)
 
 

@@ -172,9 +172,27 @@ def test_the_plan_draws_a_baseline_per_multi_step_strategy_after_scoring() -> No
             "options": {"samples": 3, "temperature": 0.7},
         },
     )
-    [planned] = plan(config, {}).same_spend
-    assert (planned.id, planned.entrant) == ("same_spend__cascade__t", "cascade.same-spend")
-    assert planned.score_id == "score__cascade.same-spend__t"
+    [planned] = plan(config, {}).same_spend  # one step per task, "sc" needs none
+    assert (planned.id, planned.entrants) == ("same_spend__t", ("cascade.same-spend",))
     assert planned.members == ("cheap", "strong")
-    assert [m["name"] for m in planned.params["members"]] == ["cheap", "strong"]
-    assert set(planned.prices) == {"cheap", "strong"}
+    assert list(planned.params["strategies"]) == ["cascade"]
+    assert [m["name"] for m in planned.params["strategies"]["cascade"]] == ["cheap", "strong"]
+    assert set(planned.params["prices"]) == {"cheap", "strong"}
+
+
+def test_a_tasks_baselines_share_one_step() -> None:
+    from llmbench.plan import plan
+
+    router = {
+        "name": "router",
+        "kind": "router",
+        "members": {"a": "cheap", "b": "strong"},
+        "options": {"default": "a"},
+    }
+    solo = {"name": "solo", "kind": "cascade", "members": {"first": "strong", "then": "strong"}}
+    config = _config(CASCADE, router, solo)
+    [planned] = plan(config, {}).same_spend
+    needing = [s.name for s in config.strategies if needs_baseline(s)]
+    assert planned.strategies == tuple(needing) and "cascade" in needing
+    assert planned.members == ("cheap", "strong")  # each member once
+    assert list(planned.params["strategies"]) == needing
