@@ -23,11 +23,13 @@ Option ``engine``: ``in_process`` (the above, the default) or ``server``: llama.
 source; :mod:`llmbench.providers.llama_server` starts one per model file and settings, shares
 it between the steps of a run and stops it when the process ends, ``kill -9`` included),
 spoken to through the ``openai_compatible`` provider's code: chat models on
-``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, always
-streamed, so a local model gets a time to first token, and a JSON schema becomes the server's
-grammar. With its own defaults (prefix reuse) llama-server ran SmolLM2 2.3x this in-process
-path on an idle 2-core machine (issue 19); with the settings below, which keep answers
-independent of order, it is about as fast as the in-process path (benchmarks/local_engine.py).
+``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, not
+streamed (reading a stream took CPU from the server's threads), with a time to first token all
+the same: the latency less the server's own time on the tokens after the first (its
+``timings``), and a JSON schema becomes the server's grammar. With its own defaults (prefix
+reuse) llama-server ran SmolLM2 2.3x this in-process path on an idle 2-core machine (issue
+19); with the settings below, which keep answers independent of order, it is about as fast as
+the in-process path (benchmarks/local_engine.py).
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
 config switches engines in one line, and what is not remote stays local for the runner (no
