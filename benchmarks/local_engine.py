@@ -14,7 +14,10 @@ length and stop sequences), one task after another, it times:
 - ``llmbench, engine: server``: the provider through the runner (``run_samples`` per task, as
   a generate step sends it: the openai SDK, streamed, the process-wide turn, Completion rows);
 - ``llmbench, engine: in_process``: the in-process provider the same way
-  (``--skip-in-process`` skips it).
+  (``--skip-in-process`` skips it);
+- ``--streamed``: also ``openai_compatible`` on llmbench's server, streamed through the SDK
+  (what ``engine: server`` did before it read the time to first token from the server's
+  ``timings``), to show what reading a stream costs next to the rest.
 
 Every contender runs with the same thread count (``--threads``, default the server engine's).
 
@@ -50,8 +53,9 @@ from local_model import Task, tasks_for  # noqa: E402
 from llmbench.config import ModelSpec, load  # noqa: E402
 from llmbench.environment import configure_environment  # noqa: E402
 from llmbench.providers import llama_server, llamacpp  # noqa: E402
-from llmbench.providers.base import completion_prompt  # noqa: E402
+from llmbench.providers.base import Provider, completion_prompt  # noqa: E402
 from llmbench.providers.llamacpp import LlamaCppOptions, LlamaCppProvider  # noqa: E402
+from llmbench.providers.openai import OpenAICompatibleProvider  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
 from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
 
@@ -103,16 +107,17 @@ def bare_loop(base_url: str, mode: str, extra: dict[str, Any]) -> Contender:
     return run
 
 
-def through_runner(provider: LlamaCppProvider) -> Contender:
-    """The provider as a generate step drives it: one ``run_samples`` per task."""
-
-    price = provider.spec.price
-    assert price is not None  # the config's price table prices every model
+def through_runner(provider: Provider | Callable[[], Provider]) -> Contender:
+    """The provider as a generate step drives it: one ``run_samples`` per task (a factory:
+    a provider made per task, for one whose client ends with the task's event loop)."""
 
     def run(task: Task) -> list[Answer]:
+        p = provider() if callable(provider) else provider
+        price = p.spec.price
+        assert price is not None  # the config's price table prices every model
         completions = asyncio.run(
             run_samples(
-                provider,
+                p,
                 task.samples,
                 task.params,
                 price=price,
@@ -127,6 +132,27 @@ def through_runner(provider: LlamaCppProvider) -> Contender:
     return run
 
 
+def streamed_client(server: LlamaCppProvider, base_url: str) -> Provider:
+    """``openai_compatible`` on the engine's server, streamed, with the engine's request
+    fields: the engine's client before it stopped streaming."""
+    assert server._server is not None
+    return OpenAICompatibleProvider(
+        ModelSpec.model_validate(
+            {
+                "name": server.spec.name,
+                "provider": "openai_compatible",
+                "model": server.spec.model,
+                "mode": server.mode,
+                "params": server.spec.params,
+                "price": server.spec.price,
+                "base_url": f"{base_url}/v1",
+                "stream": True,
+                "options": {"reasoning": False, "extra_body": server._server.extra_body},
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "bench.yaml")
@@ -135,6 +161,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, help="n_threads of every contender")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--streamed", action="store_true", help="add the streamed client")
     args = parser.parse_args()
     configure_environment()
     config = load(args.config)
@@ -175,6 +202,10 @@ def main() -> None:
         "bare, llmbench's server": bare_loop(ours.base_url, server.mode, server._server.extra_body),
         "llmbench, engine: server": through_runner(server),
     }
+    if args.streamed:
+        contenders["openai_compatible, streamed"] = through_runner(
+            lambda: streamed_client(server, ours.base_url)
+        )
     if not args.skip_in_process:
         contenders["llmbench, engine: in_process"] = through_runner(engine("in_process"))
     try:
