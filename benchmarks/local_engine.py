@@ -25,7 +25,10 @@ Each task's block runs back to back for every contender, the order rotating per 
 so what other processes do to one is done to the others next to it. Time is the wall time of
 the blocks; tokens/s is output tokens over it; the ratio is against the bare loop on
 llama-server's defaults and against the bare loop on llmbench's server (the same server: what
-llmbench's client, runner and streaming cost; issue 19's target: >= 0.9). Answers are compared
+llmbench's client, runner and streaming cost; issue 19's target: >= 0.9). CPU ms/request is
+this process's CPU time per request: the client's, where the model runs in a server (the
+load-independent part of what a client costs; in-process it includes the model's own work),
+which on a machine with no core to spare is taken from the server's threads. Answers are compared
 with the bare loop on llmbench's server (the same server settings: they must be equal).
 """
 
@@ -63,6 +66,8 @@ from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
 @dataclass
 class Tally:
     seconds: float = 0.0
+    cpu: float = 0.0  # this process's CPU time: the client's, where the model is a server
+    requests: int = 0
     tokens: int = 0
     texts: list[str] = field(default_factory=list)  # the first repetition's answers
     ttft: list[float] = field(default_factory=list)
@@ -217,10 +222,12 @@ def main() -> None:
             for index, task in enumerate(tasks):
                 shift = (rep + index) % len(names)
                 for name in names[shift:] + names[:shift]:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     answers = contenders[name](task)
                     tally = tallies[name]
                     tally.seconds += time.perf_counter() - started
+                    tally.cpu += time.process_time() - cpu
+                    tally.requests += len(answers)
                     tally.tokens += sum(tokens for _, tokens, _ in answers)
                     tally.ttft += [t for _, _, t in answers if t is not None]
                     if rep == 0:
@@ -233,12 +240,13 @@ def main() -> None:
     print(f"{args.repeat} x {n} prompts, one request at a time; ratios of tokens/s:")
     print(
         f"  {'':30s} {'time (s)':>9s} {'out tokens':>11s} {'tokens/s':>9s} "
-        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s}"
+        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s} {'CPU ms/request':>15s}"
     )
     for name, tally in tallies.items():
         print(
             f"  {name:30s} {tally.seconds:9.1f} {tally.tokens:11d} {tally.rate():9.1f} "
-            f"{tally.rate() / reference:7.3f} {tally.rate() / same_server:26.3f}"
+            f"{tally.rate() / reference:7.3f} {tally.rate() / same_server:26.3f} "
+            f"{tally.cpu / tally.requests * 1000:15.1f}"
         )
     same = tallies["bare, llmbench's server"].texts
     for name in names:
