@@ -28,8 +28,10 @@ streamed (reading a stream took CPU from the server's threads), with a time to f
 the same: the latency less the server's own time on the tokens after the first (its
 ``timings``), and a JSON schema becomes the server's grammar. With its own defaults (prefix
 reuse) llama-server ran SmolLM2 2.3x this in-process path on an idle 2-core machine (issue
-19); with the settings below, which keep answers independent of order, it is about as fast as
-the in-process path (benchmarks/local_engine.py).
+19); with the settings below, which keep answers independent of order, it runs level with a
+bare HTTP loop on the same server (benchmarks/local_engine.py), but bench.yaml end to end took
+2.2x the in-process engine's time on a loaded 2-core machine (benchmarks/make_run_engines.py:
+no line-aligned prefix reuse, and its threads poll for work), so in-process stays the default.
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
 config switches engines in one line, and what is not remote stays local for the runner (no
