@@ -119,8 +119,8 @@ class LlamaCppOptions(BaseModel):
     engine: Literal["in_process", "server"] = Field(
         default="in_process",
         description="in_process: llama-cpp-python in this process; server: llama.cpp's own "
-        "llama-server (built by make install), started per model for the run: faster, streamed "
-        "(time to first token)",
+        "llama-server (built by make install), started per model for the run: a time to first "
+        "token (from its timings), tool calls in every format its parsers read",
     )
     prefix_cache: Literal["lines", "off", "any"] | None = Field(
         default=None,
