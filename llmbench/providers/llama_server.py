@@ -375,9 +375,9 @@ class ServerEngine:
     server, one request at a time.
 
     Not streamed: on a machine whose cores the server's threads use, reading a stream's
-    chunks through the SDK takes CPU from generation (streamed, llmbench ran at 0.46-0.78 of
-    a bare loop on the same server; unstreamed at 1.07-1.19, its client's CPU per request
-    halved: benchmarks/local_engine.py --streamed). The time to first token
+    chunks through the SDK takes CPU from generation (its client CPU per request halves
+    unstreamed; under load, streamed, llmbench ran at 0.46-0.78 of a bare loop on the same
+    server, unstreamed at 1.07-1.19: benchmarks/local_engine.py --streamed). The time to first token
     comes from the server's own ``timings`` instead (``server_ttft``: wall latency less the
     time spent on the tokens after the first); with the turn held and one slot there is no
     queue in it, so it is the prompt's evaluation plus the first token and the round trip,
