@@ -29,9 +29,10 @@ the same: the latency less the server's own time on the tokens after the first (
 ``timings``), and a JSON schema becomes the server's grammar. With its own defaults (prefix
 reuse) llama-server ran SmolLM2 2.3x this in-process path on an idle 2-core machine (issue
 19); with the settings below, which keep answers independent of order, it runs level with a
-bare HTTP loop on the same server (benchmarks/local_engine.py), but bench.yaml end to end took
-2.2x the in-process engine's time on a loaded 2-core machine (benchmarks/make_run_engines.py:
-no line-aligned prefix reuse, and its threads poll for work), so in-process stays the default.
+bare HTTP loop on the same server (benchmarks/local_engine.py); bench.yaml end to end took
+0.87x the in-process engine's time on a quiet 2-core machine but 2.2x on a busy one
+(benchmarks/make_run_engines.py: 1.5x to 2.6x the CPU, with no line-aligned prefix reuse and
+threads that poll for work), so in-process stays the default.
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
 config switches engines in one line, and what is not remote stays local for the runner (no
