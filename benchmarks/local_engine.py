@@ -14,7 +14,10 @@ length and stop sequences), one task after another, it times:
 - ``llmbench, engine: server``: the provider through the runner (``run_samples`` per task, as
   a generate step sends it: the openai SDK, streamed, the process-wide turn, Completion rows);
 - ``llmbench, engine: in_process``: the in-process provider the same way
-  (``--skip-in-process`` skips it).
+  (``--skip-in-process`` skips it);
+- ``--streamed``: also ``openai_compatible`` on llmbench's server, streamed through the SDK
+  (what ``engine: server`` did before it read the time to first token from the server's
+  ``timings``), to show what reading a stream costs next to the rest.
 
 Every contender runs with the same thread count (``--threads``, default the server engine's).
 
@@ -22,7 +25,10 @@ Each task's block runs back to back for every contender, the order rotating per 
 so what other processes do to one is done to the others next to it. Time is the wall time of
 the blocks; tokens/s is output tokens over it; the ratio is against the bare loop on
 llama-server's defaults and against the bare loop on llmbench's server (the same server: what
-llmbench's client, runner and streaming cost; issue 19's target: >= 0.9). Answers are compared
+llmbench's client, runner and streaming cost; issue 19's target: >= 0.9). CPU ms/request is
+this process's CPU time per request: the client's, where the model runs in a server (the
+load-independent part of what a client costs; in-process it includes the model's own work),
+which on a machine with no core to spare is taken from the server's threads. Answers are compared
 with the bare loop on llmbench's server (the same server settings: they must be equal).
 """
 
@@ -50,8 +56,9 @@ from local_model import Task, tasks_for  # noqa: E402
 from llmbench.config import ModelSpec, load  # noqa: E402
 from llmbench.environment import configure_environment  # noqa: E402
 from llmbench.providers import llama_server, llamacpp  # noqa: E402
-from llmbench.providers.base import completion_prompt  # noqa: E402
+from llmbench.providers.base import Provider, completion_prompt  # noqa: E402
 from llmbench.providers.llamacpp import LlamaCppOptions, LlamaCppProvider  # noqa: E402
+from llmbench.providers.openai import OpenAICompatibleProvider  # noqa: E402
 from llmbench.runtime.progress import GenerationProgress  # noqa: E402
 from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
 
@@ -59,6 +66,8 @@ from llmbench.runtime.runner import RunSettings, run_samples  # noqa: E402
 @dataclass
 class Tally:
     seconds: float = 0.0
+    cpu: float = 0.0  # this process's CPU time: the client's, where the model is a server
+    requests: int = 0
     tokens: int = 0
     texts: list[str] = field(default_factory=list)  # the first repetition's answers
     ttft: list[float] = field(default_factory=list)
@@ -103,16 +112,17 @@ def bare_loop(base_url: str, mode: str, extra: dict[str, Any]) -> Contender:
     return run
 
 
-def through_runner(provider: LlamaCppProvider) -> Contender:
-    """The provider as a generate step drives it: one ``run_samples`` per task."""
-
-    price = provider.spec.price
-    assert price is not None  # the config's price table prices every model
+def through_runner(provider: Provider | Callable[[], Provider]) -> Contender:
+    """The provider as a generate step drives it: one ``run_samples`` per task (a factory:
+    a provider made per task, for one whose client ends with the task's event loop)."""
 
     def run(task: Task) -> list[Answer]:
+        p = provider() if callable(provider) else provider
+        price = p.spec.price
+        assert price is not None  # the config's price table prices every model
         completions = asyncio.run(
             run_samples(
-                provider,
+                p,
                 task.samples,
                 task.params,
                 price=price,
@@ -127,6 +137,27 @@ def through_runner(provider: LlamaCppProvider) -> Contender:
     return run
 
 
+def streamed_client(server: LlamaCppProvider, base_url: str) -> Provider:
+    """``openai_compatible`` on the engine's server, streamed, with the engine's request
+    fields: the engine's client before it stopped streaming."""
+    assert server._server is not None
+    return OpenAICompatibleProvider(
+        ModelSpec.model_validate(
+            {
+                "name": server.spec.name,
+                "provider": "openai_compatible",
+                "model": server.spec.model,
+                "mode": server.mode,
+                "params": server.spec.params,
+                "price": server.spec.price,
+                "base_url": f"{base_url}/v1",
+                "stream": True,
+                "options": {"reasoning": False, "extra_body": server._server.extra_body},
+            }
+        )
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "bench.yaml")
@@ -135,6 +166,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, help="n_threads of every contender")
     parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--streamed", action="store_true", help="add the streamed client")
     args = parser.parse_args()
     configure_environment()
     config = load(args.config)
@@ -175,6 +207,10 @@ def main() -> None:
         "bare, llmbench's server": bare_loop(ours.base_url, server.mode, server._server.extra_body),
         "llmbench, engine: server": through_runner(server),
     }
+    if args.streamed:
+        contenders["openai_compatible, streamed"] = through_runner(
+            lambda: streamed_client(server, ours.base_url)
+        )
     if not args.skip_in_process:
         contenders["llmbench, engine: in_process"] = through_runner(engine("in_process"))
     try:
@@ -186,10 +222,12 @@ def main() -> None:
             for index, task in enumerate(tasks):
                 shift = (rep + index) % len(names)
                 for name in names[shift:] + names[:shift]:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     answers = contenders[name](task)
                     tally = tallies[name]
                     tally.seconds += time.perf_counter() - started
+                    tally.cpu += time.process_time() - cpu
+                    tally.requests += len(answers)
                     tally.tokens += sum(tokens for _, tokens, _ in answers)
                     tally.ttft += [t for _, _, t in answers if t is not None]
                     if rep == 0:
@@ -202,12 +240,13 @@ def main() -> None:
     print(f"{args.repeat} x {n} prompts, one request at a time; ratios of tokens/s:")
     print(
         f"  {'':30s} {'time (s)':>9s} {'out tokens':>11s} {'tokens/s':>9s} "
-        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s}"
+        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s} {'CPU ms/request':>15s}"
     )
     for name, tally in tallies.items():
         print(
             f"  {name:30s} {tally.seconds:9.1f} {tally.tokens:11d} {tally.rate():9.1f} "
-            f"{tally.rate() / reference:7.3f} {tally.rate() / same_server:26.3f}"
+            f"{tally.rate() / reference:7.3f} {tally.rate() / same_server:26.3f} "
+            f"{tally.cpu / tally.requests * 1000:15.1f}"
         )
     same = tallies["bare, llmbench's server"].texts
     for name in names:

@@ -3,7 +3,8 @@
 # requirements.lock pins (hash-checked), so the server engine and the in-process binding run
 # the same llama.cpp source.
 #
-# Why a separate binary: llama-server streams (a local model gets a time to first token), and
+# Why a separate binary: llama-server reports its own timings (a local model gets a time to
+# first token) and parses every tool-call format its chat parsers know, and
 # with its own defaults it ran SmolLM2 2.3x llmbench's in-process path on an idle 2-core
 # machine (issue 19; with llmbench's order-independent settings the gain is smaller:
 # benchmarks/local_engine.py).

@@ -371,8 +371,17 @@ LOCAL_TURN = LocalTurn()
 
 class ServerEngine:
     """One provider's client of the process's server for its settings: the
-    ``openai_compatible`` provider's code (the openai SDK, its streaming, its retry rules)
-    pointed at the server, streamed for the time to first token, one request at a time."""
+    ``openai_compatible`` provider's code (the openai SDK, its retry rules) pointed at the
+    server, one request at a time.
+
+    Not streamed: on a machine whose cores the server's threads use, reading a stream's
+    chunks through the SDK takes CPU from generation (its client CPU per request halves
+    unstreamed; under load, streamed, llmbench ran at 0.46-0.78 of a bare loop on the same
+    server, unstreamed at 1.07-1.19: benchmarks/local_engine.py --streamed). The time to first token
+    comes from the server's own ``timings`` instead (``server_ttft``: wall latency less the
+    time spent on the tokens after the first); with the turn held and one slot there is no
+    queue in it, so it is the prompt's evaluation plus the first token and the round trip,
+    as a stream would have measured it."""
 
     def __init__(
         self,
@@ -410,7 +419,7 @@ class ServerEngine:
                 mode=self.mode,
                 params=self.spec.params,
                 base_url=f"{self.server.base_url}/v1",
-                stream=True,
+                stream=False,  # the time to first token from the reply's timings
                 options={
                     "reasoning": False,
                     "timeout_s": 600.0,  # one request at a time: no queue to wait in

@@ -23,11 +23,16 @@ Option ``engine``: ``in_process`` (the above, the default) or ``server``: llama.
 source; :mod:`llmbench.providers.llama_server` starts one per model file and settings, shares
 it between the steps of a run and stops it when the process ends, ``kill -9`` included),
 spoken to through the ``openai_compatible`` provider's code: chat models on
-``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, always
-streamed, so a local model gets a time to first token, and a JSON schema becomes the server's
-grammar. With its own defaults (prefix reuse) llama-server ran SmolLM2 2.3x this in-process
-path on an idle 2-core machine (issue 19); with the settings below, which keep answers
-independent of order, it is about as fast as the in-process path (benchmarks/local_engine.py).
+``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, not
+streamed (reading a stream took CPU from the server's threads), with a time to first token all
+the same: the latency less the server's own time on the tokens after the first (its
+``timings``), and a JSON schema becomes the server's grammar. With its own defaults (prefix
+reuse) llama-server ran SmolLM2 2.3x this in-process path on an idle 2-core machine (issue
+19); with the settings below, which keep answers independent of order, it runs level with a
+bare HTTP loop on the same server (benchmarks/local_engine.py); bench.yaml end to end took
+0.87x the in-process engine's time on a quiet 2-core machine but 2.2x on a busy one
+(benchmarks/make_run_engines.py: 1.5x to 2.6x the CPU, with no line-aligned prefix reuse and
+threads that poll for work), so in-process stays the default.
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
 config switches engines in one line, and what is not remote stays local for the runner (no
@@ -115,8 +120,8 @@ class LlamaCppOptions(BaseModel):
     engine: Literal["in_process", "server"] = Field(
         default="in_process",
         description="in_process: llama-cpp-python in this process; server: llama.cpp's own "
-        "llama-server (built by make install), started per model for the run: faster, streamed "
-        "(time to first token)",
+        "llama-server (built by make install), started per model for the run: a time to first "
+        "token (from its timings), tool calls in every format its parsers read",
     )
     prefix_cache: Literal["lines", "off", "any"] | None = Field(
         default=None,

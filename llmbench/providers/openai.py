@@ -6,7 +6,8 @@ Groq, xAI, Together, OpenRouter; ``openai_compatible`` takes any ``base_url`` (v
 llama.cpp server, LM Studio). Reasoning models (o1/o3/o4, gpt-5) get
 ``max_completion_tokens`` and no sampling parameters; their reasoning tokens are counted.
 ``mode: completion`` sends a base model the conversation as one plain prompt
-(``completion_prompt``) to ``/completions``, which such servers also serve.
+(``completion_prompt``) to ``/completions``, which such servers also serve. An unstreamed
+reply from llama.cpp's server still gets a time to first token, from its ``timings``.
 """
 
 from __future__ import annotations
@@ -144,6 +145,19 @@ def _payload(body: dict[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
+def server_ttft(response: dict[str, Any], latency: float) -> float | None:
+    """The time to first token of an unstreamed reply that carries llama.cpp's ``timings``
+    (llama-server's extension): its wall latency less ``predicted_ms``, the time the server
+    spent on the tokens after the first (0 for a one-token answer). Measured against a
+    stream on the same server, it is the streamed figure without the cost of streaming;
+    a reply without timings (any other server): None, as before."""
+    timings = response.get("timings")
+    predicted_ms = timings.get("predicted_ms") if isinstance(timings, dict) else None
+    if not isinstance(predicted_ms, int | float) or isinstance(predicted_ms, bool):
+        return None
+    return min(latency, max(0.0, latency - predicted_ms / 1000))
+
+
 class OpenAIProvider(RemoteProvider):
     name: ClassVar[str] = "openai"
     endpoint: ClassVar[Endpoint] = Endpoint(
@@ -242,6 +256,7 @@ class OpenAIProvider(RemoteProvider):
         raw: bytes = await self.client.post(
             self.path, cast_to=bytes, content=_payload(body), options=_POST_OPTIONS
         )
+        latency = clock.elapsed
         response = json.loads(raw)  # a truncated body: JSONDecodeError, retried
         with reading_reply("the reply"):
             choice = response["choices"][0]
@@ -253,8 +268,8 @@ class OpenAIProvider(RemoteProvider):
                 finish=choice.get("finish_reason"),
                 usage=response.get("usage"),
                 model=response.get("model") or self.spec.model,
-                latency=clock.elapsed,
-                ttft=None,
+                latency=latency,
+                ttft=server_ttft(response, latency),
             )
 
     async def _stream(self, body: dict[str, Any], clock: Stopwatch) -> Completion:

@@ -72,7 +72,9 @@ def run(p: LlamaCppProvider, messages: list[Message], **params: Any) -> Completi
     return asyncio.run(once())
 
 
-def test_chat_answers_are_streamed_with_time_to_first_token() -> None:
+def test_chat_answers_carry_a_time_to_first_token() -> None:
+    """Unstreamed: the time to first token is the latency less the server's time on the
+    tokens after the first (its ``timings``), so a longer answer's is shorter than it."""
     p = LlamaCppProvider(spec("smollm2-135m-instruct"))
     first = run(p, QUESTION, max_tokens=16)
     second = run(p, QUESTION, max_tokens=16)
@@ -84,6 +86,7 @@ def test_chat_answers_are_streamed_with_time_to_first_token() -> None:
     assert first.model_version is not None and first.model_version.lower().startswith("smollm2")
     length = run(p, [Message(role="user", content="Write a long story.")], max_tokens=5)
     assert length.output_tokens == 5 and length.finish_reason == "length"
+    assert length.ttft_s is not None and 0 < length.ttft_s < length.latency_s
 
 
 def test_the_base_model_gets_plain_completion_with_stop_sequences() -> None:
