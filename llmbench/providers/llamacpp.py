@@ -18,6 +18,10 @@ batch: what this provider did before) or ``any`` (llama-cpp-python's own reuse o
 cached prefix, as a bare loop does: a little faster where consecutive prompts share words
 beyond a line, but an answer may then depend on the request before it).
 
+The in-process engine's time to first token is the time llama-cpp-python takes to evaluate
+the prompt and sample the first token (``_ChunkedLlama._timed``): what a stream's first chunk
+would wait for, measured without streaming.
+
 Option ``engine``: ``in_process`` (the above, the default) or ``server``: llama.cpp's own
 ``llama-server`` (built once per machine by scripts/build_llama_server.sh from the same pinned
 source; :mod:`llmbench.providers.llama_server` starts one per model file and settings, shares
@@ -77,7 +81,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -338,6 +342,7 @@ def _chunked_llama_class() -> type[ChunkedLlama]:
             self._chunk_ends: list[int] = []
             self.prompt_tokens_evaluated = 0  # for benchmarks: tokens the prompts cost
             self.prompt_tokens_kept = 0  # ... and tokens the KV cache saved them
+            self.first_token_at: float | None = None  # perf_counter of the last first token
 
         def _is_line_end(self, token: int) -> bool:
             known = self._ends_line.get(token)
@@ -367,7 +372,17 @@ def _chunked_llama_class() -> type[ChunkedLlama]:
                 kept = self._common_prefix(tokens)
             self.prompt_tokens_kept += kept
             self.prompt_tokens_evaluated += len(tokens) - kept
-            return super().generate(tokens, *args, **kwargs)
+            return self._timed(super().generate(tokens, *args, **kwargs))
+
+        def _timed(self, tokens: Iterator[int]) -> Iterator[int]:
+            """The tokens as llama-cpp-python samples them, the first one's time kept: the
+            prompt evaluated and a first token chosen, what a streamed reply's first chunk
+            would wait for (``create_completion`` only iterates, it never ``send``s)."""
+            self.first_token_at = None
+            for token in tokens:
+                if self.first_token_at is None:
+                    self.first_token_at = time.perf_counter()
+                yield token
 
         def _common_prefix(self, tokens: list[int]) -> int:
             held = min(self.n_tokens, len(tokens))
@@ -728,6 +743,8 @@ class LlamaCppProvider(Provider):
                 choice = response["choices"][0]
                 text = choice["text"]
             latency = time.perf_counter() - started
+            first = getattr(llm, "first_token_at", None)
+            ttft = None if first is None or first < started else first - started
         usage = response["usage"]
         finish = _finish_reason(choice.get("finish_reason"))
         calls: tuple[ToolCall, ...] = ()
@@ -742,6 +759,7 @@ class LlamaCppProvider(Provider):
             input_tokens=usage["prompt_tokens"],
             output_tokens=usage["completion_tokens"],
             latency_s=latency,
+            ttft_s=ttft,
             finish_reason=with_calls(finish, calls),
             model_version=self.model_version,
             tool_calls=calls,

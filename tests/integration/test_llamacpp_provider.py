@@ -39,6 +39,8 @@ def test_smollm2_chat_is_greedy_and_deterministic() -> None:
     assert first.text == second.text
     assert first.input_tokens > 10 and 0 < first.output_tokens <= 16
     assert first.latency_s > 0
+    # The first token's time: the prompt evaluated and one token chosen, before the rest.
+    assert first.ttft_s is not None and 0 < first.ttft_s < first.latency_s
     assert first.finish_reason == "stop"
     assert first.model_version is not None and "@" in first.model_version
     assert first.error is None
@@ -59,6 +61,7 @@ def test_gemma_base_model_uses_completion_with_stop() -> None:
     assert p.mode == "completion"
     assert "\n" not in completion.text
     assert "Paris" in completion.text
+    assert completion.ttft_s is not None and 0 < completion.ttft_s < completion.latency_s
 
 
 def test_any_gguf_path_and_concurrent_requests() -> None:
