@@ -39,7 +39,7 @@ def runs_of(folder: Path, experiment: str) -> list[mlflow.entities.Run]:
     return client.search_runs([found.experiment_id])
 
 
-def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
+def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path, shared_data: Path) -> None:
     env = isolated_env(tmp_path)
     run_cli(
         tmp_path,
@@ -88,7 +88,7 @@ def test_mt_bench_rubric_with_a_local_judge(tmp_path: Path) -> None:
     assert parent.data.metrics["judge/mt_bench/judge/unscored"] == unscored
 
 
-def test_alpaca_eval_recorded_outputs_judged_pairwise(tmp_path: Path) -> None:
+def test_alpaca_eval_recorded_outputs_judged_pairwise(tmp_path: Path, shared_data: Path) -> None:
     env = isolated_env(tmp_path)
     result = run_cli(
         tmp_path,
