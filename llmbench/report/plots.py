@@ -159,6 +159,18 @@ def _colours(names: list[str]) -> dict[str, str]:
     return {name: cycle[i % len(cycle)] for i, name in enumerate(dict.fromkeys(names))}
 
 
+def _legend_below(figure: Figure, named: dict[str, Artist], columns: int) -> None:
+    """One legend for every panel, below them: inside an axes it covered the lines."""
+    if named:
+        figure.legend(
+            list(named.values()),
+            list(named),
+            loc="outside lower center",
+            ncols=min(columns, len(named)),
+            fontsize=8,
+        )
+
+
 def rounds_figure(rounds: pd.DataFrame, confidence: float) -> Figure:
     """Per task (a row of panels each), by round: the quality of the answer each strategy
     would give had it stopped there, with its CI (left), and what the rounds so far cost per
@@ -196,14 +208,7 @@ def rounds_figure(rounds: pd.DataFrame, confidence: float) -> Figure:
     for quality, _ in grid:
         for handle, label in zip(*quality.get_legend_handles_labels(), strict=True):
             named.setdefault(label, handle)
-    if named:
-        figure.legend(
-            list(named.values()),
-            list(named),
-            loc="outside lower center",
-            ncols=min(6, len(named)),
-            fontsize=8,
-        )
+    _legend_below(figure, named, columns=6)
     return figure
 
 
@@ -244,12 +249,5 @@ def draws_figure(draws: pd.DataFrame, confidence: float) -> Figure:
     for unused in grid[len(tasks) :]:
         unused.set_visible(False)
     figure.suptitle("pass@k (dashed: one of k right) and maj@k (solid: majority of k right)")
-    if named:
-        figure.legend(
-            list(named.values()),
-            list(named),
-            loc="outside lower center",
-            ncols=min(4, len(named)),
-            fontsize=8,
-        )
+    _legend_below(figure, named, columns=4)
     return figure
