@@ -46,6 +46,8 @@ def _token_counter(model: ModelSpec) -> tuple[str, object | None]:
 
 def estimate(config: BenchConfig) -> list[Estimate]:
     samples = {t.name: build_samples(t, config.execution.limit) for t in config.tasks}
+    # The tool definitions each sample's requests carry: the same for every model.
+    tool_texts = {name: [_tool_text(s) for s in items] for name, items in samples.items()}
     rows = []
     for model in config.models:
         counted_by, vocab = _token_counter(model)
@@ -53,9 +55,8 @@ def estimate(config: BenchConfig) -> list[Estimate]:
         tool_results = False
         for task in config.tasks:
             params = request_params(model, task, config.execution.seed)
-            for sample in samples[task.name]:
+            for sample, tools in zip(samples[task.name], tool_texts[task.name], strict=True):
                 steps = 1 if sample.agent is None else sample.agent.max_steps
-                tools = _tool_text(sample)
                 tool_results |= sample.agent is not None
                 # A conversation sends each turn with the turns before it and their answers
                 # (each at most max_tokens); an agent loop, each turn's request again after

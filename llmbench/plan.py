@@ -246,13 +246,12 @@ def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
 def _same_spend(bench: BenchConfig) -> list[SameSpend]:
     """A baseline per multi-step strategy and task scored by metrics alone (a judged task
     would need its baseline judged too: not drawn); a task's baselines share one step."""
-    strategies = [s for s in bench.strategies if needs_baseline(s)]
+    members = {s.name: bench.members_of(s) for s in bench.strategies if needs_baseline(s)}
+    every = list({m.name: m for mine in members.values() for m in mine}.values())
     out = []
     for task in bench.tasks:
-        if not task.metrics or task.judge is not None or not strategies:
+        if not task.metrics or task.judge is not None or not members:
             continue
-        members = {s.name: bench.members_of(s) for s in strategies}
-        every = list({m.name: m for mine in members.values() for m in mine}.values())
         out.append(
             SameSpend(
                 id=f"same_spend__{task.name}",

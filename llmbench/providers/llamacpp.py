@@ -321,6 +321,7 @@ if TYPE_CHECKING:
         prefix_cache: Literal["lines", "off", "any"]
         prompt_tokens_evaluated: int
         prompt_tokens_kept: int
+        first_token_at: float | None
 
 
 @functools.cache
@@ -743,7 +744,7 @@ class LlamaCppProvider(Provider):
                 choice = response["choices"][0]
                 text = choice["text"]
             latency = time.perf_counter() - started
-            first = getattr(llm, "first_token_at", None)
+            first = llm.first_token_at
             ttft = None if first is None or first < started else first - started
         usage = response["usage"]
         finish = _finish_reason(choice.get("finish_reason"))
