@@ -94,6 +94,7 @@ class ServerSettings:
     threads: int
     threads_batch: int
     n_batch: int
+    flash_attn: bool = True
 
     def arguments(self) -> list[str]:
         """Command-line settings; why each is chosen is in llamacpp.py's docstring."""
@@ -104,6 +105,7 @@ class ServerSettings:
             *("--threads-batch", str(self.threads_batch)),
             *("--batch-size", str(self.n_batch)),
             *("--ubatch-size", str(self.n_batch)),
+            *("--flash-attn", "on" if self.flash_attn else "off"),
             *("--parallel", "1"),
             *("--cache-reuse", "0"),
             *("--cache-ram", "0"),

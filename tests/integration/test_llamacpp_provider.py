@@ -82,3 +82,21 @@ def test_any_gguf_path_and_concurrent_requests() -> None:
 def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match="model file not found"):
         provider(str(tmp_path / "missing.gguf"))
+
+
+def test_in_process_engine_runs_the_options_threads_and_flash_attention() -> None:
+    """The loaded model gets the thread count the server engine gets (llama-cpp-python's own
+    default is half the cores: one thread on 2 cores, about 0.6x the tokens/s), and flash
+    attention, which is part of the answers' identity."""
+    import llama_cpp
+
+    p = provider("smollm2-135m-instruct")
+    llm, _ = p._load()
+    assert llm.n_threads == llm.n_threads_batch == p.options.threads()
+    assert llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    off = provider("smollm2-135m-instruct", options={"flash_attn": False})
+    off_llm, _ = off._load()
+    assert off_llm is not llm
+    assert off_llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    assert off.cache_identity() != p.cache_identity()
+    assert p.cache_identity()["attention"] == "flash"

@@ -136,3 +136,11 @@ def test_one_local_request_at_a_time_across_event_loops() -> None:
     assert most == 1
     assert 80 <= entered <= 84
     asyncio.run(request())  # released: a new loop gets the turn at once
+
+
+def test_flash_attention_is_set_explicitly() -> None:
+    """llama-server's own choice is ``auto``; the engine states it, as the in-process one does."""
+    on = ServerSettings(Path("m.gguf"), 2048, 2, 2, 512).arguments()
+    off = ServerSettings(Path("m.gguf"), 2048, 2, 2, 512, flash_attn=False).arguments()
+    assert dict(zip(on[::2], on[1::2], strict=False))["--flash-attn"] == "on"
+    assert dict(zip(off[::2], off[1::2], strict=False))["--flash-attn"] == "off"
