@@ -734,8 +734,8 @@ class BenchConfig(_Strict):
         for index, strategy in enumerate(self.strategies):
             if strategy.tasks is not None and not strategy.tasks:
                 raise ValueError(
-                    f"strategies.{index}.tasks: empty; name the tasks it runs on (of: "
-                    f"{valid}) or leave 'tasks:' out to run it on every task"
+                    f"strategies.{index}.tasks: empty; name the tasks it runs on or leave "
+                    f"'tasks:' out to run it on every task (the tasks are: {valid})"
                 )
             for n, name in enumerate(strategy.tasks or []):
                 if name in (strategy.tasks or [])[:n]:
@@ -744,9 +744,11 @@ class BenchConfig(_Strict):
                         f"task once (the tasks are: {valid})"
                     )
                 if name not in names:
+                    close = did_you_mean(name, names)
+                    close = f"; {close}" if close.startswith("did you mean") else ""
                     raise ValueError(
-                        f"strategies.{index}.tasks: no task named {name!r}; "
-                        f"{did_you_mean(name, names)} (the tasks are: {valid})"
+                        f"strategies.{index}.tasks: no task named {name!r}{close} (the tasks "
+                        f"are: {valid})"
                     )
         strategies = {s.name: s for s in self.strategies}
         for index, strategy in enumerate(self.strategies):
