@@ -167,6 +167,8 @@ def task_views(config: BenchConfig, leaderboard: pd.DataFrame, report: Report) -
         rows = []
         for record in leaderboard.to_dict("records"):
             model = str(record["model"])
+            if not config.runs_on(model, task.name):  # a strategy on other tasks only
+                continue
             row = [formatted(record.get(f"{task.name}/rank"), "int"), Cell(model)]
             for key in keys:
                 row.append(formatted(record.get(f"{task.name}/{key}"), "score"))

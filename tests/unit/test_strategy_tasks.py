@@ -20,8 +20,10 @@ from llmbench.errors import ConfigError
 from llmbench.estimate import estimate
 from llmbench.plan import plan
 from llmbench.report import statistics
+from llmbench.report.html import render_report
 from llmbench.report.leaderboard import build_leaderboard
 from llmbench.report.output import print_leaderboard
+from llmbench.report.plots import pareto_points
 from llmbench.report.strategies import strategy_table
 from llmbench.strategies.build import identity
 from llmbench.tables import completions_to_frame
@@ -232,6 +234,16 @@ def test_console_and_strategy_table_say_why(
         "cascade ran on 1 of 2 tasks (arithmetic): no overall score or rank; its cost and "
         "latency are over those tasks only"
     ) in out
+    # The page: the same note; the per-task table of the task it skipped leaves it out;
+    # the overall cost-vs-quality plot has no point for it.
+    report = statistics.build_report(config, results, statistics.concat_verdicts([]))
+    page = render_report(config, board, results, report)
+    assert "cascade ran on 1 of 2 tasks (arithmetic): no overall score or rank" in page
+    assert "strategy (1 of 2 tasks)" in page
+    sums = page[page.index('id="task-1"') :]
+    assert "cascade" not in sums[: sums.index("</table>")]
+    points = pareto_points(config, board).set_index("model")
+    assert math.isnan(points.loc["cascade", "score"]) and not points.loc["cascade", "pareto"]
     table = strategy_table(config, board, results).set_index("model")
     assert table.loc["cascade", "summary"].startswith(
         "cascade (on arithmetic only) reaches 100% of good's score there"
