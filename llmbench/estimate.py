@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens, max_cost
 from llmbench.runtime.runner import request_params
@@ -49,11 +49,12 @@ def estimate(config: BenchConfig) -> list[Estimate]:
     # The tool definitions each sample's requests carry: the same for every model.
     tool_texts = {name: [_tool_text(s) for s in items] for name, items in samples.items()}
     rows = []
+    per_task: dict[str, list[Estimate]] = {t.name: [] for t in config.tasks}
     for model in config.models:
         counted_by, vocab = _token_counter(model)
-        prompt = output = count = 0
         tool_results = False
         for task in config.tasks:
+            prompt = output = count = 0
             params = request_params(model, task, config.execution.seed)
             for sample, tools in zip(samples[task.name], tool_texts[task.name], strict=True):
                 steps = 1 if sample.agent is None else sample.agent.max_steps
@@ -73,13 +74,42 @@ def estimate(config: BenchConfig) -> list[Estimate]:
                         prompt += asked + (turn * steps + step) * params.max_tokens
                         output += params.max_tokens
                 count += 1
-        if tool_results:
-            counted_by += " + tool results"
-        cost = max_cost(model.price, prompt, output)
-        rows.append(Estimate(model.name, model.provider, count, prompt, counted_by, output, cost))
-    strategies = strategy_estimates(config, rows)
+            cost = max_cost(model.price, prompt, output)
+            per_task[task.name].append(
+                Estimate(model.name, model.provider, count, prompt, counted_by, output, cost)
+            )
+        mine = _summed([r for found in per_task.values() for r in found if r.model == model.name])
+        suffix = " + tool results" if tool_results else ""
+        rows.append(replace(mine, counted_by=mine.counted_by + suffix))
+    # A strategy's row sums its tasks' (each from its members' rows on that task): one that
+    # runs on some tasks only is counted on those.
+    strategies = [
+        _summed(
+            [
+                row
+                for task, found in per_task.items()
+                for row in strategy_estimates(config, found)
+                if row.model == spec.name and config.runs_on(spec.name, task)
+            ]
+        )
+        for spec in config.strategies
+    ]
     baselines = same_spend_estimates(config, strategies)
     return rows + strategies + baselines + judge_estimates(config, samples)
+
+
+def _summed(rows: list[Estimate]) -> Estimate:
+    """One entrant's rows over several tasks as one row."""
+    costs = [r.max_cost_usd for r in rows]
+    return Estimate(
+        rows[0].model,
+        rows[0].provider,
+        sum(r.samples for r in rows),
+        sum(r.prompt_tokens for r in rows),
+        rows[0].counted_by,
+        sum(r.max_output_tokens for r in rows),
+        None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+    )
 
 
 def _tool_text(sample: Sample) -> str:
@@ -185,11 +215,11 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
     from llmbench.scoring.relevance import relevance_prompt
 
     totals: dict[str, list[int]] = {}  # judge -> [calls, prompt tokens, output tokens]
-    names = [m.name for m in config.entrants]
     for task in config.tasks:
         judge = task.judge
         if judge is None:
             continue
+        names = [m.name for m in config.entrants_on(task.name)]
         template = math.ceil(len(task_template(task)) / CHARS_PER_TOKEN)
         relevance_template = math.ceil(
             sum(len(t) for t in relevance_prompt(task).values()) / CHARS_PER_TOKEN
@@ -197,9 +227,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         answer = max(request_params(m, task, 0).max_tokens for m in config.models)
         per_call_answers = 2 if judge.mode == "pairwise" else 1
         calls_per_sample = (
-            2 * len(model_pairs(names, judge.baseline))
-            if judge.mode == "pairwise"
-            else len(config.entrants)
+            2 * len(model_pairs(names, judge.baseline)) if judge.mode == "pairwise" else len(names)
         )
         for name in judge.panel:
             total = totals.setdefault(name, [0, 0, 0])

@@ -112,6 +112,14 @@ def check_thresholds(config: BenchConfig, thresholds: list[Threshold]) -> None:
                 field=THRESHOLD_FLAG,
                 hint=f"use one of: {', '.join(entrants)} (or leave out MODEL: for all)",
             )
+        if rule.model is not None and not config.runs_on(rule.model, rule.task):
+            raise ConfigError(
+                f"{rule.text!r}: {rule.model!r} does not run on task {rule.task!r} (its "
+                f"'tasks:' are {', '.join(config.tasks_of(rule.model))})",
+                field=THRESHOLD_FLAG,
+                hint="gate it on one of its tasks, or leave out MODEL: for every entrant "
+                "that ran on the task",
+            )
 
 
 def higher_is_better(task: TaskSpec, key: str) -> bool:
@@ -126,13 +134,14 @@ def higher_is_better(task: TaskSpec, key: str) -> bool:
 def threshold_results(
     config: BenchConfig, intervals: pd.DataFrame, thresholds: list[Threshold]
 ) -> list[GateResult]:
-    """Each rule on each entrant it applies to, read from the report's interval table."""
+    """Each rule on each entrant it applies to that ran on the rule's task (a strategy on
+    other tasks only has nothing there to gate), read from the report's interval table."""
     tasks = {task.name: task for task in config.tasks}
     table = intervals.set_index(["model", "task", "metric"])
     results = []
     for rule in thresholds:
         better_up = higher_is_better(tasks[rule.task], rule.metric)
-        for entrant in config.entrants:
+        for entrant in config.entrants_on(rule.task):
             if rule.model is not None and entrant.name != rule.model:
                 continue
             key = (entrant.name, rule.task, rule.metric)
@@ -187,7 +196,7 @@ def regression_results(
     slots: list[GateResult | _Pending] = []
     for task in config.tasks:
         line = headline(task)
-        for entrant in config.entrants:
+        for entrant in config.entrants_on(task.name):
             now = item_scores(task, line.key, _rows(current, entrant.name, task.name))
             before = item_scores(task, line.key, _rows(previous, entrant.name, task.name))
             if not len(before.ids):

@@ -151,6 +151,8 @@ def _generations(bench: BenchConfig, fingerprints: dict[str, str]) -> list[Gener
                 )
             )
         for strategy in bench.strategies:
+            if not bench.runs_on(strategy.name, task.name):
+                continue
             members = [m.name for m in bench.members_of(strategy)]
             out.append(
                 Generation(
@@ -186,7 +188,7 @@ def _judgings(bench: BenchConfig, task: TaskSpec) -> list[Judging]:
     if task.judge is None:
         return []
     spec, template = verdict_identity(task), task_template(task)
-    names = [e.name for e in bench.entrants]
+    names = [e.name for e in bench.entrants_on(task.name)]
     seed = bench.execution.seed
     out = []
     for judge_name in task.judge.panel:
@@ -244,12 +246,14 @@ def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
 
 
 def _same_spend(bench: BenchConfig) -> list[SameSpend]:
-    """A baseline per multi-step strategy and task scored by metrics alone (a judged task
-    would need its baseline judged too: not drawn); a task's baselines share one step."""
-    members = {s.name: bench.members_of(s) for s in bench.strategies if needs_baseline(s)}
-    every = list({m.name: m for mine in members.values() for m in mine}.values())
+    """A baseline per multi-step strategy and task it runs on, for tasks scored by metrics
+    alone (a judged task would need its baseline judged too: not drawn); a task's baselines
+    share one step."""
+    found = {s.name: bench.members_of(s) for s in bench.strategies if needs_baseline(s)}
     out = []
     for task in bench.tasks:
+        members = {n: mine for n, mine in found.items() if bench.runs_on(n, task.name)}
+        every = list({m.name: m for mine in members.values() for m in mine}.values())
         if not task.metrics or task.judge is not None or not members:
             continue
         out.append(
@@ -321,7 +325,7 @@ def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
         judge_prices = (
             _priced([bench.grader(name) for name in task.judge.panel]) if task.judge else {}
         )
-        names = [entrant.name for entrant in bench.entrants]
+        names = [entrant.name for entrant in bench.entrants_on(task.name)]
         result.scorings.append(
             Scoring(
                 id=f"score__{task.name}",

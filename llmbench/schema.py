@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,6 +36,7 @@ from llmbench.types import GenerationParams
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PRICES_FILE = PROJECT_ROOT / "configs" / "prices.yaml"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+logger = logging.getLogger("llmbench")
 DATA_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -573,6 +575,11 @@ class StrategySpec(_Strict):
     members: dict[str, str] = Field(min_length=1, description="role -> model or strategy name")
     options: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    tasks: list[str] | None = Field(
+        default=None,
+        description="the tasks it runs on (default: every task); a strategy on some tasks "
+        "only has no overall score or rank",
+    )
 
     @property
     def provider(self) -> str:
@@ -718,6 +725,54 @@ class BenchConfig(_Strict):
                 raise ValueError(f"strategies.{index}.members: a cycle: {' -> '.join(cycle)}")
         return self
 
+    @model_validator(mode="after")
+    def _strategy_tasks_exist(self) -> BenchConfig:
+        """A strategy's ``tasks`` name tasks of this config, and a strategy used as a member
+        runs wherever the strategy using it runs (it answers there only if it has rows)."""
+        names = [t.name for t in self.tasks]
+        valid = ", ".join(names)
+        for index, strategy in enumerate(self.strategies):
+            if strategy.tasks is not None and not strategy.tasks:
+                raise ValueError(
+                    f"strategies.{index}.tasks: empty; name the tasks it runs on or leave "
+                    f"'tasks:' out to run it on every task (the tasks are: {valid})"
+                )
+            for n, name in enumerate(strategy.tasks or []):
+                if name in (strategy.tasks or [])[:n]:
+                    raise ValueError(
+                        f"strategies.{index}.tasks: {name!r} is listed twice; list each "
+                        f"task once (the tasks are: {valid})"
+                    )
+                if name not in names:
+                    close = did_you_mean(name, names)
+                    close = f"; {close}" if close.startswith("did you mean") else ""
+                    raise ValueError(
+                        f"strategies.{index}.tasks: no task named {name!r}{close} (the tasks "
+                        f"are: {valid})"
+                    )
+        strategies = {s.name: s for s in self.strategies}
+        for index, strategy in enumerate(self.strategies):
+            mine = self.tasks_of(strategy.name)
+            for role, member in strategy.members.items():
+                if member not in strategies:
+                    continue
+                missing = [t for t in mine if t not in self.tasks_of(member)]
+                if missing:
+                    raise ValueError(
+                        f"strategies.{index}.tasks: runs on {', '.join(missing)}, where its "
+                        f"member {role}={member!r} does not run; give {member!r} those tasks "
+                        f"too or leave them out of {strategy.name!r}'s tasks (the tasks are: "
+                        f"{valid})"
+                    )
+        for index, task in enumerate(self.tasks):
+            baseline = task.judge.baseline if task.judge is not None else None
+            if baseline is not None and not self.runs_on(baseline, task.name):
+                raise ValueError(
+                    f"tasks.{index}.judge.baseline: {baseline!r} does not run on task "
+                    f"{task.name!r} (its strategies' tasks); pick an entrant that does"
+                )
+        return self
+
     @property
     def entrants(self) -> list[Entrant]:
         """Everything ranked on the leaderboard: the models, then the strategies."""
@@ -725,6 +780,24 @@ class BenchConfig(_Strict):
 
     def entrant(self, name: str) -> Entrant:
         return next(e for e in self.entrants if e.name == name)
+
+    def tasks_of(self, entrant: str) -> list[str]:
+        """The tasks an entrant runs on, in config order: a model's are every task, a
+        strategy's its ``tasks:`` (default: every task)."""
+        found = next((s for s in self.strategies if s.name == entrant), None)
+        chosen = None if found is None else found.tasks
+        return [t.name for t in self.tasks if chosen is None or t.name in chosen]
+
+    def runs_on(self, entrant: str, task: str) -> bool:
+        return task in self.tasks_of(entrant)
+
+    def entrants_on(self, task: str) -> list[Entrant]:
+        """The entrants with rows on ``task``, in leaderboard order."""
+        return [e for e in self.entrants if self.runs_on(e.name, task)]
+
+    def partial(self, entrant: str) -> bool:
+        """Whether an entrant runs on only some tasks: it has no overall score or rank."""
+        return len(self.tasks_of(entrant)) < len(self.tasks)
 
     def members_of(self, strategy: StrategySpec) -> list[ModelSpec]:
         """The models a strategy calls, directly or through member strategies, once each."""
@@ -772,6 +845,8 @@ class BenchConfig(_Strict):
             picked = [self.entrant(name) for name in order if name in chosen]
             update["models"] = [e for e in picked if isinstance(e, ModelSpec)]
             update["strategies"] = [e for e in picked if isinstance(e, StrategySpec)]
+        if tasks:
+            update["strategies"] = self._on_tasks(update.get("strategies", self.strategies), tasks)
         # Validated again: a selection can drop a pairwise task's baseline or second model.
         data = {
             **self.model_dump(mode="json"),
@@ -786,6 +861,28 @@ class BenchConfig(_Strict):
                 field=loc or None,
                 hint="--models / --tasks left the config inconsistent; select other models",
             ) from None
+
+    @staticmethod
+    def _on_tasks(strategies: list[StrategySpec], tasks: list[str]) -> list[StrategySpec]:
+        """The strategies restricted to the selected ``tasks``; one that runs on none of them
+        is left out of the run, with a logged line (as are those built from it: a member
+        strategy runs wherever its user does)."""
+        kept = []
+        for strategy in strategies:
+            if strategy.tasks is None:
+                kept.append(strategy)
+                continue
+            mine = [t for t in strategy.tasks if t in tasks]
+            if mine:
+                kept.append(strategy.model_copy(update={"tasks": mine}))
+            else:
+                logger.info(
+                    "strategy %s left out: it runs on %s, not on --tasks %s",
+                    strategy.name,
+                    ", ".join(strategy.tasks),
+                    ", ".join(tasks),
+                )
+        return kept
 
     def _with_members(self, names: list[str]) -> set[str]:
         chosen: set[str] = set()

@@ -111,7 +111,8 @@ def draw_curves(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
             continue
         view = TaskView.of(task)
         for vote in votes:
-            rows += _curve(config, vote, task, view, results)
+            if config.runs_on(vote.name, task.name):
+                rows += _curve(config, vote, task, view, results)
     return pd.DataFrame(rows, columns=DRAW_COLUMNS)
 
 

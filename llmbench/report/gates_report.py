@@ -11,6 +11,7 @@ import pandas as pd
 from rich.table import Table
 
 from llmbench.gates import GateResult
+from llmbench.report.leaderboard import rank_text
 from llmbench.report.statistics import headline
 from llmbench.schema import BenchConfig
 
@@ -48,11 +49,11 @@ def _markdown(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[s
 
 
 def _leaderboard_rows(config: BenchConfig, leaderboard: pd.DataFrame) -> list[list[object]]:
-    rows = []
+    rows: list[list[object]] = []
     for record in leaderboard.to_dict("records"):
         rows.append(
             [
-                record.get("rank", "-"),
+                rank_text(record.get("rank")),
                 f"`{record['model']}`",
                 _number(float(record["score"])),
                 f"{_number(float(record['score_ci_low']))}–{_number(float(record['score_ci_high']))}",

@@ -14,7 +14,7 @@ import jinja2
 import pandas as pd
 
 from llmbench.report.browser import FILTERS, Browser, sample_browser
-from llmbench.report.leaderboard import answer_speeds
+from llmbench.report.leaderboard import answer_speeds, partial_note
 from llmbench.report.plots import (
     data_uri,
     draws_figure,
@@ -135,6 +135,9 @@ def leaderboard_view(config: BenchConfig, leaderboard: pd.DataFrame) -> HtmlTabl
     rows = []
     for record in leaderboard.to_dict("records"):
         record["kind"] = kinds.get(str(record["model"]), "model")
+        if config.partial(str(record["model"])):  # the footnote says why: no overall score
+            mine = config.tasks_of(str(record["model"]))
+            record["kind"] += f" ({len(mine)} of {len(config.tasks)} tasks)"
         row = []
         for key, _, kind in columns:
             if kind == "ci":
@@ -164,6 +167,8 @@ def task_views(config: BenchConfig, leaderboard: pd.DataFrame, report: Report) -
         rows = []
         for record in leaderboard.to_dict("records"):
             model = str(record["model"])
+            if not config.runs_on(model, task.name):  # a strategy on other tasks only
+                continue
             row = [formatted(record.get(f"{task.name}/rank"), "int"), Cell(model)]
             for key in keys:
                 row.append(formatted(record.get(f"{task.name}/{key}"), "score"))
@@ -367,6 +372,9 @@ def render_report(
         "config": config,
         "run_name": run_name,
         "leaderboard": leaderboard_view(config, leaderboard),
+        "partial_notes": [
+            note for name in leaderboard["model"] if (note := partial_note(config, str(name)))
+        ],
         "frontier": [str(m) for m in points.loc[points["pareto"], "model"]],
         "pareto_png": data_uri(figures[PARETO_PNG]),
         "latency_png": data_uri(figures[LATENCY_PNG]),

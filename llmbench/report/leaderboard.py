@@ -155,6 +155,9 @@ def build_leaderboard(
         }
         headlines = []
         for task in config.tasks:
+            if not config.runs_on(model.name, task.name):  # no rows there: blank, not zero
+                headlines.append(math.nan)
+                continue
             found = aggregates[
                 (aggregates["model"] == model.name) & (aggregates["task"] == task.name)
             ]
@@ -167,9 +170,10 @@ def build_leaderboard(
             row[f"{task.name}/{line.key}_ci_low"] = ci[0]
             row[f"{task.name}/{line.key}_ci_high"] = ci[1]
             row[f"{task.name}/rank"] = per_task[task.name][model.name]
-        # A task with nothing scored makes the overall score undefined: averaging the other
-        # tasks would rank this model on an easier subset than the rest.
+        # A task with nothing scored (or not run) makes the overall score undefined:
+        # averaging the other tasks would rank this model on an easier subset than the rest.
         row["score"] = math.nan if any(map(math.isnan, headlines)) else float(np.mean(headlines))
+        row["tasks_run"] = len(config.tasks_of(model.name))
         row["score_ci_low"] = overall[model.name].low
         row["score_ci_high"] = overall[model.name].high
         judged = live[live["judge_latency_s"] > 0] if "judge_latency_s" in live else live.iloc[:0]
@@ -207,9 +211,16 @@ def build_leaderboard(
         )
         rows.append(row)
     board = pd.DataFrame(rows)
-    board.insert(0, "rank", board["model"].map(overall_ranks(config, overall, tests)))
+    # Ranks are whole numbers or blank (an entrant not ranked: one that runs on some tasks
+    # only, overall, or on a task it does not run): nullable, so a blank is not a float NaN.
+    for task in config.tasks:
+        board[f"{task.name}/rank"] = board[f"{task.name}/rank"].astype("Int64")
+    board.insert(
+        0, "rank", board["model"].map(overall_ranks(config, overall, tests)).astype("Int64")
+    )
     first = ["rank", "model", "provider", "model_id", "score", "score_ci_low", "score_ci_high"]
     tail = [
+        "tasks_run",
         "samples",
         "errors",
         "error_rate",
@@ -234,6 +245,25 @@ def build_leaderboard(
     ]
     middle = [c for c in board.columns if c not in first and c not in tail]
     board = board[first + middle + tail]
+    # Unranked entrants (some tasks only) after the ranked ones, in config order.
     return board.sort_values(
-        ["rank", "score"], ascending=[True, False], na_position="last"
+        ["rank", "score"], ascending=[True, False], na_position="last", kind="stable"
     ).reset_index(drop=True)
+
+
+def rank_text(value: object) -> str:
+    """A rank as printed: the number, or "-" where the entrant is not ranked."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return str(int(value))  # type: ignore[call-overload]
+
+
+def partial_note(config: BenchConfig, entrant: str) -> str | None:
+    """Why an entrant has no overall score or rank, or None when it runs on every task."""
+    if not config.partial(entrant):
+        return None
+    mine = config.tasks_of(entrant)
+    return (
+        f"{entrant} ran on {len(mine)} of {len(config.tasks)} tasks ({', '.join(mine)}): "
+        "no overall score or rank; its cost and latency are over those tasks only"
+    )

@@ -18,7 +18,12 @@ from rich.table import Table
 from llmbench.estimate import Estimate
 from llmbench.report.agents import agent_table
 from llmbench.report.html import dollars, write_report
-from llmbench.report.leaderboard import JUDGE_RESULT_COLUMNS, RESULT_COLUMNS
+from llmbench.report.leaderboard import (
+    JUDGE_RESULT_COLUMNS,
+    RESULT_COLUMNS,
+    partial_note,
+    rank_text,
+)
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report, score_keys
 from llmbench.report.statistics import headline as headline_of
@@ -127,6 +132,10 @@ def write_outputs(
 
 
 def _fmt(value: Any, column: str) -> str:
+    if column == "rank" or column.endswith("/rank"):
+        return rank_text(value)
+    if value is None:
+        return "-"
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
@@ -233,13 +242,16 @@ def compact_leaderboard_tables(
         if name == "score_ci":
             cells[name] = [_ci_text(r, 2) for r in records]
         else:
-            cells[name] = [_short(r.get(name, math.nan), kind) for r in records]
+            cells[name] = [
+                rank_text(r.get(name)) if name == "rank" else _short(r.get(name, math.nan), kind)
+                for r in records
+            ]
     for task in config.tasks:
         key = headline_of(task).key
         name = f"{task.name}/{key}"
         columns.append((name, f"{task.name}\n{key}", ""))
         cells[name] = [
-            f"{_short(r.get(name, math.nan), '')} ({r.get(f'{task.name}/rank', '-')})"
+            f"{_short(r.get(name, math.nan), '')} ({rank_text(r.get(f'{task.name}/rank'))})"
             for r in records
         ]
     longest = _longest_name(leaderboard)
@@ -333,9 +345,13 @@ def print_leaderboard(
     natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
     if natural <= console.width:
         console.print(table)
-        return
-    for part in compact_leaderboard_tables(config, leaderboard, title, console.width):
-        console.print(part)
+    else:
+        for part in compact_leaderboard_tables(config, leaderboard, title, console.width):
+            console.print(part)
+    for name in leaderboard["model"]:
+        note = partial_note(config, str(name))
+        if note:
+            console.print(f"- {note}", markup=False)
 
 
 def print_strategies(

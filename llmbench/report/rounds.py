@@ -100,6 +100,8 @@ def round_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
         if unscorable(task) is not None:
             continue
         for strategy in config.strategies:
+            if not config.runs_on(strategy.name, task.name):
+                continue
             mine = results[(results["model"] == strategy.name) & (results["task"] == task.name)]
             if len(mine):
                 rows += _rounds(config, strategy.name, task, mine, correct[mine.index])

@@ -163,6 +163,7 @@ def routing_table(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
         _row(config, results, strategy, task.name, weak, strong, how, alpha)
         for strategy, weak, strong, how in _sweeps(config)
         for task in config.tasks
+        if config.runs_on(strategy.name, task.name)
     ]
     return pd.DataFrame(rows, columns=ROUTING_COLUMNS)
 

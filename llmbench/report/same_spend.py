@@ -228,7 +228,7 @@ def same_spend_table(
         here = results[results["task"] == task.name]
         runs = baselines[baselines["task"] == task.name] if len(baselines) else baselines.iloc[:0]
         for strategy in config.strategies:
-            if not needs_baseline(strategy):
+            if not needs_baseline(strategy) or not config.runs_on(strategy.name, task.name):
                 continue
             chosen = baseline_of(config, strategy, task, results)
             mine = here[here["model"] == strategy.name]

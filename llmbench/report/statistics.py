@@ -186,7 +186,7 @@ def intervals(config: BenchConfig, results: pd.DataFrame) -> pd.DataFrame:
     spec = config.stats
     rows = []
     for task in config.tasks:
-        for model in config.entrants:
+        for model in config.entrants_on(task.name):
             mine = _rows(results, model.name, task.name)
             for key in score_keys(task):
                 ci = stats.bootstrap_ci(
@@ -328,15 +328,18 @@ def ranks(
 def overall_ranks(
     config: BenchConfig, overall: Mapping[str, stats.Interval], table: pd.DataFrame
 ) -> dict[str, int]:
-    """The leaderboard's rank, from the overall score's tests (with one task, the task's)."""
+    """The leaderboard's rank, from the overall score's tests (with one task, the task's).
+    An entrant that runs on some tasks only has no overall score: it is not ranked."""
     task = OVERALL if len(config.tasks) > 1 else config.tasks[0].name
-    return ranks(overall, table[table["task"] == task], higher_is_better=True)
+    full = {name: ci for name, ci in overall.items() if not config.partial(name)}
+    return ranks(full, table[table["task"] == task], higher_is_better=True)
 
 
 def task_ranks(
     config: BenchConfig, interval_table: pd.DataFrame, table: pd.DataFrame
 ) -> dict[str, dict[str, int]]:
-    """Per task, each model's rank on the headline, by the same rule as the overall rank."""
+    """Per task, the rank on the headline of each entrant that runs on it, by the same rule
+    as the overall rank."""
     result = {}
     for task in config.tasks:
         line = headline(task)

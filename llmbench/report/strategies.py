@@ -138,7 +138,9 @@ def strategy_table(
             escalated = [any((c.note or "").startswith("escalated") for c in t) for t in traces]
             row["escalation_rate"] = sum(escalated) / len(traces)
             row["agreement"] = agreement(traces)
-            if best is not None and best != entrant.name:
+            if config.partial(entrant.name):
+                row["summary"] = _partial_summary(config, board, results, entrant.name)
+            elif best is not None and best != entrant.name:
                 top = board.loc[best]
                 if float(top["score"]) > 0 and float(top["cost_usd"]) > 0:
                     row["summary"] = (
@@ -147,3 +149,38 @@ def strategy_table(
                     )
         rows.append(row)
     return pd.DataFrame(rows, columns=STRATEGY_COLUMNS)
+
+
+def _partial_summary(
+    config: BenchConfig, board: pd.DataFrame, results: pd.DataFrame, name: str
+) -> str:
+    """A strategy on some tasks only, read against the best model on those tasks (its
+    overall score is undefined: the models' is over every task)."""
+    from llmbench.report.statistics import headline
+
+    tasks = [t for t in config.tasks if config.runs_on(name, t.name)]
+
+    def on_tasks(entrant: str) -> tuple[float, float]:
+        values = [
+            headline(t).normalise(float(board.loc[entrant, f"{t.name}/{headline(t).key}"]))
+            for t in tasks
+        ]
+        mine = results[
+            (results["model"] == entrant) & results["task"].isin([t.name for t in tasks])
+        ]
+        return math.fsum(values) / len(values), float(mine["cost_usd"].sum())
+
+    score, cost = on_tasks(name)
+    figures = {m.name: on_tasks(m.name) for m in config.models}
+    live = {m: v for m, v in figures.items() if not math.isnan(v[0])}
+    where = ", ".join(t.name for t in tasks)
+    if math.isnan(score) or not live:
+        return ""
+    best = max(live, key=lambda m: live[m][0])
+    top_score, top_cost = live[best]
+    if top_score <= 0 or top_cost <= 0:
+        return ""
+    return (
+        f"{name} (on {where} only) reaches {score / top_score:.0%} of {best}'s score there "
+        f"at {cost / top_cost:.0%} of its cost"
+    )

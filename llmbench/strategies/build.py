@@ -65,7 +65,8 @@ def identity(
     member's generation identity (change a member and the strategy re-runs). Its options
     are the validated ones, defaults filled in, so a changed default (a classifier or
     verifier prompt's text, a threshold) re-runs it, and two spellings of one setting
-    (given or left to its default) are one identity."""
+    (given or left to its default) are one identity. Its ``tasks`` are not part of it:
+    they say where it runs, not how it answers, so adding a task re-runs nothing cached."""
     members: dict[str, object] = {}
     for role, name in spec.members.items():
         if name in strategies:
@@ -74,7 +75,7 @@ def identity(
             members[role] = models[name].generation_identity()
     cls = strategy_class(spec.kind)
     return {
-        **spec.model_dump(mode="json", exclude={"description"}),
+        **spec.model_dump(mode="json", exclude={"description", "tasks"}),
         "options": cls.options_model.model_validate(spec.options).model_dump(mode="json"),
         "members": members,
         **cls.identity_extra(spec),

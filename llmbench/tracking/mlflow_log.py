@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from llmbench.report.leaderboard import cost_basis, spend_of
+from llmbench.report.leaderboard import cost_basis, partial_note, spend_of
 from llmbench.report.routing import routing_table, sweep_curves
 from llmbench.report.statistics import Report
 from llmbench.report.strategies import strategy_table
@@ -161,8 +161,10 @@ def _log_answer_traces(
     mlflow.log_metric("traces_logged", len(ids))
 
 
-def _finite(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if v is not None and not math.isnan(float(v))}
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics with a value: a blank (an unranked entrant's rank, NaN or NA) is left
+    out, never logged as NaN."""
+    return {k: float(v) for k, v in metrics.items() if not pd.isna(v)}
 
 
 def _model_metrics(board_row: pd.Series) -> dict[str, float]:
@@ -397,6 +399,14 @@ def log_benchmark(
                     mlflow.log_artifact(router_file, artifact_path="router")  # this run's version
                 kind = "strategy" if isinstance(model, StrategySpec) else "model"
                 mlflow.set_tags({"llmbench.kind": kind, "llmbench.model": model.name})
+                note = partial_note(config, model.name)
+                if note:  # no overall score, rank or interval is logged for it
+                    mlflow.set_tags(
+                        {
+                            "llmbench.tasks": ",".join(config.tasks_of(model.name)),
+                            "llmbench.note": note,
+                        }
+                    )
                 mlflow.log_metrics(_model_metrics(board_row))
                 if report is not None:
                     mlflow.log_metrics(_report_metrics(report, model.name))

@@ -66,6 +66,12 @@ CASES = {
     ),
     "empty_dataset": ("data.jsonl", "", "data.jsonl"),
     "missing_task_file": ("bench.yaml", GOOD_BENCH.replace("task.yaml", "nope.yaml"), "not found"),
+    "strategy_unknown_task": (
+        "bench.yaml",
+        GOOD_BENCH
+        + "strategies:\n  - {name: twice, kind: vote, members: {a: m1}, tasks: [sums]}\n",
+        "bench.yaml: strategies.0.tasks: no task named 'sums' (the tasks are: t1)",
+    ),
 }
 
 
