@@ -281,7 +281,7 @@ _DIGESTS: dict[tuple[str, int, float], str] = {}
 # would inflate each request's latency (and so its compute-time cost). One request at a
 # time, process-wide; loaded models are shared between the steps of a run.
 _CPU_LOCK = threading.Lock()
-_LOADED: dict[tuple[str, int, int | None, int | None, int], ChunkedLlama] = {}
+_LOADED: dict[tuple[str, int, int, int | None, int, bool], ChunkedLlama] = {}
 
 # A line shorter than this joins the next one in a chunk: every chunk is a llama_decode call
 # of its own (a pass over the weights), which a few tokens of reuse do not pay for.
