@@ -184,7 +184,7 @@ def _generations(bench: BenchConfig, fingerprints: dict[str, str]) -> list[Gener
     return out
 
 
-def _judgings(bench: BenchConfig, task: TaskSpec) -> list[Judging]:
+def _judgings(bench: BenchConfig, task: TaskSpec, fingerprints: dict[str, str]) -> list[Judging]:
     if task.judge is None:
         return []
     spec, template = verdict_identity(task), task_template(task)
@@ -199,6 +199,7 @@ def _judgings(bench: BenchConfig, task: TaskSpec) -> list[Judging]:
             # ZenML's cache key sees only the step's own source, not the parser's.
             "parser_version": PARSER_VERSION,
             "judge": bench.grader(judge_name).generation_identity(),
+            "judge_fingerprint": fingerprints.get(f"model:{judge_name}"),
             "seed": seed,
         }
         if task.judge.mode == "pairwise":
@@ -320,7 +321,7 @@ def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
     result.indexes, result.retrievals = _retrievals(bench, fingerprints)
     result.generations = _generations(bench, fingerprints)
     for task in bench.tasks:
-        judgings = _judgings(bench, task)
+        judgings = _judgings(bench, task, fingerprints)
         result.judgings.extend(judgings)
         judge_prices = (
             _priced([bench.grader(name) for name in task.judge.panel]) if task.judge else {}

@@ -8,7 +8,6 @@ failed pipeline step minutes later.
 from __future__ import annotations
 
 from llmbench.errors import ConfigError, MissingKeyError
-from llmbench.providers.recorded import RecordedProvider
 from llmbench.providers.registry import provider_class
 from llmbench.retrieval.corpus import load_corpus
 from llmbench.schema import BenchConfig, ModelSpec
@@ -51,8 +50,9 @@ def preflight(config: BenchConfig, *, missing_keys: list[str] | None = None) -> 
             if missing_keys is None:
                 raise
             missing_keys.append(exc.message)
-        if model.provider == "recorded":
-            fingerprints[f"model:{model.name}"] = RecordedProvider.fingerprint(model)
+        found = provider_class(model.provider).fingerprint(model)
+        if found is not None:
+            fingerprints[f"model:{model.name}"] = found
     if tool_tasks:  # once per model, after its file is known to exist
         for model in config.models:
             check_local_tools(model, tool_tasks[0])

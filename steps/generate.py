@@ -22,8 +22,9 @@ def generate(
 ) -> Annotated[pd.DataFrame, "completions"]:
     """``model`` holds only what shapes the outputs (no price): a price change re-scores,
     it never regenerates. How requests are sent arrives through the step's ``extra``
-    settings (:mod:`steps.settings`). ``data_fingerprint`` changes when a file of
-    recorded outputs changes."""
+    settings (:mod:`steps.settings`). ``data_fingerprint`` (the provider's
+    :meth:`~llmbench.providers.base.Provider.fingerprint`) changes when a file of recorded
+    outputs, or a local engine's defaults or build, changes."""
     with step_requests() as (extra, settings):
         return stages.generate(
             spec_with_extra(model, extra),

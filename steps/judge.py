@@ -36,7 +36,10 @@ def grade(
     seed: int,
     label: str,
     relevance_template: str | None = None,
+    judge_fingerprint: str | None = None,
 ) -> Annotated[pd.DataFrame, "grades"]:
+    """``judge_fingerprint``: what besides its spec decides the judge's answers (part of
+    the cache key only)."""
     with step_requests() as (extra, settings):
         return stages.grade(
             task,
@@ -66,6 +69,7 @@ def compare(
     judge: dict[str, Any],
     seed: int,
     label: str,
+    judge_fingerprint: str | None = None,
 ) -> Annotated[pd.DataFrame, "verdicts"]:
     with step_requests() as (extra, settings):
         return stages.compare(

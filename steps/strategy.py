@@ -27,7 +27,8 @@ def answer(
     label: str,
     data_fingerprints: dict[str, str] | None = None,
 ) -> Annotated[pd.DataFrame, "completions"]:
-    """``data_fingerprints``: the files of recorded members, part of the cache key only."""
+    """``data_fingerprints``: what besides their specs decides the members' answers (a
+    recorded file, a local engine's defaults and build), part of the cache key only."""
     with step_requests() as (extra, settings):
         return stages.answer(
             strategy,

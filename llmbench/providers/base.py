@@ -59,6 +59,13 @@ class Provider(abc.ABC):
         """Fail before the run starts if this model cannot be used (files, packages, keys)."""
         return None
 
+    @classmethod
+    def fingerprint(cls, spec: ModelSpec) -> str | None:
+        """What, besides the spec, decides this model's answers and may change between runs
+        (a recorded file's bytes, a local engine's defaults and build), for the step cache
+        key (None: the spec says it all)."""
+        return None
+
     @abc.abstractmethod
     async def generate(self, request: Request) -> Completion:
         """Send one request. ``cost_usd`` is filled in by the runner from the price table."""

@@ -30,13 +30,15 @@ spoken to through the ``openai_compatible`` provider's code: chat models on
 ``/v1/chat/completions`` with the GGUF's template, base models on ``/v1/completions``, not
 streamed (reading a stream took CPU from the server's threads), with a time to first token all
 the same: the latency less the server's own time on the tokens after the first (its
-``timings``), and a JSON schema becomes the server's grammar. With its own defaults (prefix
-reuse) llama-server ran SmolLM2 2.3x this in-process path on an idle 2-core machine (issue
-19); with the settings below, which keep answers independent of order, it runs level with a
-bare HTTP loop on the same server (benchmarks/local_engine.py); bench.yaml end to end took
-0.87x the in-process engine's time on a quiet 2-core machine but 2.2x on a busy one
-(benchmarks/make_run_engines.py: 1.5x to 2.6x the CPU, with no line-aligned prefix reuse and
-threads that poll for work), so in-process stays the default.
+``timings``), and a JSON schema becomes the server's grammar. Both engines run the same
+threads (:meth:`LlamaCppOptions.threads`) and flash attention (``flash_attn``). With its own
+defaults (order-dependent prefix reuse) llama-server runs SmolLM2 1.4x and Gemma 3 1.3x this
+in-process path on an idle 2-core machine (issue 19; 2.3x when this path ran one thread with
+flash attention off); with the settings below, which keep answers independent of order, it
+runs level with a bare HTTP loop on the same server, and this path 1.09x (SmolLM2) and 0.85x
+(Gemma 3) of that loop (benchmarks/local_engine.py). The server's threads poll for work and
+it evaluates every prompt whole, so on a busy machine it needed 1.5x to 2.6x the CPU
+(benchmarks/make_run_engines.py): in-process stays the default.
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
 config switches engines in one line, and what is not remote stays local for the runner (no
@@ -445,6 +447,35 @@ def _threads() -> int:
     return max((os.cpu_count() or 2) // 2, 1)
 
 
+def _how_answers_are_computed(options: LlamaCppOptions) -> dict[str, str]:
+    """The settings that change llama.cpp's numbers or prompt (thread counts do not)."""
+    identity = {
+        # How a prompt is split into batches changes llama.cpp's numbers, so answers
+        # computed with another split are not this model's answers.
+        "prompt_eval": {"lines": "line-chunks-1", "off": "one-batch", "any": "any-prefix"}[
+            options.prompt_cache
+        ],
+    }
+    if options.flash_attn:  # another attention kernel: other numbers
+        identity["attention"] = "flash"
+    if options.engine == "server":  # another sampler and template renderer: other answers
+        identity["engine"] = "llama-server"
+    if options.tool_format == "json":  # its prompt's wording decides tool answers
+        identity["tool_prompt"] = local_tools.convention_identity()
+    return identity
+
+
+def _llama_build() -> str:
+    """The llama.cpp build that computes the answers: llama-cpp-python's version (the server
+    is built from the same sdist, in a folder named by it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama_cpp_python")
+    except PackageNotFoundError:
+        return "absent"
+
+
 def file_digest(path: Path) -> str:
     """Short sha256 of a model file, memoised per (path, size, mtime)."""
     stat = path.stat()
@@ -795,23 +826,29 @@ class LlamaCppProvider(Provider):
 
     def cache_identity(self) -> dict[str, Any]:
         # The file's content, not its path, decides the answers; the mode decides the prompt.
-        identity = {
+        return {
             **super().cache_identity(),
             "file": file_digest(self.path),
             "mode": self._mode or self.mode,
-            # How a prompt is split into batches changes llama.cpp's numbers, so answers
-            # computed with another split are not this model's answers.
-            "prompt_eval": {"lines": "line-chunks-1", "off": "one-batch", "any": "any-prefix"}[
-                self.options.prompt_cache
-            ],
+            **_how_answers_are_computed(self.options),
         }
-        if self.options.flash_attn:  # another attention kernel: other numbers
-            identity["attention"] = "flash"
-        if self._server is not None:  # another sampler and template renderer: other answers
-            identity["engine"] = "llama-server"
-        if self.options.tool_format == "json":  # its prompt's wording decides tool answers
-            identity["tool_prompt"] = local_tools.convention_identity()
-        return identity
+
+    @classmethod
+    def fingerprint(cls, spec: ModelSpec) -> str:
+        """For the step cache: every option with its default filled in, how answers are
+        computed, the llama.cpp build and the model file (by size and time: not read whole on
+        every run; the response cache keys on its bytes), so a new default or build re-runs
+        the generation steps instead of reusing their rows."""
+        options = LlamaCppOptions.model_validate(spec.options)
+        path = resolve_model_file(spec.model)
+        stat = path.stat()
+        identity = {
+            "file": [str(path), stat.st_size, stat.st_mtime_ns],
+            "options": options.model_dump(mode="json", exclude={"n_threads", "n_threads_batch"}),
+            "build": _llama_build(),
+            **_how_answers_are_computed(options),
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
     def close(self) -> None:
         self._llm = None  # the loaded model stays shared for later steps in this process

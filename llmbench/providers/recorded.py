@@ -153,8 +153,8 @@ class RecordedProvider(Provider):
     def preflight(cls, spec: ModelSpec) -> None:
         _load(spec)
 
-    @staticmethod
-    def fingerprint(spec: ModelSpec) -> str:
+    @classmethod
+    def fingerprint(cls, spec: ModelSpec) -> str:
         """Changes when the file's bytes change, so cached steps see new recordings."""
         return source_fingerprint(_source(spec))
 

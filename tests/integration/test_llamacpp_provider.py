@@ -100,3 +100,33 @@ def test_in_process_engine_runs_the_options_threads_and_flash_attention() -> Non
     assert off_llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
     assert off.cache_identity() != p.cache_identity()
     assert p.cache_identity()["attention"] == "flash"
+
+
+def test_generation_steps_are_keyed_by_what_computes_the_answers() -> None:
+    """A local model's ZenML step key carries its options with defaults filled in, how answers
+    are computed and the llama.cpp build: a changed default (flash attention, here) re-runs
+    its generation steps instead of reusing rows computed the old way."""
+    from llmbench.config import load
+    from llmbench.plan import plan
+    from llmbench.preflight import preflight
+
+    def spec(**options: object) -> ModelSpec:
+        return ModelSpec.model_validate(
+            {
+                "name": "m",
+                "provider": "llamacpp",
+                "model": "smollm2-135m-instruct",
+                "options": options,
+            }
+        )
+
+    base = LlamaCppProvider.fingerprint(spec())
+    assert base == LlamaCppProvider.fingerprint(spec(flash_attn=True))  # the default, written out
+    assert base == LlamaCppProvider.fingerprint(spec(n_threads=1))  # threads do not change answers
+    for other in ({"flash_attn": False}, {"prefix_cache": "off"}, {"engine": "server"}):
+        assert LlamaCppProvider.fingerprint(spec(**other)) != base, other
+
+    bench = load(Path(__file__).resolve().parents[2] / "bench.yaml")
+    fingerprints = preflight(bench)
+    steps = {g.id: g for g in plan(bench, fingerprints).generations}
+    assert steps["generate__smollm2-135m__arithmetic"].params["data_fingerprint"] == base
