@@ -11,7 +11,9 @@ import functools
 import importlib.metadata
 import logging
 import os
+import sqlite3
 from collections.abc import MutableMapping
+from typing import Any
 
 DEFAULTS = {
     "ZENML_ANALYTICS_OPT_IN": "false",  # no analytics calls (the global config alone is not enough)
@@ -48,6 +50,28 @@ def configure_environment(environ: MutableMapping[str, str] | None = None) -> No
     for name in QUIETED_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     _memoize_package_scan()
+    write_ahead_local_stores()
+
+
+def write_ahead_local_stores() -> None:
+    """Every sqlite database this process opens through SQLAlchemy (ZenML's local store,
+    MLflow's) in write-ahead-log mode with ``synchronous=NORMAL``: a commit no longer waits
+    for the disk (0.7 ms each on this machine; a fully cached run commits several hundred
+    times), a crash may lose the last commits but never corrupts the file, and readers (a
+    dashboard, a parallel step) no longer block a writer. A server-backed store is untouched."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _write_ahead):
+        event.listen(Engine, "connect", _write_ahead)
+
+
+def _write_ahead(connection: Any, _record: Any) -> None:
+    if isinstance(connection, sqlite3.Connection):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; a no-op in memory
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
 
 
 def _memoize_package_scan() -> None:

@@ -1,9 +1,10 @@
 """Shared fixtures. Everything runs offline; ZenML and MLflow state lives in tmp dirs.
 
 Two fixtures apply to every test. `process_state` puts back what a test may change for the
-whole process: os.environ, the loggers run.py and `configure_environment()` set up, and the
-package scan that `configure_environment()` memoizes. `backoff` records retry waits instead of
-sleeping them, so no test sleeps in backoff unless it passes a clock of its own.
+whole process: os.environ, the loggers run.py and `configure_environment()` set up, the
+package scan that `configure_environment()` memoizes and its sqlite settings. `backoff`
+records retry waits instead of sleeping them, so no test sleeps in backoff unless it passes a
+clock of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from llmbench import environment
 from llmbench.environment import QUIETED_LOGGERS
 from llmbench.runtime import retry
 
@@ -36,7 +38,12 @@ os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 @pytest.fixture(autouse=True)
 def process_state() -> Iterator[None]:
-    """os.environ, PROCESS_LOGGERS and importlib.metadata as they were before the test."""
+    """os.environ, PROCESS_LOGGERS, importlib.metadata and SQLAlchemy's sqlite settings as
+    they were before the test."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    write_ahead = event.contains(Engine, "connect", environment._write_ahead)
     environ = {k: v for k, v in os.environ.items() if k != PYTEST_OWN}
     loggers = [logging.getLogger(name) for name in PROCESS_LOGGERS]
     states = [(lg, lg.level, lg.propagate, lg.disabled, list(lg.handlers)) for lg in loggers]
@@ -45,6 +52,8 @@ def process_state() -> Iterator[None]:
         yield
     finally:
         importlib.metadata.packages_distributions = scan  # type: ignore[assignment]
+        if not write_ahead and event.contains(Engine, "connect", environment._write_ahead):
+            event.remove(Engine, "connect", environment._write_ahead)
         for logger, level, propagate, disabled, handlers in states:
             logger.setLevel(level)
             logger.propagate, logger.disabled = propagate, disabled

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
-from llmbench.environment import DEFAULTS, configure_environment
+from llmbench.environment import DEFAULTS, configure_environment, write_ahead_local_stores
 
 
 def test_defaults_fill_a_given_mapping_and_the_users_values_win() -> None:
@@ -17,3 +19,26 @@ def test_defaults_fill_a_given_mapping_and_the_users_values_win() -> None:
     chosen = {"MLFLOW_MODEL_CATALOG_URI": "https://catalog.example"}
     configure_environment(chosen)
     assert chosen["MLFLOW_MODEL_CATALOG_URI"] == "https://catalog.example"
+
+
+def test_local_sqlite_stores_write_ahead_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    """ZenML's and MLflow's local stores are SQLAlchemy engines on sqlite: each connection
+    they open is put in WAL mode with synchronous=NORMAL (1), the file keeps WAL."""
+    from sqlalchemy import create_engine, text
+
+    def pragmas(url: str) -> tuple[str, int]:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            mode = connection.execute(text("PRAGMA journal_mode")).scalar_one()
+            sync = connection.execute(text("PRAGMA synchronous")).scalar_one()
+        engine.dispose()
+        return mode, sync
+
+    before = pragmas(f"sqlite:///{tmp_path / 'before.db'}")
+    assert before == ("delete", 2)  # sqlite's own: a rollback journal, FULL
+    write_ahead_local_stores()
+    write_ahead_local_stores()  # once is enough; twice changes nothing
+    assert pragmas(f"sqlite:///{tmp_path / 'store.db'}") == ("wal", 1)
+    raw = sqlite3.connect(tmp_path / "store.db")  # another process's view of the file
+    assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    raw.close()
