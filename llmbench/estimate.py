@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 from llmbench.pricing import CHARS_PER_TOKEN, estimated_prompt_tokens, max_cost
 from llmbench.runtime.runner import request_params
-from llmbench.schema import BenchConfig, ModelSpec
+from llmbench.schema import BenchConfig, ModelSpec, TaskSpec
 from llmbench.tasks.build import build_samples
 from llmbench.types import Message, Sample
 
@@ -184,8 +184,11 @@ def strategy_estimates(config: BenchConfig, models: list[Estimate]) -> list[Esti
 def same_spend_estimates(config: BenchConfig, strategies: list[Estimate]) -> list[Estimate]:
     """A row per same-spend baseline the run will draw (``<strategy>.same-spend``): n draws
     of the strategy's best model member, n chosen so they cost about what the strategy did
-    per item; the first draw is the member's own row, from the response cache, so the new
-    draws cost at most the strategy's own spend. The bound is the strategy's worst case."""
+    per item (on a judged task with the universal self-consistency's selection call
+    counted in); the first draw is the member's own row, from the response cache, so the
+    new draws cost at most the strategy's own spend. The bound is the strategy's worst
+    case. Judging the baselines of a judged task is counted on the judges' rows
+    (:func:`judge_estimates`)."""
     from llmbench.report.same_spend import needs_baseline
 
     by_name = {row.model: row for row in strategies}
@@ -197,7 +200,7 @@ def same_spend_estimates(config: BenchConfig, strategies: list[Estimate]) -> lis
             rows.append(
                 Estimate(
                     f"{spec.name}.same-spend",
-                    "same-spend draws",
+                    "same-spend draws (+ selection)",
                     row.samples,
                     row.prompt_tokens,
                     "bound",
@@ -206,6 +209,20 @@ def same_spend_estimates(config: BenchConfig, strategies: list[Estimate]) -> lis
                 )
             )
     return rows
+
+
+def same_spend_entrants(config: BenchConfig, task: TaskSpec) -> list[str]:
+    """The same-spend baselines drawn on ``task`` (``<strategy>.same-spend``): those of the
+    multi-step strategies running on it, where it takes one (as the plan draws them)."""
+    from llmbench.report.same_spend import SUFFIX, method_of, needs_baseline
+
+    if method_of(task) is None:
+        return []
+    return [
+        spec.name + SUFFIX
+        for spec in config.strategies
+        if needs_baseline(spec) and config.runs_on(spec.name, task.name)
+    ]
 
 
 def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> list[Estimate]:
@@ -220,6 +237,8 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         if judge is None:
             continue
         names = [m.name for m in config.entrants_on(task.name)]
+        # The panel grades each same-spend baseline's answers as it grades an entrant's.
+        graded = names + same_spend_entrants(config, task)
         template = math.ceil(len(task_template(task)) / CHARS_PER_TOKEN)
         relevance_template = math.ceil(
             sum(len(t) for t in relevance_prompt(task).values()) / CHARS_PER_TOKEN
@@ -227,7 +246,7 @@ def judge_estimates(config: BenchConfig, samples: dict[str, list[Sample]]) -> li
         answer = max(request_params(m, task, 0).max_tokens for m in config.models)
         per_call_answers = 2 if judge.mode == "pairwise" else 1
         calls_per_sample = (
-            2 * len(model_pairs(names, judge.baseline)) if judge.mode == "pairwise" else len(names)
+            2 * len(model_pairs(names, judge.baseline)) if judge.mode == "pairwise" else len(graded)
         )
         for name in judge.panel:
             total = totals.setdefault(name, [0, 0, 0])

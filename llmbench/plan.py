@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from llmbench.report.same_spend import SUFFIX, needs_baseline
+from llmbench.report.same_spend import SUFFIX, method_of, needs_baseline
 from llmbench.retrieval.corpus import load_corpus
 from llmbench.retrieval.index import KINDS, settings_of
 from llmbench.runtime.runner import request_params
@@ -75,8 +75,16 @@ class SameSpend:
     strategies: tuple[str, ...]
     members: tuple[str, ...]  # every model member of those strategies: send settings, keys
     # ``strategies``: each one's model members' generation identities; ``prices``: every
-    # member's, a parameter so that a price change re-scores the baselines.
+    # member's (and judge's), a parameter so that a price change re-scores the baselines;
+    # on a judged task ``judges``, ``judge_fingerprints`` and the judge settings, prompt
+    # and parser version, as a grade step's, so a new judge re-grades them.
     params: dict[str, Any]
+    judges: tuple[str, ...] = ()  # the task's panel on a judged task: send settings, keys
+
+    @property
+    def request_models(self) -> tuple[str, ...]:
+        """Every model the step sends requests to: the members, then the judges."""
+        return self.members + tuple(j for j in self.judges if j not in self.members)
 
     @property
     def entrants(self) -> tuple[str, ...]:
@@ -246,32 +254,46 @@ def entrant_prices(bench: BenchConfig, entrant: str) -> dict[str, Any]:
     return _priced([found])
 
 
-def _same_spend(bench: BenchConfig) -> list[SameSpend]:
-    """A baseline per multi-step strategy and task it runs on, for tasks scored by metrics
-    alone (a judged task would need its baseline judged too: not drawn); a task's baselines
-    share one step."""
+def _same_spend(bench: BenchConfig, fingerprints: dict[str, str]) -> list[SameSpend]:
+    """A baseline per multi-step strategy and task it runs on, where the task takes one
+    (:func:`~llmbench.report.same_spend.method_of`: scored by metrics, or graded by a
+    rubric or reference judge, whose panel then grades the baselines in the step; not a
+    pairwise-judged task); a task's baselines share one step."""
     found = {s.name: bench.members_of(s) for s in bench.strategies if needs_baseline(s)}
     out = []
     for task in bench.tasks:
         members = {n: mine for n, mine in found.items() if bench.runs_on(n, task.name)}
         every = list({m.name: m for mine in members.values() for m in mine}.values())
-        if not task.metrics or task.judge is not None or not members:
+        if method_of(task) is None or not members:
             continue
+        params: dict[str, Any] = {
+            "strategies": {
+                name: [m.generation_identity() for m in mine] for name, mine in members.items()
+            },
+            "task": task.model_dump(mode="json"),
+            "seed": bench.execution.seed,
+            "prices": _priced(every),
+        }
+        panel: tuple[str, ...] = ()
+        if task.judge is not None:
+            panel = tuple(task.judge.panel)
+            judges = [bench.grader(name) for name in panel]
+            params.update(
+                judges=[j.generation_identity() for j in judges],
+                judge_fingerprints={n: fingerprints.get(f"model:{n}") for n in panel},
+                judge_prompt=task_template(task),
+                parser_version=PARSER_VERSION,
+                judge_prices=_priced(judges),
+                **relevance_prompt(task),
+            )
         out.append(
             SameSpend(
                 id=f"same_spend__{task.name}",
                 task=task.name,
                 strategies=tuple(members),
                 members=tuple(m.name for m in every),
-                params={
-                    "strategies": {
-                        name: [m.generation_identity() for m in mine]
-                        for name, mine in members.items()
-                    },
-                    "task": task.model_dump(mode="json"),
-                    "seed": bench.execution.seed,
-                    "prices": _priced(every),
-                },
+                params=params,
+                judges=panel,
             )
         )
     return out
@@ -341,5 +363,5 @@ def plan(bench: BenchConfig, fingerprints: dict[str, str]) -> Plan:
                 judge_prices=judge_prices,
             )
         )
-    result.same_spend = _same_spend(bench)
+    result.same_spend = _same_spend(bench, fingerprints)
     return result

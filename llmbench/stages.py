@@ -125,9 +125,10 @@ def same_spend(
     """A strategy's same-spend baseline on one task (:mod:`llmbench.report.same_spend`):
     chosen from the scored rows of the strategy and of its model members (``models``, by
     name, priced), then drawn: one answer of the member (its own row's requests, from the
-    response cache), or a vote of n draws of it. No member scored: a failed row per
-    sample, saying so."""
-    from llmbench.report.same_spend import choose, member_temperatures, replayed
+    response cache), or n draws of it, voted (a task scored by metrics) or one picked by
+    the member as the most consistent (universal self-consistency, a judged task). No
+    member scored: a failed row per sample, saying so."""
+    from llmbench.report.same_spend import choose, member_temperatures, method_of, replayed
 
     items = frame_to_samples(samples)
     ids = [s.sample_id for s in items]
@@ -140,8 +141,9 @@ def same_spend(
         temperatures,
         replayed(models.values()),
     )
-    if chosen is None:
-        failed = Completion(error=f"no same-spend baseline for {strategy}: no member was scored")
+    if chosen is None or method_of(task) is None:
+        why = "no member was scored" if chosen is None else "the task takes none"
+        failed = Completion(error=f"no same-spend baseline for {strategy}: {why}")
         return completions_to_frame(ids, [failed] * len(items))
     model = models[chosen.member]
     if chosen.draws == 1:
@@ -170,11 +172,14 @@ def score_same_spend(
     *,
     seed: int,
     settings: runner.RunSettings,
+    judges: Mapping[str, ModelSpec] | None = None,
 ) -> pd.DataFrame:
     """The same-spend baselines of a task's strategies (``strategies``: each one's model
     members, by name, priced), each drawn (:func:`same_spend`) and scored as
     ``<strategy>.same-spend`` (:func:`score`) at its members' prices, one strategy after
-    the other: ``scored`` is the task's scored rows (:func:`score_task`)."""
+    the other: ``scored`` is the task's scored rows (:func:`score_task`). On a judged task
+    each baseline's answers are graded by every judge of the panel (``judges``, by name,
+    priced) through :func:`grade`, as the leaderboard's rows are, and scored with them."""
     from llmbench.report.same_spend import SUFFIX
 
     def rows(entrant: str) -> pd.DataFrame:
@@ -195,9 +200,49 @@ def score_same_spend(
             label=f"{entrant} / {task.name}",
         )
         prices = {name: m.price for name, m in models.items() if m.price is not None}
-        results, _aggregates = score(entrant, task, samples, drawn, prices=prices)
+        grades = _grade_panel(task, judges or {}, samples, drawn, entrant, seed, settings)
+        judge_prices = {n: m.price for n, m in (judges or {}).items() if m.price is not None}
+        results, _aggregates = score(
+            entrant, task, samples, drawn, grades, judge_prices=judge_prices, prices=prices
+        )
         baselines.append(results)
     return pd.concat(baselines, ignore_index=True)
+
+
+def _grade_panel(
+    task: TaskSpec,
+    judges: Mapping[str, ModelSpec],
+    samples: pd.DataFrame,
+    completions: pd.DataFrame,
+    entrant: str,
+    seed: int,
+    settings: runner.RunSettings,
+) -> list[pd.DataFrame]:
+    """Each panel judge's grades of ``entrant``'s answers (:func:`grade`, the grade
+    step's own path: one judge as the panel, the task's template and relevance prompt);
+    none on a task without a judge."""
+    if task.judge is None:
+        return []
+    template = judge.task_template(task)
+    relevance_template = relevance.relevance_prompt(task).get("relevance_template")
+    missing = [name for name in task.judge.panel if name not in judges]
+    if missing:
+        raise ValueError(f"same-spend grading of {task.name} lacks judges {missing}")
+    return [
+        grade(
+            task.name,
+            task.judge.model_copy(update={"panel": [name]}),
+            template,
+            judges[name],
+            samples,
+            completions,
+            seed=seed,
+            settings=settings,
+            label=f"{name} grades {entrant} / {task.name}",
+            relevance_template=relevance_template,
+        )
+        for name in task.judge.panel
+    ]
 
 
 def _judge_runner(settings: runner.RunSettings, label: str) -> judge.Runner:

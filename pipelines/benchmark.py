@@ -155,10 +155,11 @@ def benchmark(
     # drawn and scored in one step per task.
     baselines = []
     for baseline in steps.same_spend:
-        members = [bench.grader(m) for m in baseline.members]
+        # Its members draw; on a judged task its panel grades the draws in the step too.
+        members = [bench.grader(m) for m in baseline.request_models]
         extra = strategy_extra(members, execution, refresh=refresh, run_name=run_name)
         baselines.append(
-            sending(same_spend, baseline.members, extra).submit(
+            sending(same_spend, baseline.request_models, extra).submit(
                 samples=samples[baseline.task],
                 scored=scored_tasks[baseline.task],
                 id=baseline.id,

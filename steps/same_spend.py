@@ -28,22 +28,35 @@ def same_spend(
     task: dict[str, Any],
     seed: int,
     prices: dict[str, dict[str, Any]],
+    judges: list[dict[str, Any]] | None = None,
+    judge_prices: dict[str, dict[str, Any]] | None = None,
+    judge_fingerprints: dict[str, str | None] | None = None,
+    judge_prompt: str | None = None,
+    parser_version: int | None = None,
+    relevance_template: str | None = None,
 ) -> Annotated[pd.DataFrame, "results"]:
     """``strategies``: each strategy's model members' generation identities; their limits
     come from the step's ``extra``, their prices from ``prices`` (a parameter, so a price
-    change re-scores the baselines)."""
+    change re-scores the baselines). On a judged task, ``judges``: the panel's generation
+    identities, priced at ``judge_prices``, which grade the baselines; the judges'
+    fingerprints, the judge prompt's text, the verdict parser's version and the relevance
+    prompt's text are part of the cache key only (the task's spec says how to grade)."""
     with step_requests() as (extra, settings):
 
-        def spec(member: dict[str, Any]) -> ModelSpec:
+        def spec(member: dict[str, Any], priced: dict[str, dict[str, Any]]) -> ModelSpec:
             name, sent = str(member["name"]), extra["models"][member["name"]]
-            price = prices.get(name, sent["price"])
+            price = priced.get(name, sent["price"])
             return ModelSpec.model_validate({**member, **sent, "price": price})
 
         return stages.score_same_spend(
             TaskSpec.model_validate(task),
             samples,
             scored,
-            {name: {m["name"]: spec(m) for m in members} for name, members in strategies.items()},
+            {
+                name: {m["name"]: spec(m, prices) for m in members}
+                for name, members in strategies.items()
+            },
             seed=seed,
             settings=settings,
+            judges={j["name"]: spec(j, judge_prices or {}) for j in judges or []},
         )

@@ -7,9 +7,15 @@ so a strategy is read against both: its best member as it is, and that member pa
 
 The choice is a pure function of the strategy's and its members' scored rows, so the
 pipeline's ``same_spend`` step (which sends the draws) and the report (which names them)
-make the same one. The draws are a ``vote`` of that member: draw 0 at the member's own
-temperature is its leaderboard row's request (a response-cache hit); a greedy member's
-draws are sampled at ``DRAW_TEMPERATURE``. With n = 1 the baseline is the member itself.
+make the same one. On a task scored by metrics the draws are a ``vote`` of that member; on
+a task graded by a judge, where a majority over free text is undefined, they are a
+``universal_self_consistency`` of it (Chen et al. 2023: the member itself picks the most
+consistent draw, one more call) and the picked answers are graded by the task's judge
+panel as the leaderboard's rows are. A pairwise-judged task gets none: its score is a win
+rate within the tournament of its entrants, which a baseline outside it does not have.
+Draw 0 at the member's own temperature is its leaderboard row's request (a response-cache
+hit); a greedy member's draws are sampled at ``DRAW_TEMPERATURE``. With n = 1 the baseline
+is the member itself.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -58,18 +64,25 @@ MAX_DRAWS = 64  # a vote's most draws
 # Self-consistency sampled GPT-3 and PaLM at T = 0.7 (Wang et al., ICLR 2023, section 3.1).
 DRAW_TEMPERATURE = 0.7
 SUFFIX = ".same-spend"
+Method = Literal["vote", "usc"]
+PAIRWISE_REASON = (
+    "no same-spend baseline: a pairwise-judged task's score is a win rate among its "
+    "entrants, which a baseline outside that tournament does not have"
+)
 
 
 @dataclass(frozen=True)
 class Baseline:
     """A strategy's same-spend baseline on one task: ``draws`` draws of ``member`` (at
-    ``temperature``, None: the member's own), majority-voted."""
+    ``temperature``, None: the member's own), majority-voted (``vote``) or the one the
+    member picks as the most consistent (``usc``, a judged task)."""
 
     strategy: str
     task: str
     member: str
     draws: int
     temperature: float | None
+    method: Method = "vote"
 
     @property
     def name(self) -> str:
@@ -78,32 +91,59 @@ class Baseline:
 
     @property
     def label(self) -> str:
-        return f"{self.member} x{self.draws} votes" if self.draws > 1 else f"{self.member} x1"
+        if self.draws == 1:
+            return f"{self.member} x1"
+        return f"{self.member} x{self.draws} " + ("USC" if self.method == "usc" else "votes")
 
     def spec(self) -> StrategySpec:
-        """The vote that draws it (n >= 2)."""
+        """The vote, or the universal self-consistency, that draws it (n >= 2)."""
         options: dict[str, Any] = {"samples": self.draws}
         if self.temperature is not None:
             options["temperature"] = self.temperature
+        kind = "universal_self_consistency" if self.method == "usc" else "vote"
         return StrategySpec(
-            name=self.name, kind="vote", members={"draws": self.member}, options=options
+            name=self.name, kind=kind, members={"draws": self.member}, options=options
         )
 
 
+def method_of(task: TaskSpec) -> Method | None:
+    """How a task's baseline combines its draws: a vote where metrics score it, universal
+    self-consistency where a rubric or reference judge grades it; None (no baseline) on a
+    pairwise-judged task or one with nothing to score."""
+    if task.judge is not None:
+        return None if task.judge.mode == "pairwise" else "usc"
+    return "vote" if task.metrics else None
+
+
 def needs_baseline(spec: StrategySpec) -> bool:
-    """Every strategy that may make more than one call per item, except a vote of one
-    member's draws, which is self-consistency already."""
+    """Every strategy that may make more than one call per item, except a vote or a
+    universal self-consistency of one member's draws, which is self-consistency already."""
+    if spec.kind == "universal_self_consistency":
+        return False
     if spec.kind == "vote" and len(set(spec.members.values())) == 1:
         return False
     return sum(strategy_class(spec.kind).max_calls(spec).values()) > 1
 
 
-def draws_for(strategy_cost: float, member_cost: float, strategy_calls: float) -> int:
-    """The n in 1..MAX_DRAWS whose n x ``member_cost`` is the closest to ``strategy_cost``
-    (the smaller n on a tie); unpriced members (cost 0) are matched by model calls."""
+def calls_for(draws: int, method: Method = "vote") -> int:
+    """The member calls ``draws`` draws take per item: a universal self-consistency of two
+    or more adds the selection call; one draw is the member itself."""
+    return draws + 1 if method == "usc" and draws > 1 else draws
+
+
+def draws_for(
+    strategy_cost: float, member_cost: float, strategy_calls: float, method: Method = "vote"
+) -> int:
+    """The n in 1..MAX_DRAWS whose calls (:func:`calls_for`) x ``member_cost`` are the
+    closest to ``strategy_cost`` (the smaller n on a tie); unpriced members (cost 0) are
+    matched by model calls. USC's selection call is priced as one more member call: its
+    prompt holds the n answers but its reply is one line, so a member call is about its
+    size for short answers (an estimate; the baseline's row reports what it did cost)."""
+    ns = range(1, MAX_DRAWS + 1)
     if not member_cost > 0:
-        return int(min(max(round(strategy_calls), 1), MAX_DRAWS))
-    gaps = [abs(n * member_cost - strategy_cost) for n in range(1, MAX_DRAWS + 1)]
+        gaps = [abs(calls_for(n, method) - strategy_calls) for n in ns]
+    else:
+        gaps = [abs(calls_for(n, method) * member_cost - strategy_cost) for n in ns]
     return int(np.argmin(gaps)) + 1
 
 
@@ -130,9 +170,11 @@ def choose(
     replayed: Collection[str] = (),
 ) -> Baseline | None:
     """The baseline, from the scored rows of the strategy and of each model member (in
-    member order; a tie goes to the first); None when no member was scored. A ``replayed``
-    member (recorded outputs: every draw is its one answer) is drawn once: more money buys
-    no other answer of it."""
+    member order; a tie goes to the first); None when no member was scored. On a task that
+    takes no baseline (:func:`method_of`) it only names the best member: nothing draws
+    it. A ``replayed`` member (recorded outputs: every draw is its one answer) is drawn
+    once: more money buys no other answer of it."""
+    method = method_of(task) or "vote"  # none drawn: the best member is still named
     quality = {name: _headline_mean(task, rows) for name, rows in member_rows.items()}
     scored = [name for name, q in quality.items() if not math.isnan(q)]
     if not scored or strategy_rows.empty:
@@ -143,12 +185,13 @@ def choose(
         float(strategy_rows["cost_usd"].mean()),
         float(mine["cost_usd"].mean()) if len(mine) else 0.0,
         _model_calls(strategy_rows),
+        method,
     )
     if best in replayed:
         draws = 1
     greedy = temperatures.get(best, 0.0) == 0
     temperature = DRAW_TEMPERATURE if draws > 1 and greedy else None
-    return Baseline(strategy, task.name, best, draws, temperature)
+    return Baseline(strategy, task.name, best, draws, temperature, method)
 
 
 def replayed(models: Iterable[ModelSpec]) -> set[str]:
@@ -214,6 +257,8 @@ def summary(row: Mapping[str, Any]) -> str:
             f"; {100 * row['vs_baseline']:+.1f} against {row['baseline']} at the same "
             f"spend (p = {_p(row['vs_baseline_p'])})"
         )
+    elif row.get("reason"):
+        line += f"; {row['reason']}"
     return line
 
 
@@ -250,7 +295,7 @@ def same_spend_table(
                 "vs_member_p": versus.p_value,
                 "cost_ratio": own_cost / member_cost if member_cost > 0 else math.nan,
                 "baseline": None,
-                "draws": chosen.draws,
+                "draws": chosen.draws if method_of(task) is not None else math.nan,
                 "temperature": math.nan if chosen.temperature is None else chosen.temperature,
                 "baseline_score": math.nan,
                 "cost_per_item_usd": own_cost,
@@ -274,6 +319,8 @@ def same_spend_table(
                     vs_baseline_high=same.high,
                     vs_baseline_p=same.p_value,
                 )
+            if task.judge is not None and task.judge.mode == "pairwise":
+                row["reason"] = PAIRWISE_REASON
             row["summary"] = summary(row)
             rows.append(row)
     return pd.DataFrame(rows, columns=SAME_SPEND_COLUMNS)

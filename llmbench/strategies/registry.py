@@ -17,6 +17,7 @@ STRATEGIES: dict[str, str] = {
     "mixture_of_agents": "llmbench.strategies.moa:MixtureOfAgents",
     "supervisor": "llmbench.strategies.supervisor:Supervisor",
     "chain": "llmbench.strategies.chain:Chain",
+    "universal_self_consistency": "llmbench.strategies.usc:UniversalSelfConsistency",
 }
 
 

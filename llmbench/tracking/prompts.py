@@ -1,5 +1,6 @@
 """The run's prompt templates in MLflow's Prompt Registry: each task's prompt, each judge
-template and each strategy prompt (a classifier's, a verifier's ...), one prompt per name, a
+template, each strategy prompt (a classifier's, a verifier's ...) and the selection prompt
+of judged tasks' same-spend baselines, one prompt per name, a
 new version only when its text changed since the last.
 
 The versions are linked to the benchmark's parent run (the run page's "Prompts" and the
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmbench.estimate import same_spend_entrants
+from llmbench.report.same_spend import method_of
 from llmbench.schema import BenchConfig, TaskSpec
 from llmbench.scoring.judge import default_template, task_template
 from llmbench.scoring.relevance import DEFAULT_TEMPLATE, relevance_prompt
 from llmbench.strategies.registry import strategy_class
+from llmbench.strategies.usc import UniversalSelfConsistencyOptions
 
 PREFIX = "llmbench"
 
@@ -67,6 +71,11 @@ def templates_of(config: BenchConfig) -> dict[str, tuple[Template, dict[str, str
                 "llmbench.option": option,
             }
             out[f"{PREFIX}.strategy.{strategy.name}.{option}"] = (text, tags)
+    if any(method_of(t) == "usc" and same_spend_entrants(config, t) for t in config.tasks):
+        # A judged task's same-spend baselines pick their answer with this prompt.
+        text = UniversalSelfConsistencyOptions(samples=2).select_prompt
+        tags = {"llmbench.kind": "same_spend", "llmbench.option": "select_prompt"}
+        out[f"{PREFIX}.same_spend.select_prompt"] = (text, tags)
     return out
 
 
