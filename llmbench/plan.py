@@ -21,6 +21,7 @@ from llmbench.scoring.relevance import relevance_prompt
 from llmbench.scoring.verdict import PARSER_VERSION
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
+from llmbench.strategies.usc import UniversalSelfConsistencyOptions
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,8 @@ def _same_spend(bench: BenchConfig, fingerprints: dict[str, str]) -> list[SameSp
                 judge_prompt=task_template(task),
                 parser_version=PARSER_VERSION,
                 judge_prices=_priced(judges),
+                # The selection prompt's text: editing the file re-draws the baselines.
+                select_prompt=UniversalSelfConsistencyOptions(samples=2).select_prompt,
                 **relevance_prompt(task),
             )
         out.append(

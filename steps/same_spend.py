@@ -34,13 +34,15 @@ def same_spend(
     judge_prompt: str | None = None,
     parser_version: int | None = None,
     relevance_template: str | None = None,
+    select_prompt: str | None = None,
 ) -> Annotated[pd.DataFrame, "results"]:
     """``strategies``: each strategy's model members' generation identities; their limits
     come from the step's ``extra``, their prices from ``prices`` (a parameter, so a price
     change re-scores the baselines). On a judged task, ``judges``: the panel's generation
     identities, priced at ``judge_prices``, which grade the baselines; the judges'
-    fingerprints, the judge prompt's text, the verdict parser's version and the relevance
-    prompt's text are part of the cache key only (the task's spec says how to grade)."""
+    fingerprints, the judge prompt's text, the verdict parser's version, the relevance
+    prompt's text and the USC selection prompt's text are part of the cache key only (the
+    task's spec says how to grade; the selection prompt is read from its file)."""
     with step_requests() as (extra, settings):
 
         def spec(member: dict[str, Any], priced: dict[str, dict[str, Any]]) -> ModelSpec:

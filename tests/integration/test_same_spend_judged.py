@@ -25,7 +25,7 @@ from llmbench.scoring.judge import task_template
 from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
 from llmbench.tables import samples_to_frame, trace_of
-from llmbench.types import Sample
+from llmbench.types import Sample, Tool
 from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply
 from tests.integration.test_strategies import (
     CHEAP,
@@ -118,7 +118,11 @@ def test_a_judged_task_gets_a_universal_self_consistency_baseline_graded_by_its_
     [spec] = bench.strategies
     [judge] = bench.judges
     models = {m.name: m for m in bench.models}
-    items = [Sample(sample_id=str(i), prompt=f"q{i}", references=()) for i in range(2)]
+    # The samples offer a tool: the draws carry it, the selection does not.
+    lookup = Tool(name="lookup", description="look a fact up")
+    items = [
+        Sample(sample_id=str(i), prompt=f"q{i}", references=(), tools=(lookup,)) for i in range(2)
+    ]
     frame = samples_to_frame(items)
     settings = RunSettings(cache=ResponseCache(tmp_path), retries=ZERO_WAIT)
     answers = {
@@ -193,6 +197,8 @@ def test_a_judged_task_gets_a_universal_self_consistency_baseline_graded_by_its_
         assert "Response 1:\nsecond draft GOOD\n" in prompt
         assert "Select the most consistent response based on majority consensus." in prompt
         assert not request.body.get("tools")
+    draws = [r for r in new if r.model == "gpt-strong" and r not in selections]
+    assert len(draws) == 2 and all(r.body.get("tools") for r in draws)
     assert drawn["model"].unique().tolist() == ["moa.same-spend"]
     # q0: Response 1 picked; q1: the pick unreadable, draw 0, and the row says so.
     assert drawn["output"].tolist() == ["second draft GOOD", "first draft"]

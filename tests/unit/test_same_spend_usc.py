@@ -148,6 +148,7 @@ def test_the_plan_grades_a_judged_tasks_baselines_with_its_panel() -> None:
     assert set(params["judge_prices"]) == {"judge"}
     assert "Grade the assistant's answer" in params["judge_prompt"]
     assert isinstance(params["parser_version"], int)
+    assert "majority consensus" in params["select_prompt"]
     # A metric task's step has no judge; a pairwise task has no baseline step.
     [metric] = plan(_config(None), {}).same_spend
     assert metric.judges == () and "judges" not in metric.params
