@@ -280,7 +280,8 @@ def frame_view(table_id: str, frame: pd.DataFrame) -> HtmlTable:
 
 def same_spend_view(report: Report) -> HtmlTable:
     """What each multi-step strategy buys: against its best member, and against that member
-    given the same money per item (its n votes), each with its paired test."""
+    given the same money per item (its n votes, or on a judged task its USC pick of n
+    draws), each with its paired test."""
     headers = [
         "strategy",
         "task",

@@ -7,6 +7,7 @@ grades the leaderboard's rows, the paired test, and an unchanged rerun sending n
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from llmbench import stages
 from llmbench.config import BenchConfig, check_registries
@@ -26,7 +28,9 @@ from llmbench.strategies.base import TaskView
 from llmbench.strategies.build import identity
 from llmbench.tables import samples_to_frame, trace_of
 from llmbench.types import Sample, Tool
+from tests.cli_runs import isolated_env, run_cli
 from tests.fakes.provider_server import ProviderServer, RecordedRequest, Reply
+from tests.integration.test_pipeline_e2e import zenml_steps
 from tests.integration.test_strategies import (
     CHEAP,
     STRONG,
@@ -221,3 +225,38 @@ def test_a_judged_task_gets_a_universal_self_consistency_baseline_graded_by_its_
     again = baseline()
     assert len(server.requests) == sent
     assert again["output"].tolist() == drawn["output"].tolist()
+
+
+@pytest.mark.slow
+def test_the_pipeline_draws_and_grades_a_judged_tasks_baseline(
+    server: ProviderServer, tmp_path: Path
+) -> None:
+    """Through run.py and ZenML: the same_spend step sends the draws, the selections and
+    the panel's grades, and an unchanged rerun is all cache hits."""
+    server.default = scripted
+    data = tmp_path / "essay.jsonl"
+    data.write_text("".join(json.dumps({"q": f"q{i}"}) + "\n" for i in range(2)))
+    spec = config().model_dump(mode="json", exclude_defaults=True)
+    spec["tasks"][0]["source"] = {"path": str(data)}
+    spec.update(name="usc-e2e", execution={"seed": 1}, tracking={"experiment": "usc-e2e"})
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    env = isolated_env(tmp_path, OPENAI_BASE_URL=server.url + "/v1", OPENAI_API_KEY="sk-e2e")
+
+    run_cli(tmp_path, env, "--config", str(path), "--run-name", "u-1")
+    asked = pd.Series([r.model for r in server.requests]).value_counts().to_dict()
+    # strong: its row, the aggregations, draw 1 and the selection per item; the judge: three
+    # entrants' answers and the baseline's one new pick.
+    assert asked == {"gpt-cheap": 2, "gpt-strong": 8, "gpt-judge": 7}
+    out = tmp_path / "results" / "u-1"
+    [row] = list(csv.DictReader((out / "statistics" / "same_spend.csv").open()))
+    assert (row["model"], row["best_member"], row["baseline"]) == ("moa", "strong", "strong x2 USC")
+    assert float(row["baseline_score"]) == pytest.approx((9 - 1 + 3 - 1) / 2 / 9)
+    assert "against strong x2 USC at the same spend" in row["summary"]
+    steps = zenml_steps(env, "u-1")
+    assert steps["same_spend__essay"] == "completed"
+
+    server.clear()
+    run_cli(tmp_path, env, "--config", str(path), "--run-name", "u-2")
+    assert server.requests == []
+    assert zenml_steps(env, "u-2")["same_spend__essay"] == "cached"
