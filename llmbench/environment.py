@@ -58,7 +58,8 @@ def write_ahead_local_stores() -> None:
     MLflow's) in write-ahead-log mode with ``synchronous=NORMAL``: a commit no longer waits
     for the disk (0.7 ms each on this machine; a fully cached run commits several hundred
     times), a crash may lose the last commits but never corrupts the file, and readers (a
-    dashboard, a parallel step) no longer block a writer. A server-backed store is untouched."""
+    dashboard, a parallel step) no longer block a writer; a write transaction begins
+    ``IMMEDIATE`` (below). A server-backed store is untouched."""
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -68,6 +69,11 @@ def write_ahead_local_stores() -> None:
 
 def _write_ahead(connection: Any, _record: Any) -> None:
     if isinstance(connection, sqlite3.Connection):
+        # pysqlite opens a transaction just before a write: IMMEDIATE takes the write lock
+        # then, waiting for it (the busy timeout), where its default (DEFERRED) would read
+        # first and then fail at once with "database is locked" if another connection had
+        # written meanwhile (two steps publishing to ZenML's store). Reads still take none.
+        connection.isolation_level = "IMMEDIATE"
         cursor = connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")  # kept in the file; a no-op in memory
         cursor.execute("PRAGMA synchronous=NORMAL")

@@ -552,8 +552,8 @@ class ModelSpec(_Strict):
     )
     secret: str | None = Field(
         default=None,
-        description="ZenML secret whose keys (e.g. OPENAI_API_KEY) become environment "
-        "variables for this model's steps",
+        description="ZenML secret whose keys (e.g. OPENAI_API_KEY) this model reads before "
+        "the environment's (it alone: another model keeps the environment's)",
     )
     limits: RateLimits = Field(
         default_factory=RateLimits,

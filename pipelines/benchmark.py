@@ -74,10 +74,12 @@ def benchmark(
         )
 
     def sending(step: Any, models: tuple[str, ...], extra: dict[str, Any]) -> Any:
-        """A step that sends requests: its send settings and its models' ZenML secrets."""
-        secrets = sorted({s for m in models if (s := bench.grader(m).secret)})
-        # A secret's keys become environment variables during this step only.
-        return step.with_options(extra=extra, secrets=secrets or None)
+        """A step that sends requests: its send settings and its models' ZenML secrets, by
+        name. The step gives each secret's values to its model alone
+        (steps.settings.step_requests): ZenML's own step ``secrets`` would set them in the
+        process environment, where a step running beside it reads them for another model."""
+        secrets = {m: s for m in models if (s := bench.grader(m).secret)}
+        return step.with_options(extra={**extra, "secrets": secrets} if secrets else extra)
 
     futures: dict[str, Any] = {}
     answers: dict[tuple[str, str], Any] = {}

@@ -15,6 +15,7 @@ from zenml.integrations.mlflow.experiment_trackers.mlflow_experiment_tracker imp
 from zenml.integrations.registry import integration_registry
 
 from llmbench.errors import ConfigError
+from llmbench.providers.keys import forget_keys
 from llmbench.providers.llama_server import stop_servers
 from llmbench.providers.registry import provider_class
 from llmbench.providers.remote import RemoteProvider
@@ -174,6 +175,7 @@ def run_benchmark(
         )
     finally:
         stop_servers()  # the local models' llama-servers end with the run that needed them
+        forget_keys()  # the secrets its steps gave their models end with it too
     assert run is not None
     steps = run.steps
     generations = [s for name, s in steps.items() if name.startswith(("generate__", "answer__"))]

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from zenml import get_step_context
+from zenml.client import Client
 
+from llmbench.providers.keys import provide_keys
 from llmbench.runtime.budget import budget_for
 from llmbench.runtime.retry import RetryPolicy
 from llmbench.runtime.runner import RunSettings, open_cache
@@ -82,6 +84,9 @@ def step_requests() -> Iterator[tuple[dict[str, Any], RunSettings]]:
     """This step's ``extra`` and the settings built from it; the response cache is closed
     when the step's requests are done."""
     extra = get_step_context().step_run.config.extra
+    for model, secret in (extra.get("secrets") or {}).items():
+        # Its model's alone, never the process environment (llmbench.providers.keys).
+        provide_keys(model, Client().get_secret(secret).secret_values)
     settings = run_settings(extra)
     try:
         yield extra, settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmbench.errors import ConfigError, MissingDependencyError
 from llmbench.providers.base import Provider
-from llmbench.providers.keys import read_key
+from llmbench.providers.keys import read_key, variable
 from llmbench.types import FinishReason, GenerationParams, Message
 
 if TYPE_CHECKING:
@@ -97,13 +96,13 @@ class RemoteProvider(Provider):
         if not variables:
             return None
         if not cls.endpoint.key_required and not spec.api_key_env:
-            return next((os.environ[v] for v in variables if os.environ.get(v)), None)
+            return next((v for v in (variable(n, model=spec.name) for n in variables) if v), None)
         return read_key(variables, model=spec.name)
 
     @classmethod
     def resolve_base_url(cls, spec: ModelSpec) -> str | None:
-        variable = cls.endpoint.base_url_variable
-        from_env = os.environ.get(variable, "").strip() if variable else ""
+        name = cls.endpoint.base_url_variable
+        from_env = variable(name, model=spec.name) if name else ""
         return spec.base_url or from_env or cls.endpoint.base_url
 
     @classmethod

@@ -23,8 +23,8 @@ run will use so the fork server imports their SDKs once, before the first worker
 A worker outlives its job: it waits in a pool of this process for the next one, with its
 event loop, and the default sender keeps its provider (SDK client, open connections) for the
 next job of the same model and environment; ``shutdown()`` (also at exit) ends the idle ones.
-Each job carries the caller's environment (keys a ZenML secret put there for the step,
-``*_BASE_URL``), never written anywhere.
+Each job carries the caller's environment (``*_BASE_URL``, keys) with the keys its model's
+ZenML secret provides (:func:`llmbench.providers.keys.provide_keys`), never written anywhere.
 
 Each worker runs one event loop (uvloop when installed, see ``new_event_loop``) at its
 share of the concurrency and of the model's rate limits (``limits`` divided evenly: the
@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from llmbench.providers.keys import keys_for
 from llmbench.runtime.limiter import AdaptiveGate, ConnectionLimiter, RateLimits
 from llmbench.runtime.request import error_row, send_with_retries
 from llmbench.runtime.retry import RetryPolicy
@@ -550,7 +551,7 @@ def run_in_workers(
                     retries=retries,
                     limits=_split_limits(spec.limits, workers),
                     sender=sender,
-                    environ=dict(os.environ),
+                    environ={**os.environ, **keys_for(spec.name)},
                     cwd=os.getcwd(),
                     seed=seed * 1000 + number,
                 )

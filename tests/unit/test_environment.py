@@ -39,6 +39,10 @@ def test_local_sqlite_stores_write_ahead_without_waiting_for_the_disk(tmp_path: 
     write_ahead_local_stores()
     write_ahead_local_stores()  # once is enough; twice changes nothing
     assert pragmas(f"sqlite:///{tmp_path / 'store.db'}") == ("wal", 1)
+    engine = create_engine(f"sqlite:///{tmp_path / 'writes.db'}")
+    with engine.connect() as connection:  # a write takes the write lock as it begins
+        assert connection.connection.dbapi_connection.isolation_level == "IMMEDIATE"  # type: ignore[union-attr]
+    engine.dispose()
     raw = sqlite3.connect(tmp_path / "store.db")  # another process's view of the file
     assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     raw.close()
