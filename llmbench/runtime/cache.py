@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from llmbench.types import Completion, Request
 
@@ -46,6 +49,12 @@ def reused(completion: Completion) -> Completion:
     )
 
 
+WAL_ATTEMPTS = 100  # 5 s of a new cache file's journal switch waiting for another opener
+LOCKED_ATTEMPTS = 5  # a read or write the file stays locked for (after the timeout) is skipped
+T = TypeVar("T")
+logger = logging.getLogger("llmbench")
+
+
 class ResponseCache:
     """A thread-safe sqlite key -> completion store."""
 
@@ -53,9 +62,16 @@ class ResponseCache:
         self.path = (directory or DEFAULT_DIR / "responses") / "responses.sqlite3"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+        # Every step of a run opens the file (steps are threads, workers processes). A write
+        # begins IMMEDIATE: it waits for the write lock (the timeout) where a DEFERRED one
+        # that had read first would fail at once with "database is locked" once another
+        # connection had written; and a lookup's statement is closed as soon as it is read,
+        # so no read is left open beneath the next write.
+        self._db = sqlite3.connect(
+            self.path, check_same_thread=False, timeout=30.0, isolation_level="IMMEDIATE"
+        )
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._write_ahead()
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses"
@@ -63,22 +79,66 @@ class ResponseCache:
             )
             self._db.commit()
 
+    def _write_ahead(self) -> None:
+        """WAL mode, kept in the file. Switching a new file needs it to itself, and another
+        step may be opening it that instant: sqlite then refuses at once, so try again."""
+        for attempt in range(WAL_ATTEMPTS):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL").close()
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or attempt == WAL_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05)
+
     def get(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT completion FROM responses WHERE key = ?", (key,)
-            ).fetchone()
+        """The stored answer; None when there is none, or when the file stayed locked (a
+        miss costs a request, never the step)."""
+
+        def lookup() -> Any:
+            cursor = self._db.execute("SELECT completion FROM responses WHERE key = ?", (key,))
+            try:
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+
+        row = self._locked_retry(lookup, "read")
         return Completion.model_validate_json(row[0]) if row else None
 
     def put(self, key: str, completion: Completion) -> None:
+        """Store an answer; one the file stayed locked for is not kept (it is in the step's
+        rows either way: a later run asks again)."""
         if completion.error is not None:
             return
         stored = completion.model_copy(update={"cached": False}).model_dump_json()
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)", (key, stored)
-            )
-            self._db.commit()
+
+        def write() -> None:
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO responses (key, completion) VALUES (?, ?)",
+                    (key, stored),
+                )
+                self._db.commit()
+            except sqlite3.OperationalError:
+                self._db.rollback()
+                raise
+
+        self._locked_retry(write, "write")
+
+    def _locked_retry(self, action: Callable[[], T], what: str) -> T | None:
+        """``action`` under the lock, tried again while sqlite says the file is locked;
+        None (with a warning) if it still is."""
+        for attempt in range(LOCKED_ATTEMPTS):
+            try:
+                with self._lock:
+                    return action()
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error):
+                    raise
+                if attempt < LOCKED_ATTEMPTS - 1:
+                    time.sleep(0.05 * (attempt + 1))
+        logger.warning("response cache %s: %s stayed locked; skipped", self.path, what)
+        return None
 
     def close(self) -> None:
         with self._lock:
