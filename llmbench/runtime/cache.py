@@ -55,6 +55,10 @@ T = TypeVar("T")
 logger = logging.getLogger("llmbench")
 
 
+def _locked(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error)
+
+
 class ResponseCache:
     """A thread-safe sqlite key -> completion store."""
 
@@ -70,26 +74,16 @@ class ResponseCache:
         self._db = sqlite3.connect(
             self.path, check_same_thread=False, timeout=30.0, isolation_level="IMMEDIATE"
         )
+        # WAL, kept in the file. Switching a new file needs it to itself, and another step
+        # may be opening it that instant: sqlite then refuses at once, so try again.
+        self._unlocked(lambda: self._db.execute("PRAGMA journal_mode=WAL").close(), WAL_ATTEMPTS)
         with self._lock:
-            self._write_ahead()
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses"
                 " (key TEXT PRIMARY KEY, completion TEXT NOT NULL)"
             )
             self._db.commit()
-
-    def _write_ahead(self) -> None:
-        """WAL mode, kept in the file. Switching a new file needs it to itself, and another
-        step may be opening it that instant: sqlite then refuses at once, so try again."""
-        for attempt in range(WAL_ATTEMPTS):
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL").close()
-                return
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or attempt == WAL_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05)
 
     def get(self, key: str) -> Completion | None:
         """The stored answer; None when there is none, or when the file stayed locked (a
@@ -102,7 +96,13 @@ class ResponseCache:
             finally:
                 cursor.close()
 
-        row = self._locked_retry(lookup, "read")
+        try:
+            row = self._unlocked(lookup, LOCKED_ATTEMPTS)
+        except sqlite3.OperationalError as error:
+            if not _locked(error):
+                raise
+            logger.warning("response cache %s stayed locked: read skipped", self.path)
+            return None
         return Completion.model_validate_json(row[0]) if row else None
 
     def put(self, key: str, completion: Completion) -> None:
@@ -123,22 +123,26 @@ class ResponseCache:
                 self._db.rollback()
                 raise
 
-        self._locked_retry(write, "write")
+        try:
+            self._unlocked(write, LOCKED_ATTEMPTS)
+        except sqlite3.OperationalError as error:
+            if not _locked(error):
+                raise
+            logger.warning("response cache %s stayed locked: write skipped", self.path)
 
-    def _locked_retry(self, action: Callable[[], T], what: str) -> T | None:
+    def _unlocked(self, action: Callable[[], T], attempts: int) -> T:
         """``action`` under the lock, tried again while sqlite says the file is locked;
-        None (with a warning) if it still is."""
-        for attempt in range(LOCKED_ATTEMPTS):
+        the last attempt's error is raised."""
+        for _ in range(attempts - 1):
             try:
                 with self._lock:
                     return action()
             except sqlite3.OperationalError as error:
-                if "locked" not in str(error):
+                if not _locked(error):
                     raise
-                if attempt < LOCKED_ATTEMPTS - 1:
-                    time.sleep(0.05 * (attempt + 1))
-        logger.warning("response cache %s: %s stayed locked; skipped", self.path, what)
-        return None
+            time.sleep(0.05)
+        with self._lock:
+            return action()
 
     def close(self) -> None:
         with self._lock:
