@@ -2,9 +2,10 @@
 
 Two built-in models ship as PyPI packages: ``smollm2-135m-instruct`` (chat, with the GGUF's
 own chat template) and ``gemma-3-270m`` (a base model: plain completion). ``model`` may
-also be a path to any GGUF file. The blocking llama.cpp call runs in a worker thread,
-one at a time per model (a ``Llama`` object is not thread-safe), so the event loop stays
-free for other providers.
+also be a path to any GGUF file. The blocking llama.cpp calls run in one long-lived thread of
+the process, one at a time (a ``Llama`` object is not thread-safe, and OpenMP keeps a team of
+threads per calling thread: ``_LLAMA_THREAD``), so the event loop stays free for other
+providers.
 
 Prompts are evaluated in line-aligned chunks, and the KV cache keeps the chunks a prompt shares
 with the previous one (a chat template's header, a task's instruction or few-shot block), so
@@ -74,6 +75,8 @@ The server's settings, and what each costs:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import functools
 import hashlib
 import importlib.util
@@ -283,6 +286,13 @@ _DIGESTS: dict[tuple[str, int, float], str] = {}
 # would inflate each request's latency (and so its compute-time cost). One request at a
 # time, process-wide; loaded models are shared between the steps of a run.
 _CPU_LOCK = threading.Lock()
+# ... and always from one thread. llama.cpp's CPU backend runs each decode as an OpenMP
+# parallel region, and OpenMP keeps a team of worker threads per calling thread: calls from
+# ``asyncio.to_thread``'s changing pool threads (several per step, one pool per event loop)
+# start team after team, whose idle threads spin on the cores the busy team needs. One
+# long-lived thread keeps one team: SmolLM2's 80 benchmark prompts took 20.6 s instead of
+# 24.3-25.2 s, the same answers (benchmarks/local_engine.py measures it against llama-server).
+_LLAMA_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 _LOADED: dict[tuple[str, int, int, int | None, int, bool], ChunkedLlama] = {}
 
 # A line shorter than this joins the next one in a chunk: every chunk is a llama_decode call
@@ -815,7 +825,8 @@ class LlamaCppProvider(Provider):
     async def _generate(self, request: Request) -> Completion:
         if self._server is not None:
             return await self._server.generate(request)
-        return await asyncio.to_thread(self._generate_blocking, request)
+        call = functools.partial(contextvars.copy_context().run, self._generate_blocking, request)
+        return await asyncio.get_running_loop().run_in_executor(_LLAMA_THREAD, call)
 
     def retryable(self, error: BaseException) -> bool:
         # The server's cut connections and 5xx, as for any OpenAI-compatible server.
