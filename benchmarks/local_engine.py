@@ -1,7 +1,11 @@
 """llmbench's local engines against a bare llama-server loop, on the same prompts (not a test).
 
-    python benchmarks/local_engine.py [--model smollm2-135m] [--limit 20] [--repeat 2]
+    python benchmarks/local_engine.py [--model smollm2-135m ...] [--limit 20] [--repeat 2]
                                       [--config bench.yaml] [--threads N] [--skip-in-process]
+
+Default: every llamacpp model of the config (bench.yaml's: the offline default), one after
+another, each with its own table, then their summed times: the offline default's generation
+time against llama-server's on the same prompts, as a ratio of times and of tokens/s.
 
 On the prompts of the config's tasks (the first ``--limit`` of each, with each task's answer
 length and stop sequences), one task after another, it times:
@@ -161,7 +165,11 @@ def streamed_client(server: LlamaCppProvider, base_url: str) -> Provider:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "bench.yaml")
-    parser.add_argument("--model", default="smollm2-135m", help="a model name in the config")
+    parser.add_argument(
+        "--model",
+        action="append",
+        help="a model name in the config (repeatable); default: every llamacpp model in it",
+    )
     parser.add_argument("--limit", type=int, default=20, help="prompts per task")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--threads", type=int, help="n_threads of every contender")
@@ -170,8 +178,33 @@ def main() -> None:
     args = parser.parse_args()
     configure_environment()
     config = load(args.config)
-    base = next(m for m in config.models if m.name == args.model)
+    names = args.model or [m.name for m in config.models if m.provider == "llamacpp"]
+    totals: dict[str, Tally] = {}
+    for name in names:
+        base = next((m for m in config.models if m.name == name), None)
+        if base is None:
+            sys.exit(f"--model {name}: no such model in {args.config}")
+        for contender, tally in benchmark_model(config, base, args).items():
+            total = totals.setdefault(contender, Tally())
+            total.seconds += tally.seconds
+            total.tokens += tally.tokens
+            total.requests += tally.requests
+    if len(names) > 1:
+        reference = totals["bare llama-server"]
+        print(
+            f"all {len(names)} models ({', '.join(names)}): time and tokens/s against the bare loop"
+        )
+        print("  on llama-server's defaults (issue 19's target: >= 0.9)")
+        for contender, total in totals.items():
+            print(
+                f"  {contender:30s} {total.seconds:9.1f} s  time ratio "
+                f"{reference.seconds / total.seconds:6.3f}  tokens/s ratio "
+                f"{total.rate() / reference.rate():6.3f}"
+            )
 
+
+def benchmark_model(config: Any, base: ModelSpec, args: argparse.Namespace) -> dict[str, Tally]:
+    """One model's contenders on the config's prompts; prints its table, returns its tallies."""
     threads = args.threads or LlamaCppOptions.model_validate(base.options).threads()
 
     def engine(name: str) -> LlamaCppProvider:
@@ -237,16 +270,18 @@ def main() -> None:
         llama_server.stop_servers()
     reference = tallies["bare llama-server"].rate()
     same_server = tallies["bare, llmbench's server"].rate()
-    print(f"{args.repeat} x {n} prompts, one request at a time; ratios of tokens/s:")
+    bare_seconds = tallies["bare llama-server"].seconds
+    print(f"{args.repeat} x {n} prompts, one request at a time; ratios of tokens/s and of time:")
     print(
         f"  {'':30s} {'time (s)':>9s} {'out tokens':>11s} {'tokens/s':>9s} "
-        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s} {'CPU ms/request':>15s}"
+        f"{'/ bare':>7s} {'/ bare on llmbench server':>26s} {'time: bare / this':>18s} "
+        f"{'CPU ms/request':>15s}"
     )
     for name, tally in tallies.items():
         print(
             f"  {name:30s} {tally.seconds:9.1f} {tally.tokens:11d} {tally.rate():9.1f} "
             f"{tally.rate() / reference:7.3f} {tally.rate() / same_server:26.3f} "
-            f"{tally.cpu / tally.requests * 1000:15.1f}"
+            f"{bare_seconds / tally.seconds:18.3f} {tally.cpu / tally.requests * 1000:15.1f}"
         )
     same = tallies["bare, llmbench's server"].texts
     for name in names:
@@ -258,6 +293,8 @@ def main() -> None:
     # after the module globals it calls are gone, and prints a TypeError.
     for llm in llamacpp._LOADED.values():
         llm.close()
+    llamacpp._LOADED.clear()
+    return tallies
     llamacpp._LOADED.clear()
 
 
