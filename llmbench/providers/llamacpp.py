@@ -32,13 +32,15 @@ spoken to through the ``openai_compatible`` provider's code: chat models on
 streamed (reading a stream took CPU from the server's threads), with a time to first token all
 the same: the latency less the server's own time on the tokens after the first (its
 ``timings``), and a JSON schema becomes the server's grammar. Both engines run the same
-threads (:meth:`LlamaCppOptions.threads`) and flash attention (``flash_attn``). With its own
-defaults (order-dependent prefix reuse) llama-server runs SmolLM2 1.4x and Gemma 3 1.3x this
-in-process path on an idle 2-core machine (issue 19; 2.3x when this path ran one thread with
-flash attention off); with the settings below, which keep answers independent of order, it
-runs level with a bare HTTP loop on the same server, and this path 1.09x (SmolLM2) and 0.85x
-(Gemma 3) of that loop (benchmarks/local_engine.py). The server's threads poll for work and
-it evaluates every prompt whole, so on a busy machine it needed 1.5x to 2.6x the CPU
+threads (:meth:`LlamaCppOptions.threads`) and flash attention (``flash_attn``). Per
+operation they are level (a prompt's evaluation, a token's decode: interleaved on one model,
+within this machine's noise). On the offline default's 160 benchmark prompts
+(benchmarks/local_engine.py, at e420bc3) this path runs 1.16x as fast as llama-server on the
+settings below, which keep answers independent of order, and takes 1.15x the time of
+llama-server on its own defaults (SmolLM2 1.19x, Gemma 3 1.11x): those reuse a cached prefix
+up to any token (a question's "What is the capital of" after the one before), which changed
+13 of 80 SmolLM2 answers. The server's threads poll for work and it evaluates every prompt
+whole, so on a busy machine it needed 1.5x to 2.6x the CPU
 (benchmarks/make_run_engines.py): in-process stays the default.
 It is an option of this provider rather than a provider of its own because it serves the same
 models (same names, same files, same options and grammars) and only changes how they run: a
