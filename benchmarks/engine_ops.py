@@ -83,8 +83,8 @@ def main() -> None:
             rows["llama-server"].append(
                 (timings["prompt_per_token_ms"], timings["predicted_per_token_ms"])
             )
-            llm.reset()
-            llm._ctx.kv_cache_clear()
+            llm.reset()  # type: ignore[no-untyped-call]
+            llm._ctx.kv_cache_clear()  # type: ignore[no-untyped-call]
             before = llama_cpp.llama_perf_context(llm._ctx.ctx)
             for _token in llm.generate(tokens, temp=0.0):
                 if llm.n_tokens >= len(tokens) + args.generate:
