@@ -33,8 +33,8 @@ streamed (reading a stream took CPU from the server's threads), with a time to f
 the same: the latency less the server's own time on the tokens after the first (its
 ``timings``), and a JSON schema becomes the server's grammar. Both engines run the same
 threads (:meth:`LlamaCppOptions.threads`) and flash attention (``flash_attn``). Per
-operation they are level (a prompt's evaluation, a token's decode: interleaved on one model,
-within this machine's noise). On the offline default's 160 benchmark prompts
+operation they are within a few per cent (a prompt's evaluation, a token's decode:
+benchmarks/engine_ops.py). On the offline default's 160 benchmark prompts
 (benchmarks/local_engine.py, at e420bc3) this path runs 1.16x as fast as llama-server on the
 settings below, which keep answers independent of order, and takes 1.15x the time of
 llama-server on its own defaults (SmolLM2 1.19x, Gemma 3 1.11x): those reuse a cached prefix
