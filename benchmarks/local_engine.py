@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))  # and its sibling's prompts
 
 from local_model import Task, tasks_for  # noqa: E402
 
-from llmbench.config import ModelSpec, load  # noqa: E402
+from llmbench.config import BenchConfig, ModelSpec, load  # noqa: E402
 from llmbench.environment import configure_environment  # noqa: E402
 from llmbench.providers import llama_server, llamacpp  # noqa: E402
 from llmbench.providers.base import Provider, completion_prompt  # noqa: E402
@@ -203,7 +203,9 @@ def main() -> None:
             )
 
 
-def benchmark_model(config: Any, base: ModelSpec, args: argparse.Namespace) -> dict[str, Tally]:
+def benchmark_model(
+    config: BenchConfig, base: ModelSpec, args: argparse.Namespace
+) -> dict[str, Tally]:
     """One model's contenders on the config's prompts; prints its table, returns its tallies."""
     threads = args.threads or LlamaCppOptions.model_validate(base.options).threads()
 

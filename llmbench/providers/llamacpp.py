@@ -285,15 +285,14 @@ def resolve_model_file(model: str) -> Path:
 _DIGESTS: dict[tuple[str, int, float], str] = {}
 
 # In-process models share this machine's cores: running two at once gains no throughput and
-# would inflate each request's latency (and so its compute-time cost). One request at a
-# time, process-wide; loaded models are shared between the steps of a run.
-_CPU_LOCK = threading.Lock()
-# ... and always from one thread. llama.cpp's CPU backend runs each decode as an OpenMP
-# parallel region, and OpenMP keeps a team of worker threads per calling thread: calls from
-# ``asyncio.to_thread``'s changing pool threads (several per step, one pool per event loop)
-# start team after team, whose idle threads spin on the cores the busy team needs. One
-# long-lived thread keeps one team: SmolLM2's 80 benchmark prompts took 20.6 s instead of
-# 24.3-25.2 s, the same answers (benchmarks/local_engine.py measures it against llama-server).
+# would inflate each request's latency (and so its compute-time cost). So every call runs on
+# this one thread, one at a time, process-wide; loaded models are shared between the steps
+# of a run. One thread, not a lock over any thread: llama.cpp's CPU backend runs each decode
+# as an OpenMP parallel region, and OpenMP keeps a team of worker threads per calling thread,
+# so calls from ``asyncio.to_thread``'s changing pool threads (several per step, one pool per
+# event loop) started team after team. One long-lived thread keeps one team: SmolLM2's 80
+# benchmark prompts took 20.6 s instead of 24.3-25.2 s, the same answers
+# (benchmarks/local_engine.py measures it against llama-server).
 _LLAMA_THREAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
 _LOADED: dict[tuple[str, int, int, int | None, int, bool], ChunkedLlama] = {}
 
@@ -613,7 +612,7 @@ class LlamaCppProvider(Provider):
     remote: ClassVar[bool] = False
     honours_response_schema = True  # a JSON-schema grammar
     honours_tools = True  # the chat template's own tool format, or tool_format: json
-    local = True  # one request at a time process-wide: _CPU_LOCK, or LOCAL_TURN for servers
+    local = True  # one request at a time process-wide: _LLAMA_THREAD, or LOCAL_TURN for servers
     options_model: ClassVar[type[BaseModel]] = LlamaCppOptions
 
     def __init__(self, spec: ModelSpec) -> None:
@@ -757,6 +756,7 @@ class LlamaCppProvider(Provider):
     completion_prompt = staticmethod(completion_prompt)
 
     def _generate_blocking(self, request: Request) -> Completion:
+        """One request, on ``_LLAMA_THREAD`` (which makes calls one at a time)."""
         messages, params = request.messages, request.params
         llm, mode = self._load()
         kwargs: dict[str, Any] = {
@@ -772,32 +772,31 @@ class LlamaCppProvider(Provider):
             kwargs["grammar"] = _json_grammar(json.dumps(schema, sort_keys=True))
         elif self.options.json_mode:
             kwargs["grammar"] = _json_grammar(None)
-        with _CPU_LOCK:
-            llm.prefix_cache = self.options.prompt_cache  # the Llama is shared across steps
-            started = time.perf_counter()
-            response: Any
-            if mode == "chat" and uses_tools(request):
-                offered = () if request.tool_choice == "none" else request.tools
-                response = llm.create_chat_completion(
-                    messages=local_tools.template_messages(messages),  # type: ignore[arg-type]
-                    tools=local_tools.template_tool_list(offered) or None,  # type: ignore[arg-type]
-                    tool_choice=_tool_choice(request.tool_choice if offered else None),
-                    **kwargs,
-                )
-                choice = response["choices"][0]
-                text = choice["message"]["content"] or ""
-            elif mode == "chat":
-                chat = [{"role": m.role, "content": m.content} for m in messages]
-                response = llm.create_chat_completion(messages=chat, **kwargs)  # type: ignore[arg-type]
-                choice = response["choices"][0]
-                text = choice["message"]["content"] or ""
-            else:
-                response = llm.create_completion(self.completion_prompt(messages), **kwargs)
-                choice = response["choices"][0]
-                text = choice["text"]
-            latency = time.perf_counter() - started
-            first = llm.first_token_at
-            ttft = None if first is None or first < started else first - started
+        llm.prefix_cache = self.options.prompt_cache  # the Llama is shared across steps
+        started = time.perf_counter()
+        response: Any
+        if mode == "chat" and uses_tools(request):
+            offered = () if request.tool_choice == "none" else request.tools
+            response = llm.create_chat_completion(
+                messages=local_tools.template_messages(messages),  # type: ignore[arg-type]
+                tools=local_tools.template_tool_list(offered) or None,  # type: ignore[arg-type]
+                tool_choice=_tool_choice(request.tool_choice if offered else None),
+                **kwargs,
+            )
+            choice = response["choices"][0]
+            text = choice["message"]["content"] or ""
+        elif mode == "chat":
+            chat = [{"role": m.role, "content": m.content} for m in messages]
+            response = llm.create_chat_completion(messages=chat, **kwargs)  # type: ignore[arg-type]
+            choice = response["choices"][0]
+            text = choice["message"]["content"] or ""
+        else:
+            response = llm.create_completion(self.completion_prompt(messages), **kwargs)
+            choice = response["choices"][0]
+            text = choice["text"]
+        latency = time.perf_counter() - started
+        first = llm.first_token_at
+        ttft = None if first is None or first < started else first - started
         usage = response["usage"]
         finish = _finish_reason(choice.get("finish_reason"))
         calls: tuple[ToolCall, ...] = ()
